@@ -1,0 +1,175 @@
+import uuid
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from consent.models import Purpose, School, Student
+
+
+class ChildKey(models.Model):
+    """The child's data key, wrapped by the key-encryption key. Destroying it shreds the data."""
+
+    student = models.OneToOneField(Student, on_delete=models.CASCADE, related_name="data_key")
+    wrapped_key = models.BinaryField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+
+
+class PhotoStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    ENROLLED = "enrolled", _("Enrolled")
+    REJECTED = "rejected", _("Rejected")
+
+
+class Photo(models.Model):
+    """An enrolment photo. The bytes live encrypted in media storage, never in the database."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="photos")
+    status = models.CharField(
+        max_length=20, choices=PhotoStatus.choices, default=PhotoStatus.PENDING
+    )
+    reason = models.CharField(max_length=60, blank=True)
+    source = models.CharField(max_length=60, default="capture_station")
+    captured_at = models.DateTimeField()
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField(null=True)
+    height = models.PositiveIntegerField(null=True)
+    content_type = models.CharField(max_length=50, default="image/jpeg")
+    size = models.PositiveIntegerField(default=0)
+    storage_name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-captured_at"]
+
+
+class FaceTemplate(models.Model):
+    """A 128-d face embedding, stored only as AES-GCM ciphertext under the child's key."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="templates")
+    photo = models.ForeignKey(
+        Photo, null=True, blank=True, on_delete=models.SET_NULL, related_name="templates"
+    )
+    model = models.CharField(max_length=100, default="dlib_face_recognition_resnet_model_v1")
+    model_version = models.CharField(max_length=50, default="face_recognition 1.3.0")
+    detector = models.CharField(max_length=50, default="hog")
+    landmarks = models.CharField(max_length=20, default="5-point")
+    dimensions = models.PositiveSmallIntegerField(default=128)
+    ciphertext = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class RecognitionEvent(models.Model):
+    student = models.ForeignKey(
+        Student, on_delete=models.CASCADE, related_name="recognition_events"
+    )
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="+")
+    device = models.CharField(max_length=100)
+    distance = models.FloatField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [
+            models.Index(fields=["student", "-at"]),
+            models.Index(fields=["at"]),
+        ]
+
+
+class Holder(models.Model):
+    """A connected system outside the portal that holds copies (speaks the holder protocol)."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="holders")
+    name = models.CharField(max_length=100)
+    base_url = models.URLField()
+    secret = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=True)
+    receives_templates = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["school", "name"]
+        constraints = [models.UniqueConstraint(fields=["school", "name"], name="uniq_holder_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TemplateCopy(models.Model):
+    """The portal's record that a holder was sent (or is to be sent) a copy of a template."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        STORED = "stored", _("Stored")
+
+    template = models.ForeignKey(FaceTemplate, on_delete=models.CASCADE, related_name="copies")
+    holder = models.ForeignKey(Holder, on_delete=models.CASCADE, related_name="copies")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    stored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["template", "holder"], name="uniq_template_copy")
+        ]
+
+
+class ErasureStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    VERIFIED = "verified", _("Verified")
+    NEEDS_ATTENTION = "needs_attention", _("Needs attention")
+
+
+class ErasureRequest(models.Model):
+    """One erasure of everything held about a child. Kept afterwards as a non-biometric record."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    student = models.ForeignKey(
+        Student, null=True, on_delete=models.SET_NULL, related_name="erasures"
+    )
+    school = models.ForeignKey(School, on_delete=models.PROTECT, related_name="+")
+    subject_id = models.UUIDField(db_index=True)
+    trigger = models.CharField(max_length=30)
+    status = models.CharField(
+        max_length=20, choices=ErasureStatus.choices, default=ErasureStatus.PENDING
+    )
+    requested_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    receipt = models.JSONField(null=True, blank=True)
+    receipt_signature = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            # At most one open erasure per child: a second trigger joins the open one.
+            models.UniqueConstraint(
+                fields=["student"],
+                condition=models.Q(status__in=["pending", "running", "needs_attention"]),
+                name="one_open_erasure_per_child",
+            )
+        ]
+
+
+class ErasureStep(models.Model):
+    request = models.ForeignKey(ErasureRequest, on_delete=models.CASCADE, related_name="steps")
+    system = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20)  # database / media / cache / http / key
+    holder = models.ForeignKey(Holder, null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(
+        max_length=20, choices=ErasureStatus.choices, default=ErasureStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    items_erased = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]

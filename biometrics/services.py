@@ -1,0 +1,232 @@
+"""Writes for biometric data: enrolment, template creation, copies to holders."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from consent.actors import Actor
+from consent.audit import audit_record
+from consent.models import Student
+from consent.rules import active_purpose_codes
+
+from . import faces
+from .crypto import decrypt_for_child, encrypt_for_child
+from .models import FaceTemplate, Holder, Photo, PhotoStatus, TemplateCopy
+from .storage import photo_file_delete, photo_file_read, photo_file_write
+
+log = logging.getLogger(__name__)
+
+NO_ACTIVE_CONSENT = "No purpose is active for this child, so no photo may be enrolled."
+
+
+class NoActiveConsent(Exception):
+    code = "no_active_consent"
+    detail = NO_ACTIVE_CONSENT
+
+
+def template_context(template_id) -> str:
+    return f"template:{template_id}"
+
+
+def photo_enrol(
+    *,
+    student: Student,
+    data: bytes,
+    actor: Actor,
+    source: str = "capture_station",
+    captured_at: datetime | None = None,
+    process_now: bool = False,
+) -> Photo:
+    """Accept an enrolment photo for a child whose consent is active.
+
+    1. Refuse (and audit) when no purpose is active: nothing is stored.
+    2. Check the image and that it shows exactly one big-enough face: a rejected image is
+       audited and not stored.
+    3. Store the photo encrypted under the child's key, create the row, audit it.
+    4. After commit, the `faces` queue computes the template (or now, with process_now).
+    """
+    if not active_purpose_codes(student):
+        audit_record(
+            "biometrics.enrolment_refused",
+            actor=actor,
+            school_id=student.school_id,
+            subject=student.subject_id,
+            data={"reason": NoActiveConsent.code},
+        )
+        raise NoActiveConsent
+    try:
+        image = faces.open_image(data)
+        box = faces.find_single_face(image)
+    except faces.ImageRejected as exc:
+        audit_record(
+            "biometrics.enrolment_rejected",
+            actor=actor,
+            school_id=student.school_id,
+            subject=student.subject_id,
+            data={"reason": exc.code, "bytes": len(data)},
+        )
+        raise
+
+    photo = Photo(
+        student=student,
+        source=source,
+        captured_at=captured_at or timezone.now(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        width=image.width,
+        height=image.height,
+        content_type=image.content_type,
+        size=len(data),
+    )
+    photo.storage_name = photo_file_write(student, photo.id, data)
+    try:
+        with transaction.atomic():
+            photo.save()
+            audit_record(
+                "biometrics.photo_received",
+                actor=actor,
+                school_id=student.school_id,
+                subject=student.subject_id,
+                data={"photo": str(photo.id), "bytes": len(data), "face_box": list(box)},
+            )
+            if not process_now:
+                from .tasks import photo_process_task  # noqa: PLC0415 - tasks import services
+
+                transaction.on_commit(lambda: photo_process_task.delay(str(photo.id)))
+    except Exception:
+        photo_file_delete(photo.storage_name)
+        raise
+    if process_now:
+        photo_process(photo_id=photo.id)
+        photo.refresh_from_db()
+    return photo
+
+
+def photo_process(*, photo_id) -> Photo:
+    """Compute the template for a pending photo. Idempotent: a done photo is left as it is.
+
+    1. Claim the photo (pending only); re-check consent, which may have ended since upload.
+    2. Decrypt, detect, embed; store the template encrypted; mark the photo enrolled.
+    3. Record a pending copy for every holder that receives templates; push after commit.
+    """
+    photo = Photo.objects.select_related("student__school").get(pk=photo_id)
+    if photo.status != PhotoStatus.PENDING:
+        return photo
+    student = photo.student
+    if not active_purpose_codes(student):
+        return _photo_reject(photo, "no_active_consent")
+    data = photo_file_read(student.pk, photo.pk, photo.storage_name)
+    try:
+        embedding = faces.embedding_from_photo(data)
+    except faces.ImageRejected as exc:
+        return _photo_reject(photo, exc.code)
+
+    with transaction.atomic():
+        claimed = Photo.objects.filter(pk=photo.pk, status=PhotoStatus.PENDING).update(
+            status=PhotoStatus.ENROLLED
+        )
+        if not claimed:  # another worker got there first
+            return Photo.objects.get(pk=photo.pk)
+        template = template_create(student=student, photo=photo, embedding=embedding)
+        audit_record(
+            "biometrics.template_created",
+            actor=Actor.system("faces worker"),
+            school_id=student.school_id,
+            subject=student.subject_id,
+            data={"photo": str(photo.pk), "template": str(template.pk), "model": template.model},
+        )
+    photo.refresh_from_db()
+    return photo
+
+
+def _photo_reject(photo: Photo, code: str) -> Photo:
+    with transaction.atomic():
+        if Photo.objects.filter(pk=photo.pk, status=PhotoStatus.PENDING).update(
+            status=PhotoStatus.REJECTED, reason=code, storage_name=""
+        ):
+            audit_record(
+                "biometrics.photo_rejected",
+                actor=Actor.system("faces worker"),
+                school_id=photo.student.school_id,
+                subject=photo.student.subject_id,
+                data={"photo": str(photo.pk), "reason": code},
+            )
+    # A rejected photo keeps no bytes.
+    photo_file_delete(photo.storage_name)
+    photo.refresh_from_db()
+    return photo
+
+
+def template_create(
+    *, student: Student, photo: Photo | None, embedding: np.ndarray
+) -> FaceTemplate:
+    """Store an embedding encrypted, and queue a copy to every holder that receives templates."""
+    vector = np.asarray(embedding, dtype="<f8")
+    if vector.shape != (128,) or not np.all(np.isfinite(vector)):
+        raise ValueError("an embedding is 128 finite numbers")
+    template = FaceTemplate(
+        student=student,
+        photo=photo,
+        model=faces.MODEL_NAME,
+        model_version=faces.MODEL_VERSION,
+        detector=faces.DETECTOR,
+        landmarks=faces.LANDMARKS,
+    )
+    template.ciphertext = encrypt_for_child(
+        student, vector.tobytes(), context=template_context(template.id)
+    )
+    template.save()
+    holders = Holder.objects.filter(
+        school_id=student.school_id, enabled=True, receives_templates=True
+    )
+    copies = TemplateCopy.objects.bulk_create(
+        [TemplateCopy(template=template, holder=h) for h in holders]
+    )
+    if copies:
+        from .tasks import template_copy_push_task  # noqa: PLC0415
+
+        ids = [c.pk for c in copies]
+        transaction.on_commit(lambda: [template_copy_push_task.delay(i) for i in ids])
+    return template
+
+
+def template_embedding(template: FaceTemplate, key: bytes | None = None) -> np.ndarray:
+    raw = decrypt_for_child(
+        template.student_id, template.ciphertext, context=template_context(template.pk), key=key
+    )
+    return np.frombuffer(raw, dtype="<f8").copy()
+
+
+def photo_bytes(photo: Photo, key: bytes | None = None) -> bytes:
+    return photo_file_read(photo.student_id, photo.pk, photo.storage_name, key=key)
+
+
+def template_copy_push(*, copy_id: int) -> TemplateCopy:
+    """Send one template copy to its holder. Idempotent (PUT); raises HolderUnavailable to retry."""
+    from .holders import client_for  # noqa: PLC0415
+
+    copy = TemplateCopy.objects.select_related("template__student", "holder").get(pk=copy_id)
+    if copy.status == TemplateCopy.Status.STORED:
+        return copy
+    template = copy.template
+    TemplateCopy.objects.filter(pk=copy.pk).update(attempts=copy.attempts + 1)
+    try:
+        client_for(copy.holder).put_template(
+            str(template.student.subject_id),
+            str(template.pk),
+            template_embedding(template).tolist(),
+            template.model,
+        )
+    except Exception as exc:
+        TemplateCopy.objects.filter(pk=copy.pk).update(last_error=type(exc).__name__)
+        raise
+    TemplateCopy.objects.filter(pk=copy.pk).update(
+        status=TemplateCopy.Status.STORED, stored_at=timezone.now(), last_error=""
+    )
+    copy.refresh_from_db()
+    return copy

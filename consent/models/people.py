@@ -1,0 +1,105 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .schools import School
+
+
+class StudentStatus(models.TextChoices):
+    ON_ROLL = "on_roll", _("On roll")
+    LEAVER = "leaver", _("Left the school")
+
+
+class Student(models.Model):
+    # Public identifier used in URLs and the parent API: never a sequential id.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Pseudonym used with holders and in the audit trail; unrelated to `id` and the name.
+    subject_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    school = models.ForeignKey(School, on_delete=models.PROTECT, related_name="students")
+    external_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+    date_of_birth = models.DateField(null=True, blank=True)
+    class_name = models.CharField(max_length=100, blank=True)
+    status = models.CharField(
+        max_length=20, choices=StudentStatus.choices, default=StudentStatus.ON_ROLL
+    )
+    left_on = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["school", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["school", "external_id"], name="uniq_student_ext_id")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Guardian(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="guardian"
+    )
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=200)
+    language = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
+    created_at = models.DateTimeField(auto_now_add=True)
+    students = models.ManyToManyField(Student, through="Guardianship", related_name="guardians")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+
+class Guardianship(models.Model):
+    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="guardianships")
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="guardianships")
+    parental_responsibility = models.BooleanField(default=True)
+    relationship = models.CharField(max_length=50, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["guardian", "student"], name="uniq_guardianship")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.guardian} → {self.student}"
+
+
+class Notification(models.Model):
+    """The school told this guardian in writing it intends to use biometrics (PoFA s.26(2))."""
+
+    guardianship = models.ForeignKey(
+        Guardianship, on_delete=models.CASCADE, related_name="notifications"
+    )
+    method = models.CharField(max_length=20, default="email")
+    sent_at = models.DateTimeField()
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+
+
+class NotificationException(models.Model):
+    """Why a guardian with parental responsibility could not be notified (PoFA s.27(1))."""
+
+    class Reason(models.TextChoices):
+        NOT_FOUND = "not_found", _("Cannot be found")
+        LACKS_CAPACITY = "lacks_capacity", _("Lacks capacity")
+        WELFARE = "welfare", _("Welfare of the child")
+        NOT_PRACTICABLE = "not_practicable", _("Not reasonably practicable")
+
+    guardianship = models.ForeignKey(
+        Guardianship, on_delete=models.CASCADE, related_name="notification_exceptions"
+    )
+    reason = models.CharField(max_length=30, choices=Reason.choices)
+    note = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)

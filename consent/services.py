@@ -1,0 +1,204 @@
+"""Writes for schools, people and consent decisions."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from .actors import Actor
+from .audit import audit_record
+from .models import (
+    ConsentDecision,
+    Decision,
+    Guardian,
+    Guardianship,
+    Method,
+    Notice,
+    Notification,
+    Purpose,
+    School,
+    Student,
+)
+from .rules import active_purpose_codes
+from .signals import purposes_changed
+
+STALE_NOTICE = (
+    "This notice version is not the current one; read the current notice and decide again."
+)
+NOT_YOUR_CHILD = "Only a guardian with parental responsibility may decide for this child."
+PURPOSE_UNKNOWN = "This school has no such purpose."
+
+
+class ConsentError(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def hash_identifier(value: str) -> str:
+    """Salted SHA-256 of an IP address or user agent: provable later, not readable now."""
+    if not value:
+        return ""
+    salted = f"{settings.GUARDIAN_HASH_SALT}:{value}".encode()
+    return hashlib.sha256(salted).hexdigest()
+
+
+def student_create(
+    *,
+    school: School,
+    external_id: str,
+    name: str,
+    date_of_birth: date | None = None,
+    class_name: str = "",
+    actor: Actor,
+) -> Student:
+    with transaction.atomic():
+        student = Student.objects.create(
+            school=school,
+            external_id=external_id,
+            name=name,
+            date_of_birth=date_of_birth,
+            class_name=class_name,
+        )
+        audit_record(
+            "roster.student_created",
+            actor=actor,
+            school_id=school.pk,
+            subject=student.subject_id,
+        )
+    return student
+
+
+def guardian_get_or_create(*, email: str, name: str, language: str = "en") -> Guardian:
+    email = email.strip().lower()
+    guardian = Guardian.objects.filter(email=email).first()
+    if guardian:
+        return guardian
+    User = get_user_model()
+    with transaction.atomic():
+        user, _ = User.objects.get_or_create(username=email, defaults={"email": email})
+        if user.has_usable_password():
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        return Guardian.objects.create(user=user, email=email, name=name, language=language)
+
+
+def guardianship_link(
+    *,
+    guardian: Guardian,
+    student: Student,
+    parental_responsibility: bool = True,
+    notified_by: str = "email",
+    actor: Actor,
+) -> Guardianship:
+    """Link a guardian to a child and record that the school's notice reached them."""
+    with transaction.atomic():
+        link, created = Guardianship.objects.get_or_create(
+            guardian=guardian,
+            student=student,
+            defaults={"parental_responsibility": parental_responsibility},
+        )
+        if not created and link.parental_responsibility != parental_responsibility:
+            link.parental_responsibility = parental_responsibility
+            link.save(update_fields=["parental_responsibility"])
+        if notified_by and not link.notifications.exists():
+            Notification.objects.create(
+                guardianship=link, method=notified_by, sent_at=timezone.now()
+            )
+        audit_record(
+            "roster.guardian_linked",
+            actor=actor,
+            school_id=student.school_id,
+            subject=student.subject_id,
+            data={"guardian": guardian.pk, "parental_responsibility": parental_responsibility},
+        )
+    return link
+
+
+def notice_publish(*, purpose: Purpose, text: str, actor: Actor) -> Notice:
+    """Publish a new notice version; grants on earlier versions stop counting (fresh consent)."""
+    with transaction.atomic():
+        last = purpose.notices.order_by("-version").first()
+        notice = Notice.objects.create(
+            purpose=purpose, version=(last.version + 1) if last else 1, text=text
+        )
+        audit_record(
+            "consent.notice_published",
+            actor=actor,
+            school_id=purpose.school_id,
+            data={"purpose": purpose.code, "version": notice.version, "sha256": notice.sha256},
+        )
+    return notice
+
+
+def consent_decide(
+    *,
+    student: Student,
+    purpose: Purpose,
+    guardian: Guardian,
+    decision: str,
+    notice_version: int | None,
+    method: str = Method.WEB,
+    ip: str = "",
+    user_agent: str = "",
+    at: datetime | None = None,
+    actor: Actor | None = None,
+) -> ConsentDecision:
+    """Record one guardian's grant, withdrawal or objection for one purpose.
+
+    1. Check the guardian holds parental responsibility and the purpose is the child's school's.
+    2. A grant must name the current notice version (a stale one is refused).
+    3. Append the decision and its audit event; after commit, tell listeners what ended.
+    """
+    if decision not in (Decision.GRANT, Decision.WITHDRAW, Decision.OBJECT):
+        raise ConsentError("bad_decision", "The decision must be grant, withdraw or object.")
+    if purpose.school_id != student.school_id:
+        raise ConsentError("unknown_purpose", PURPOSE_UNKNOWN)
+    link = Guardianship.objects.filter(guardian=guardian, student=student).first()
+    if link is None or not link.parental_responsibility:
+        raise ConsentError("not_responsible", NOT_YOUR_CHILD)
+    notice = purpose.notices.order_by("-version").first()
+    if notice is None:
+        raise ConsentError("no_notice", "This purpose has no notice yet.")
+    if decision == Decision.GRANT and notice_version != notice.version:
+        raise ConsentError("stale_notice", STALE_NOTICE)
+    at = at or timezone.now()
+    actor = actor or Actor.guardian(guardian)
+    with transaction.atomic():
+        before = active_purpose_codes(student, at=at)
+        record = ConsentDecision.objects.create(
+            student=student,
+            purpose=purpose,
+            guardian=guardian,
+            decision=decision,
+            notice_version=notice.version,
+            notice_sha256=notice.sha256,
+            method=method,
+            at=at,
+            ip_hash=hash_identifier(ip),
+            user_agent_hash=hash_identifier(user_agent),
+        )
+        audit_record(
+            f"consent.{decision}",
+            actor=actor,
+            school_id=student.school_id,
+            subject=student.subject_id,
+            data={"purpose": purpose.code, "notice_version": notice.version, "method": method},
+            at=at,
+        )
+        student = Student.objects.get(pk=student.pk)
+        after = active_purpose_codes(student, at=at)
+        ended = before - after
+        if ended or after != before:
+            transaction.on_commit(
+                lambda: purposes_changed.send(
+                    sender=ConsentDecision, student=student, ended=ended, still_active=after
+                )
+            )
+    return record

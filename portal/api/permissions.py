@@ -1,0 +1,34 @@
+from rest_framework.permissions import BasePermission
+
+from consent.models import Guardian
+
+
+def guardian_of(request) -> Guardian | None:
+    """The signed-in guardian, from a bearer token or the web session."""
+    if isinstance(request.auth, Guardian):
+        return request.auth
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return Guardian.objects.filter(user=user).first()
+    return None
+
+
+class IsGuardian(BasePermission):
+    message = "Sign in as a parent or guardian."
+
+    def has_permission(self, request, view) -> bool:
+        guardian = guardian_of(request)
+        request.guardian = guardian
+        return guardian is not None
+
+
+class HasApiKeyScope(BasePermission):
+    """The view's `required_scope` must be among the API key's scopes."""
+
+    message = "This API key does not have the scope this call needs."
+
+    def has_permission(self, request, view) -> bool:
+        key = request.auth
+        return key is not None and getattr(view, "required_scope", None) in getattr(
+            key, "scopes", []
+        )

@@ -1,0 +1,183 @@
+"""Seed the demo school (idempotent): real faces, real templates, a real holder registered."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from biometrics import demo_photos
+from biometrics.models import Holder, RecognitionEvent
+from biometrics.services import photo_enrol
+from consent.actors import Actor
+from consent.models import Decision, Method, Purpose, School, Student
+from consent.services import (
+    consent_decide,
+    guardian_get_or_create,
+    guardianship_link,
+    notice_publish,
+    student_create,
+)
+
+ACTOR = Actor.system("seed_demo")
+
+PURPOSES = [
+    (
+        "gate_access",
+        "Gate access",
+        "The gate camera recognises your child's face to open the school gate.",
+        "A photo ID card that opens the same gates.",
+    ),
+    (
+        "attendance",
+        "Attendance",
+        "Cameras in the entrance hall record that your child has arrived at school.",
+        "The class teacher takes the register by name, as usual.",
+    ),
+    (
+        "library",
+        "Library",
+        "The library desk recognises your child's face to lend books.",
+        "A library card with a barcode.",
+    ),
+]
+
+NOTICE = (
+    "Demo Primary School would like to use your child's face for {name}. {desc} "
+    "We keep photos and a face template (a list of 128 numbers) only while consent stands and "
+    "never longer than the retention schedule allows. You can withdraw at any time, in one "
+    "step, and everything will be erased from every system. Without consent: {alt}"
+)
+
+
+class Command(BaseCommand):
+    help = "Create (or complete) the demo school `demo` with real enrolled faces."
+
+    def handle(self, *args, **options):
+        school, _ = School.objects.get_or_create(
+            slug="demo",
+            defaults={
+                "name": "Demo Primary School",
+                "address": "1 Example Road, Exampletown",
+                "dpo_name": "Dana Officer",
+                "dpo_email": "dpo@demo-school.example",
+            },
+        )
+        purposes = {}
+        for code, name, desc, alt in PURPOSES:
+            purpose, created = Purpose.objects.get_or_create(
+                school=school,
+                code=code,
+                defaults={
+                    "name": name,
+                    "description": desc,
+                    "alternative": alt,
+                    "dpia_reference": f"DPIA-2026-{code.upper()}",
+                },
+            )
+            if not purpose.notices.exists():
+                notice_publish(
+                    purpose=purpose,
+                    text=NOTICE.format(name=name.lower(), desc=desc, alt=alt),
+                    actor=ACTOR,
+                )
+            if not purpose.enabled:
+                purpose.enabled = True
+                purpose.save(update_fields=["enabled"])
+            purposes[code] = purpose
+
+        Holder.objects.get_or_create(
+            school=school,
+            name="Reference holder (gate controller)",
+            defaults={
+                "base_url": settings.REFERENCE_HOLDER_URL,
+                "secret": settings.REFERENCE_HOLDER_SECRET,
+            },
+        )
+        # Follow the configured address and secret if they changed since the last seed.
+        Holder.objects.filter(school=school, name="Reference holder (gate controller)").update(
+            base_url=settings.REFERENCE_HOLDER_URL, secret=settings.REFERENCE_HOLDER_SECRET
+        )
+
+        parent = guardian_get_or_create(email="parent@example.com", name="Alex Parent")
+        parent2 = guardian_get_or_create(email="parent2@example.com", name="Sam Parent")
+
+        children = [
+            (
+                "DEMO-001",
+                "Eileen Demo",
+                "Year 4",
+                [parent, parent2],
+                ["gate_access", "attendance"],
+                [demo_photos.astronaut_face, demo_photos.astronaut_face_mirrored],
+            ),
+            (
+                "DEMO-002",
+                "Grace Demo",
+                "Year 6",
+                [parent],
+                ["gate_access", "attendance", "library"],
+                [demo_photos.grace_hopper],
+            ),
+            ("DEMO-003", "Ada Demo", "Year 2", [parent], [], []),
+        ]
+        rng = random.Random(42)  # noqa: S311 - demo data, not security
+        for ext_id, name, class_name, guardians, granted, photos in children:
+            student = Student.objects.filter(school=school, external_id=ext_id).first()
+            if student is None:
+                student = student_create(
+                    school=school, external_id=ext_id, name=name, class_name=class_name, actor=ACTOR
+                )
+            for g in guardians:
+                guardianship_link(guardian=g, student=student, actor=ACTOR)
+            if not student.decisions.exists():
+                for code in granted:
+                    purpose = purposes[code]
+                    consent_decide(
+                        student=student,
+                        purpose=purpose,
+                        guardian=guardians[0],
+                        decision=Decision.GRANT,
+                        notice_version=purpose.current_notice.version,
+                        method=Method.PAPER,
+                        actor=ACTOR,
+                    )
+            if photos and not student.photos.exists():
+                for make in photos:
+                    photo_enrol(
+                        student=student,
+                        data=make(),
+                        actor=ACTOR,
+                        source="seed_demo",
+                        process_now=True,
+                    )
+            if granted and not RecognitionEvent.objects.filter(student=student).exists():
+                self._events(student, [purposes[c] for c in granted], rng)
+            self.stdout.write(
+                f"  {name}: {student.photos.count()} photos, {student.templates.count()} templates"
+            )
+        self.stdout.write(self.style.SUCCESS("Demo school 'demo' is ready."))
+
+    @transaction.atomic
+    def _events(self, student, purposes, rng) -> None:
+        now = timezone.now()
+        devices = {
+            "gate_access": "Main gate camera",
+            "attendance": "Entrance hall camera",
+            "library": "Library desk camera",
+        }
+        RecognitionEvent.objects.bulk_create(
+            RecognitionEvent(
+                student=student,
+                purpose=p,
+                device=devices[p.code],
+                distance=round(rng.uniform(0.28, 0.48), 4),
+                at=now - timedelta(days=day, hours=rng.randint(0, 6), minutes=rng.randint(0, 59)),
+            )
+            for day in range(1, 15)
+            for p in purposes
+        )

@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.i18n import set_language
+
+from . import views
+
+portal_patterns = [
+    path("", views.home, name="home"),
+    path("sign-in/", views.sign_in, name="sign-in"),
+    path("sign-in/<str:token>/", views.magic_link, name="magic-link"),
+    path("sign-out/", views.sign_out, name="sign-out"),
+    path("children/", views.children, name="children"),
+    path("children/<uuid:child_id>/", views.child_detail, name="child"),
+    path(
+        "children/<uuid:child_id>/photos/<uuid:photo_id>/thumbnail/",
+        views.photo_thumbnail,
+        name="photo-thumbnail",
+    ),
+]
+
+urlpatterns = [
+    path("", include((portal_patterns, "portal"))),
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("api/v1/", include("portal.api.urls")),
+    path("admin/", admin.site.urls),
+]
