@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from functools import cache
 from pathlib import Path
@@ -14,17 +15,25 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 
-@cache
-def _astronaut() -> Image.Image:
-    import skimage  # noqa: PLC0415
+def _package_dir(name: str) -> Path:
+    # find_spec, not import: importing matplotlib just for a file path costs a second.
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"the package {name} is not installed")
+    return Path(spec.origin).parent
 
-    return Image.open(Path(skimage.__file__).parent / "data" / "astronaut.png").convert("RGB")
+
+def astronaut_path() -> Path:
+    return _package_dir("skimage") / "data" / "astronaut.png"
 
 
 def grace_hopper_path() -> Path:
-    import matplotlib  # noqa: PLC0415
+    return _package_dir("matplotlib") / "mpl-data" / "sample_data" / "grace_hopper.jpg"
 
-    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+@cache
+def _astronaut() -> Image.Image:
+    return Image.open(astronaut_path()).convert("RGB")
 
 
 def _jpeg(img: Image.Image, quality: int = 92) -> bytes:

@@ -1,0 +1,109 @@
+"""Shared fixtures. Authorization fixtures follow the naming in STYLE.md: parent_a, parent_b."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from biometrics import demo_photos
+from biometrics.services import photo_enrol
+from portal.auth import api_token_issue
+
+from .factories import TEST_ACTOR, SchoolFactory, StudentFactory, grant, guardian, link
+from .factories import purpose_with_notice as make_purpose
+
+
+@pytest.fixture(autouse=True)
+def media_dir(tmp_path, settings):
+    """Each test writes photo files to its own folder, so "no file stored" is checkable."""
+    media = tmp_path / "media"
+    media.mkdir()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(media)},
+        },
+    }
+    return media
+
+
+@pytest.fixture
+def school(db):
+    return SchoolFactory(slug="test-school", name="Test School")
+
+
+@pytest.fixture
+def purposes(school):
+    return {code: make_purpose(school, code) for code in ("gate_access", "attendance")}
+
+
+@pytest.fixture
+def parent_a(db):
+    return guardian("parent.a@example.com", "Parent A")
+
+
+@pytest.fixture
+def parent_b(db):
+    return guardian("parent.b@example.com", "Parent B")
+
+
+@pytest.fixture
+def child_a(school, purposes, parent_a):
+    """Parent A's child, with gate_access granted."""
+    child = StudentFactory(school=school, name="Child A")
+    link(parent_a, child)
+    grant(child, purposes["gate_access"], parent_a)
+    return child
+
+
+@pytest.fixture
+def child_b(school, purposes, parent_b):
+    child = StudentFactory(school=school, name="Child B")
+    link(parent_b, child)
+    grant(child, purposes["gate_access"], parent_b)
+    return child
+
+
+@pytest.fixture
+def enrolled_child_a(child_a):
+    """Child A with one real enrolment (Grace Hopper's portrait) through face_recognition."""
+    photo_enrol(
+        student=child_a, data=demo_photos.grace_hopper(), actor=TEST_ACTOR, process_now=True
+    )
+    return child_a
+
+
+def bearer_client(g) -> APIClient:
+    client = APIClient()
+    token, _ = api_token_issue(guardian=g)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def api_a(parent_a):
+    return bearer_client(parent_a)
+
+
+@pytest.fixture
+def api_b(parent_b):
+    return bearer_client(parent_b)
+
+
+@pytest.fixture
+def web_a(client, parent_a):
+    client.force_login(parent_a.user)
+    return client
+
+
+@pytest.fixture
+def web_b(client, parent_b):
+    client.force_login(parent_b.user)
+    return client
+
+
+@pytest.fixture
+def kek():
+    return settings.GUARDIAN_KEK

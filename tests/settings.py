@@ -1,0 +1,17 @@
+"""Test settings: the product's settings with their own var/ folder (database, broker, media).
+
+Keeping tests out of var/ means a running demo (`make run`) and a test run never share a broker
+queue, a media folder or a database file.
+"""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault(
+    "GUARDIAN_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test")
+)
+os.environ.setdefault("MAGIC_LINK_MAX_PER_EMAIL", "5")
+
+from portal.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
