@@ -24,6 +24,7 @@ install: $(VENV)/.installed
 
 run: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py migrate --noinput --database keys
 	$(PY) manage.py seed_demo
 	@echo
 	@echo "Guardian is starting on http://127.0.0.1:$(PORT)/"

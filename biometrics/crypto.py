@@ -56,27 +56,25 @@ def _kek() -> bytes:
     return kek
 
 
-def _key_aad(student: Student) -> bytes:
-    return b"child-key:" + str(student.pk).encode()
+def _key_aad(student_id) -> bytes:
+    return b"child-key:" + str(student_id).encode()
 
 
 def child_key_get_or_create(student: Student) -> bytes:
-    """The child's plaintext data key, creating it on first use."""
-    try:
-        record = student.data_key
-    except ChildKey.DoesNotExist:
-        with transaction.atomic():
-            data_key = AESGCM.generate_key(bit_length=256)
+    """The child's plaintext data key, creating it on first use (in the key store)."""
+    record = ChildKey.objects.filter(student_id=student.pk).first()
+    if record is None:
+        data_key = AESGCM.generate_key(bit_length=256)
+        with transaction.atomic(using="keys"):
             record, created = ChildKey.objects.get_or_create(
-                student=student,
-                defaults={"wrapped_key": _seal(_kek(), data_key, _key_aad(student))},
+                student_id=student.pk,
+                defaults={"wrapped_key": _seal(_kek(), data_key, _key_aad(student.pk))},
             )
-            student.data_key = record
-            if created:
-                return data_key
+        if created:
+            return data_key
     if record.wrapped_key is None:
         raise KeyDestroyed(str(student.pk))
-    return _open(_kek(), record.wrapped_key, _key_aad(student))
+    return _open(_kek(), record.wrapped_key, _key_aad(student.pk))
 
 
 def child_key_for_reading(student_id) -> bytes:
@@ -84,13 +82,13 @@ def child_key_for_reading(student_id) -> bytes:
     record = ChildKey.objects.filter(student_id=student_id).first()
     if record is None or record.wrapped_key is None:
         raise KeyDestroyed(str(student_id))
-    return _open(_kek(), record.wrapped_key, b"child-key:" + str(student_id).encode())
+    return _open(_kek(), record.wrapped_key, _key_aad(student_id))
 
 
 def child_key_destroy(student: Student) -> bool:
     """Crypto-shred: overwrite the wrapped key. Returns whether a key was destroyed now."""
     return bool(
-        ChildKey.objects.filter(student=student, wrapped_key__isnull=False).update(
+        ChildKey.objects.filter(student_id=student.pk, wrapped_key__isnull=False).update(
             wrapped_key=None, destroyed_at=timezone.now()
         )
     )

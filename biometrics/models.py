@@ -7,9 +7,13 @@ from consent.models import Purpose, School, Student
 
 
 class ChildKey(models.Model):
-    """The child's data key, wrapped by the key-encryption key. Destroying it shreds the data."""
+    """The child's data key, wrapped by the key-encryption key. Destroying it shreds the data.
 
-    student = models.OneToOneField(Student, on_delete=models.CASCADE, related_name="data_key")
+    Stored in the separate key-store database (see portal.dbrouter), hence a plain uuid and no
+    foreign key to the student: a backup of the main database never contains the keys.
+    """
+
+    student_id = models.UUIDField(unique=True)
     wrapped_key = models.BinaryField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
     destroyed_at = models.DateTimeField(null=True, blank=True)

@@ -125,19 +125,33 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'guardian.sqlite3'}")}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["OPTIONS"] = {
-        # IMMEDIATE takes the write lock when a transaction begins, so two writers never
-        # both read the audit chain's head and fork it; WAL lets readers run alongside.
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-    # A file, not :memory:, so a real Celery worker process can share the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The key store: children's wrapped data keys live in their own database, never in the main
+# one, so a backup or replica of the main database holds ciphertext without keys. Destroying a
+# child's key here is what crypto-shreds every copy of that child's photos and templates.
+# Back it up on a short rotation (or not at all, accepting loss of keys = loss of data).
+_default_keystore = f"sqlite:///{VAR_DIR / 'keys.sqlite3'}"
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" and "DATABASE_URL" in os.environ:
+    _default_keystore = (
+        os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+        + "/"
+        + (DATABASES["default"]["NAME"] + "_keys")
+    )
+DATABASES["keys"] = env.db("KEYSTORE_DATABASE_URL", default=_default_keystore)
+for _alias, _db in DATABASES.items():
+    if _db["ENGINE"] == "django.db.backends.sqlite3":
+        _db["OPTIONS"] = {
+            # IMMEDIATE takes the write lock when a transaction begins, so two writers never
+            # both read the audit chain's head and fork it; WAL lets readers run alongside.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        # A file, not :memory:, so a real Celery worker process can share the test database.
+        _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{_alias}.sqlite3")}
+    else:
+        _db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+        _db["CONN_HEALTH_CHECKS"] = True
+DATABASE_ROUTERS = ["portal.dbrouter.KeyStoreRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -13,6 +13,19 @@ from portal.auth import api_token_issue
 from .factories import TEST_ACTOR, SchoolFactory, StudentFactory, grant, guardian, link
 from .factories import purpose_with_notice as make_purpose
 
+DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
+
+
+def pytest_collection_modifyitems(items):
+    """Every database test may use both databases: the main one and the key store."""
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is None and not DB_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            continue
+        kwargs = dict(marker.kwargs) if marker else {}
+        kwargs["databases"] = "__all__"
+        item.add_marker(pytest.mark.django_db(**kwargs), append=False)
+
 
 @pytest.fixture(autouse=True)
 def media_dir(tmp_path, settings):

@@ -1,0 +1,80 @@
+"""The parent's web pages: what is shown, and that nobody reaches another family's child."""
+
+import pytest
+
+from biometrics.models import FaceTemplate, Photo
+from consent.models import AuditEvent
+
+
+def child_pages(child):
+    photo = Photo.objects.filter(student=child).first()
+    template = FaceTemplate.objects.filter(student=child).first()
+    return [
+        f"/children/{child.pk}/",
+        f"/children/{child.pk}/?show={template.pk}",
+        f"/children/{child.pk}/photos/{photo.pk}/thumbnail/",
+    ]
+
+
+def test_child_page_shows_every_kind_of_item(web_a, enrolled_child_a):
+    page = web_a.get(f"/children/{enrolled_child_a.pk}/").content.decode()
+    photo = Photo.objects.get(student=enrolled_child_a)
+    assert f"/children/{enrolled_child_a.pk}/photos/{photo.pk}/thumbnail/" in page
+    assert "dlib_face_recognition_resnet_model_v1" in page
+    assert "Show the 128 numbers" in page
+    assert "Guardian portal database" in page and "Photo storage" in page
+    assert "Destroyed by" in page
+    assert "Gate Access" in page and "A card instead." in page
+
+
+def test_show_toggle_reveals_128_numbers_and_logs_the_look(web_a, enrolled_child_a):
+    template = FaceTemplate.objects.get(student=enrolled_child_a)
+    page = web_a.get(f"/children/{enrolled_child_a.pk}/?show={template.pk}").content.decode()
+    numbers = page.split('<ol class="numbers">')[1].split("</ol>")[0]
+    assert numbers.count("<li>") == 128
+    assert (
+        AuditEvent.objects.filter(
+            action="biometrics.template_viewed", subject=str(enrolled_child_a.subject_id)
+        ).count()
+        == 1
+    )
+
+
+def test_thumbnail_is_a_real_image_and_logged(web_a, enrolled_child_a):
+    photo = Photo.objects.get(student=enrolled_child_a)
+    r = web_a.get(f"/children/{enrolled_child_a.pk}/photos/{photo.pk}/thumbnail/")
+    assert r.status_code == 200 and r["Content-Type"] == "image/jpeg"
+    assert r.content[:2] == b"\xff\xd8"
+    assert "no-store" in r["Cache-Control"]
+    page = web_a.get(f"/children/{enrolled_child_a.pk}/").content.decode()
+    assert "You" in page.split('id="access"')[1]
+
+
+def test_children_page_lists_only_own_children(web_a, child_a, child_b):
+    page = web_a.get("/children/").content.decode()
+    assert "Child A" in page and "Child B" not in page
+
+
+def test_wrong_parent_gets_404_on_every_child_page(client, parent_b, child_b, enrolled_child_a):
+    client.force_login(parent_b.user)
+    for url in child_pages(enrolled_child_a):
+        r = client.get(url)
+        assert r.status_code == 404, url
+        assert b"Child A" not in r.content
+
+
+def test_no_sign_in_redirects_to_sign_in(client, enrolled_child_a):
+    for url in ["/children/", *child_pages(enrolled_child_a)]:
+        r = client.get(url)
+        assert r.status_code == 302, url
+        assert r["Location"].startswith("/sign-in/")
+
+
+@pytest.mark.parametrize("show", ["nonsense", "00000000-0000-0000-0000-000000000000"])
+def test_show_with_a_bad_template_id_is_404(web_a, enrolled_child_a, show):
+    assert web_a.get(f"/children/{enrolled_child_a.pk}/?show={show}").status_code == 404
+
+
+def test_pages_are_not_cached(web_a, child_a):
+    r = web_a.get(f"/children/{child_a.pk}/")
+    assert "no-store" in r["Cache-Control"]
