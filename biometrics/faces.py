@@ -20,7 +20,7 @@ from functools import cache
 
 import numpy as np
 from django.conf import settings
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 ALLOWED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MODEL_NAME = "dlib_face_recognition_resnet_model_v1"
@@ -64,6 +64,9 @@ class CheckedImage:
 def _engine():
     import face_recognition  # noqa: PLC0415 - heavy import, once per process
 
+    # face_recognition sets Pillow's LOAD_TRUNCATED_IMAGES globally on import, which would let
+    # a damaged upload through as a half-grey picture. Damaged photos are refused here.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     return face_recognition
 
 
@@ -121,10 +124,9 @@ def image_dimensions(data: bytes) -> tuple[int, int]:
 def find_single_face(image: CheckedImage) -> tuple[int, int, int, int]:
     """The one face's box (top, right, bottom, left) in the reduced image's coordinates."""
     fr = _engine()
-    boxes = fr.face_locations(image.rgb, number_of_times_to_upsample=0, model=DETECTOR)
-    if not boxes:
-        # Upsampling finds faces down to ~40 px; only pay for it when the fast pass found none.
-        boxes = fr.face_locations(image.rgb, number_of_times_to_upsample=1, model=DETECTOR)
+    # One upsampling pass finds faces down to ~40 px and gives the same box (hence the same
+    # landmarks and embedding) as face_recognition's defaults; the image is already reduced.
+    boxes = fr.face_locations(image.rgb, number_of_times_to_upsample=1, model=DETECTOR)
     if not boxes:
         raise ImageRejected("no_face")
     if len(boxes) > 1:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
@@ -12,6 +14,33 @@ from portal.auth import api_token_issue
 
 from .factories import TEST_ACTOR, SchoolFactory, StudentFactory, grant, guardian, link
 from .factories import purpose_with_notice as make_purpose
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+MUST_RUN = ("integration", "browser")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true an integration or browser test that skips has failed: CI never skips them."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and any(item.get_closest_marker(m) for m in MUST_RUN):
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} was skipped, which CI does not allow: {report.longrepr}"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under CI=true, a run that selected integration tests must have passed some."""
+    if not IN_CI or exitstatus != 0:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    passed = reporter.stats.get("passed", []) if reporter else []
+    if not any("integration" in r.keywords for r in passed):
+        selected = session.config.getoption("markexpr") or ""
+        if "not integration" not in selected:
+            print("\nCI=true but no integration test passed.")
+            session.exitstatus = 1
+
 
 DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
 

@@ -126,12 +126,31 @@ def _queue_exists(conn, queue: str) -> bool:
     return True
 
 
-def start_worker(log_dir: Path, *, queues: str = "default,faces,erasure", concurrency: int = 2,
-                 name: str = "worker", **env_extra: str) -> Proc:
+def start_worker(
+    log_dir: Path,
+    *,
+    queues: str = "default,faces,erasure",
+    concurrency: int = 2,
+    name: str = "worker",
+    **env_extra: str,
+) -> Proc:
     args = [
-        sys.executable, "-m", "celery", "-A", "portal", "worker",
-        "-Q", queues, "--concurrency", str(concurrency), "--loglevel", "INFO",
-        "--hostname", f"{name}-{secrets.token_hex(3)}@%h", "--without-gossip", "--without-mingle",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "portal",
+        "worker",
+        "-Q",
+        queues,
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        f"{name}-{secrets.token_hex(3)}@%h",
+        "--without-gossip",
+        "--without-mingle",
     ]
     proc = _spawn(name, args, log_dir, process_env(**env_extra))
     wait_for(
@@ -144,17 +163,32 @@ def start_worker(log_dir: Path, *, queues: str = "default,faces,erasure", concur
     return proc
 
 
-def start_holder(log_dir: Path, *, name: str = "holder", port: int | None = None,
-                 db_path: Path | None = None, secret: str | None = None,
-                 fail_first: int = 0) -> Proc:
+def start_holder(
+    log_dir: Path,
+    *,
+    name: str = "holder",
+    port: int | None = None,
+    db_path: Path | None = None,
+    secret: str | None = None,
+    fail_first: int = 0,
+) -> Proc:
     from biometrics.holder_protocol import HolderClient
 
     port = port or free_port()
     secret = secret or secrets.token_hex(16)
     db_path = db_path or (log_dir / f"{name}.sqlite3")
     args = [
-        sys.executable, "-m", "biometrics.reference_holder", "--host", "127.0.0.1",
-        "--port", str(port), "--db", str(db_path), "--fail-first", str(fail_first),
+        sys.executable,
+        "-m",
+        "biometrics.reference_holder",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db",
+        str(db_path),
+        "--fail-first",
+        str(fail_first),
     ]
     proc = _spawn(name, args, log_dir, {**os.environ, "HOLDER_SECRET": secret})
     url = f"http://127.0.0.1:{port}"
