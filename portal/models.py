@@ -1,3 +1,5 @@
+import uuid
+
 from django.db import models
 
 from consent.models import Guardian, School
@@ -48,3 +50,40 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or self.prefix} ({', '.join(self.scopes)})"
+
+
+class Export(models.Model):
+    """A parent's download of everything held about a child (SPEC §5). Built by a worker."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    student = models.ForeignKey(
+        "consent.Student", null=True, on_delete=models.SET_NULL, related_name="exports"
+    )
+    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="exports")
+    language = models.CharField(max_length=10, default="en")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)
+    storage_name = models.CharField(max_length=200, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    requested_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["student"],
+                condition=models.Q(status__in=["pending", "running"]),
+                name="one_export_in_progress_per_child",
+            )
+        ]
