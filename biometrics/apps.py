@@ -6,4 +6,8 @@ class BiometricsConfig(AppConfig):
     verbose_name = "Biometric data"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (connects consent's signals)
+        from consent import receipts
+
+        from . import receivers  # connects consent's signals
+
+        receipts.storage_locations_hook = receivers.holder_names

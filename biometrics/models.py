@@ -177,3 +177,10 @@ class ErasureStep(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class MatchIndexVersion(models.Model):
+    """Bumped whenever a school's set of templates changes; match caches reload when it moves."""
+
+    school = models.OneToOneField(School, on_delete=models.CASCADE, primary_key=True)
+    version = models.BigIntegerField(default=0)

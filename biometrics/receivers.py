@@ -1,0 +1,49 @@
+"""biometrics reacts to consent: it never decides consent, it acts on what consent announces."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from consent.actors import Actor
+from consent.audit import audit_record
+from consent.signals import purposes_changed
+
+from .erasure import erasure_request_open
+from .models import FaceTemplate, Holder, Photo, RecognitionEvent
+
+SYSTEM = Actor.system("consent change")
+
+
+def holds_biometric_data(student) -> bool:
+    return (
+        Photo.objects.filter(student=student).exists()
+        or FaceTemplate.objects.filter(student=student).exists()
+        or RecognitionEvent.objects.filter(student=student).exists()
+    )
+
+
+@receiver(purposes_changed)
+def on_purposes_changed(sender, *, student, ended: set, still_active: set, **kwargs) -> None:
+    """No purpose left → erase everything; some purposes ended → erase their events."""
+    if not ended:
+        return
+    if not still_active:
+        if holds_biometric_data(student):
+            erasure_request_open(student=student, trigger="consent_lost", actor=SYSTEM)
+        return
+    with transaction.atomic():
+        deleted, _ = RecognitionEvent.objects.filter(
+            student=student, purpose__code__in=ended
+        ).delete()
+        audit_record(
+            "biometrics.purpose_events_erased",
+            actor=SYSTEM,
+            school_id=student.school_id,
+            subject=student.subject_id,
+            data={"purposes": sorted(ended), "events": deleted},
+        )
+
+
+def holder_names(school_id: int) -> list[str]:
+    return list(Holder.objects.filter(school_id=school_id).values_list("name", flat=True))

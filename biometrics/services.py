@@ -181,6 +181,9 @@ def template_create(
         student, vector.tobytes(), context=template_context(template.id)
     )
     template.save()
+    from .matching import match_index_bump  # noqa: PLC0415 - matching imports services
+
+    match_index_bump(student.school_id)
     holders = Holder.objects.filter(
         school_id=student.school_id, enabled=True, receives_templates=True
     )

@@ -23,6 +23,7 @@ from .models import (
     Purpose,
     School,
     Student,
+    StudentStatus,
 )
 from .rules import active_purpose_codes
 from .signals import purposes_changed
@@ -170,9 +171,8 @@ def consent_decide(
         raise ConsentError("stale_notice", STALE_NOTICE)
     at = at or timezone.now()
     actor = actor or Actor.guardian(guardian)
-    with transaction.atomic():
-        before = active_purpose_codes(student, at=at)
-        record = ConsentDecision.objects.create(
+    return _decision_append(
+        ConsentDecision(
             student=student,
             purpose=purpose,
             guardian=guardian,
@@ -183,22 +183,102 @@ def consent_decide(
             at=at,
             ip_hash=hash_identifier(ip),
             user_agent_hash=hash_identifier(user_agent),
-        )
+        ),
+        actor=actor,
+    )
+
+
+def child_refusal_record(
+    *,
+    student: Student,
+    actor: Actor,
+    recorded_by=None,
+    note: str = "",
+    purpose: Purpose | None = None,
+    lifted: bool = False,
+    at: datetime | None = None,
+) -> ConsentDecision:
+    """Record the child's own refusal (any age, verbal or not; PoFA s.26(5)), for one purpose
+    or all. Staff record it; no parent's decision can override it. Only the child lifts it."""
+    if purpose is not None and purpose.school_id != student.school_id:
+        raise ConsentError("unknown_purpose", PURPOSE_UNKNOWN)
+    notice = purpose.notices.order_by("-version").first() if purpose else None
+    return _decision_append(
+        ConsentDecision(
+            student=student,
+            purpose=purpose,
+            guardian=None,
+            decision=Decision.CHILD_REFUSAL_LIFTED if lifted else Decision.CHILD_REFUSAL,
+            notice_version=notice.version if notice else None,
+            notice_sha256=notice.sha256 if notice else "",
+            method=Method.STAFF,
+            at=at or timezone.now(),
+            recorded_by=recorded_by,
+            note=note[:2000],
+        ),
+        actor=actor,
+    )
+
+
+def _decision_append(record: ConsentDecision, *, actor: Actor) -> ConsentDecision:
+    """Append a decision with its receipt and audit event; announce purposes that ended.
+
+    1. Work out which purposes were active just before.
+    2. Save the decision with its receipt; write the audit event in the same transaction.
+    3. After commit, send `purposes_changed` with what ended and what is still active.
+    """
+    from .receipts import receipt_for  # noqa: PLC0415 - receipts import urls, loaded late
+
+    student = record.student
+    with transaction.atomic():
+        before = active_purpose_codes(student, at=record.at)
+        record.receipt = receipt_for(record)
+        record.save()
         audit_record(
-            f"consent.{decision}",
+            f"consent.{record.decision}",
             actor=actor,
             school_id=student.school_id,
             subject=student.subject_id,
-            data={"purpose": purpose.code, "notice_version": notice.version, "method": method},
-            at=at,
+            data={
+                "purpose": record.purpose.code if record.purpose_id else "all",
+                "notice_version": record.notice_version,
+                "method": record.method,
+                "receipt": str(record.receipt_id),
+            },
+            at=record.at,
         )
-        student = Student.objects.get(pk=student.pk)
-        after = active_purpose_codes(student, at=at)
+        fresh = Student.objects.get(pk=student.pk)
+        after = active_purpose_codes(fresh, at=record.at)
         ended = before - after
-        if ended or after != before:
+        if after != before:
             transaction.on_commit(
                 lambda: purposes_changed.send(
-                    sender=ConsentDecision, student=student, ended=ended, still_active=after
+                    sender=ConsentDecision, student=fresh, ended=ended, still_active=after
                 )
             )
     return record
+
+
+def student_leave(*, student: Student, actor: Actor, at: datetime | None = None) -> Student:
+    """Mark a leaver: every purpose stops at once, and the leaver clock starts."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        before = active_purpose_codes(student, at=at)
+        updated = Student.objects.filter(pk=student.pk, status=StudentStatus.ON_ROLL).update(
+            status=StudentStatus.LEAVER, left_on=at
+        )
+        student.refresh_from_db()
+        if updated:
+            audit_record(
+                "roster.student_left",
+                actor=actor,
+                school_id=student.school_id,
+                subject=student.subject_id,
+                at=at,
+            )
+            transaction.on_commit(
+                lambda: purposes_changed.send(
+                    sender=Student, student=student, ended=before, still_active=set()
+                )
+            )
+    return student

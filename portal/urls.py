@@ -11,6 +11,13 @@ portal_patterns = [
     path("sign-out/", views.sign_out, name="sign-out"),
     path("children/", views.children, name="children"),
     path("children/<uuid:child_id>/", views.child_detail, name="child"),
+    path("children/<uuid:child_id>/consent/", views.child_consent, name="child-consent"),
+    path(
+        "children/<uuid:child_id>/receipts/<uuid:receipt_id>.json",
+        views.consent_receipt,
+        name="consent-receipt",
+    ),
+    path("schools/<slug:slug>/", views.transparency, name="transparency"),
     path(
         "children/<uuid:child_id>/photos/<uuid:photo_id>/thumbnail/",
         views.photo_thumbnail,

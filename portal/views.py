@@ -5,22 +5,27 @@ from __future__ import annotations
 import io
 from functools import wraps
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login, logout
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image
 
 from biometrics.access import access_record
-from biometrics.models import FaceTemplate, Photo, PhotoStatus
+from biometrics.faces import MODEL_NAME, MODEL_VERSION
+from biometrics.models import FaceTemplate, Holder, Photo, PhotoStatus
 from biometrics.selectors import held_data
 from biometrics.services import photo_bytes, template_embedding
 from consent.actors import Actor
-from consent.models import Guardian
+from consent.models import ConsentDecision, Guardian, Method, School
 from consent.rules import load_for_rule, purpose_statuses
-from consent.selectors import children_for_guardian
+from consent.selectors import children_for_guardian, consent_overview
+from consent.services import ConsentError
 
 from .auth import LINK_INVALID, magic_link_consume, magic_link_request
 from .forms import SignInForm
@@ -115,7 +120,76 @@ def child_detail(request: HttpRequest, child_id) -> HttpResponse:
             action="biometrics.template_viewed",
             data={"template": str(template.pk), "via": "web"},
         )
-    return render(request, "portal/child.html", {"doc": document, "child": child, "shown": shown})
+    return render(
+        request,
+        "portal/child.html",
+        {
+            "doc": document,
+            "child": child,
+            "shown": shown,
+            "consents": consent_overview(child, viewer=request.guardian),
+        },
+    )
+
+
+@guardian_required
+@require_POST
+def child_consent(request: HttpRequest, child_id) -> HttpResponse:
+    """One tap: grant, withdraw or object for one purpose (the same steps each way)."""
+    from .api.consents import record_decision  # noqa: PLC0415
+
+    child = owned_child(request, child_id)
+    try:
+        version = int(request.POST.get("notice_version") or 0) or None
+        _record, now_status, erasure = record_decision(
+            guardian=request.guardian,
+            child=child,
+            purpose_code=request.POST.get("purpose", ""),
+            decision=request.POST.get("decision", ""),
+            notice_version=version,
+            method=Method.WEB,
+            request=request,
+        )
+    except (ConsentError, ValueError) as exc:
+        messages.error(request, getattr(exc, "detail", str(exc)))
+    else:
+        messages.success(request, now_status.reason_text)
+        if erasure is not None:
+            messages.info(
+                request,
+                _("Nothing is active any more: erasing everything held about your child."),
+            )
+    return redirect(reverse("portal:child", args=[child.pk]) + "#purposes")
+
+
+@guardian_required
+@require_GET
+def consent_receipt(request: HttpRequest, child_id, receipt_id) -> HttpResponse:
+    child = owned_child(request, child_id)
+    record = get_object_or_404(ConsentDecision, student=child, receipt_id=receipt_id)
+    response = JsonResponse(record.receipt, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{receipt_id}.json"'
+    return response
+
+
+@require_GET
+def transparency(request: HttpRequest, slug: str) -> HttpResponse:
+    """The school's public page: purposes, notices, systems, model and limits, retention, DPO."""
+    school = get_object_or_404(School, slug=slug)
+    purposes = [p for p in school.purposes.prefetch_related("notices") if p.enabled]
+    holders = Holder.objects.filter(school=school, enabled=True)
+    return render(
+        request,
+        "portal/transparency.html",
+        {
+            "school": school,
+            "purposes": purposes,
+            "holders": holders,
+            "model_name": MODEL_NAME,
+            "model_version": MODEL_VERSION,
+            "tolerance": settings.FACE_TOLERANCE,
+        },
+    )
 
 
 @guardian_required

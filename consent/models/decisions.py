@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -55,6 +57,7 @@ class ConsentDecision(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     note = models.TextField(blank=True)
+    receipt_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     receipt = models.JSONField(default=dict, blank=True)
 
     objects = AppendOnlyQuerySet.as_manager()

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from . import consents, staff, views
 
 urlpatterns = [
     path("auth/magic-link/", views.MagicLinkView.as_view(), name="api-magic-link"),
@@ -18,6 +18,21 @@ urlpatterns = [
         views.PhotoDetailView.as_view(),
         name="api-photo",
     ),
+    path(
+        "children/<uuid:child_id>/consents/", consents.ConsentsView.as_view(), name="api-consents"
+    ),
+    path(
+        "children/<uuid:child_id>/consents/receipts/<uuid:receipt_id>/",
+        consents.ReceiptView.as_view(),
+        name="api-consent-receipt",
+    ),
+    path("staff/students/", staff.StudentsView.as_view(), name="api-staff-students"),
+    path("staff/students/<uuid:student_id>/leave/", staff.StudentLeaveView.as_view()),
+    path("staff/students/<uuid:student_id>/child-refusal/", staff.ChildRefusalView.as_view()),
+    path("staff/students/<uuid:student_id>/photos/", staff.StudentPhotosView.as_view()),
+    path("staff/photos/<uuid:photo_id>/", staff.PhotoStatusView.as_view(), name="api-staff-photo"),
+    path("staff/guardians/", staff.GuardiansView.as_view(), name="api-staff-guardians"),
+    path("identify/", staff.IdentifyView.as_view(), name="api-identify"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
     path(
         "docs/",

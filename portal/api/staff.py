@@ -1,0 +1,276 @@
+"""Staff and integration endpoints (SPEC §8), authenticated by a school-scoped API key."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from biometrics import faces
+from biometrics.matching import identify
+from biometrics.models import Photo
+from biometrics.services import NoActiveConsent, photo_enrol
+from consent.actors import Actor
+from consent.models import Purpose, Student
+from consent.services import (
+    child_refusal_record,
+    guardian_get_or_create,
+    guardianship_link,
+    student_create,
+    student_leave,
+)
+
+from .authentication import ApiKeyAuthentication
+from .errors import ApiError, error_response
+from .permissions import HasApiKeyScope
+from .serializers import ErrorSerializer
+
+UPLOAD_OVERHEAD = 64 * 1024
+
+
+class StaffView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasApiKeyScope]
+    required_scope = "roster"
+
+    @property
+    def school(self):
+        return self.request.auth.school
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.api_key(self.request.auth)
+
+    def student(self, student_id) -> Student:
+        return get_object_or_404(Student, pk=student_id, school=self.school)
+
+
+def valid(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class StudentIn(serializers.Serializer):
+    external_id = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=200)
+    date_of_birth = serializers.DateField(required=False, allow_null=True)
+    class_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+
+class IdOut(serializers.Serializer):
+    id = serializers.UUIDField()
+
+
+class StudentsView(StaffView):
+    @extend_schema(
+        request=StudentIn, responses={201: IdOut, 400: ErrorSerializer, 409: ErrorSerializer}
+    )
+    def post(self, request):
+        data = valid(StudentIn, request.data)
+        try:
+            with transaction.atomic():
+                student = student_create(
+                    school=self.school,
+                    external_id=data["external_id"],
+                    name=data["name"],
+                    date_of_birth=data.get("date_of_birth"),
+                    class_name=data.get("class_name", ""),
+                    actor=self.actor,
+                )
+        except IntegrityError as exc:
+            raise ApiError(
+                "duplicate_student", "A student with this external_id exists.", 409
+            ) from exc
+        return Response({"id": student.pk}, status=status.HTTP_201_CREATED)
+
+
+class StudentLeaveView(StaffView):
+    @extend_schema(request=None, responses={200: None, 404: ErrorSerializer})
+    def post(self, request, student_id):
+        student = student_leave(student=self.student(student_id), actor=self.actor)
+        return Response({"id": student.pk, "status": student.status, "left_on": student.left_on})
+
+
+class RefusalIn(serializers.Serializer):
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    purpose = serializers.CharField(max_length=50, required=False, allow_blank=True)
+
+
+class ChildRefusalView(StaffView):
+    @extend_schema(request=RefusalIn, responses={201: IdOut, 400: ErrorSerializer})
+    def post(self, request, student_id):
+        student = self.student(student_id)
+        data = valid(RefusalIn, request.data)
+        purpose = None
+        if data.get("purpose"):
+            purpose = Purpose.objects.filter(school=self.school, code=data["purpose"]).first()
+            if purpose is None:
+                raise ApiError("unknown_purpose", "This school has no such purpose.", 400)
+        record = child_refusal_record(
+            student=student, actor=self.actor, note=data.get("note", ""), purpose=purpose
+        )
+        return Response({"id": record.receipt_id}, status=status.HTTP_201_CREATED)
+
+
+class GuardianIn(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    name = serializers.CharField(max_length=200)
+    student_ids = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=50)
+    parental_responsibility = serializers.BooleanField(default=True)
+    language = serializers.ChoiceField(choices=["en", "zh-hans"], default="en")
+
+
+class GuardiansView(StaffView):
+    @extend_schema(request=GuardianIn, responses={201: IdOut, 400: ErrorSerializer})
+    def post(self, request):
+        data = valid(GuardianIn, request.data)
+        students = list(Student.objects.filter(school=self.school, pk__in=data["student_ids"]))
+        if len(students) != len(set(data["student_ids"])):
+            raise ApiError("unknown_student", "Some student_ids are not at this school.", 400)
+        with transaction.atomic():
+            guardian = guardian_get_or_create(
+                email=data["email"], name=data["name"], language=data["language"]
+            )
+            for student in students:
+                guardianship_link(
+                    guardian=guardian,
+                    student=student,
+                    parental_responsibility=data["parental_responsibility"],
+                    actor=self.actor,
+                )
+        return Response({"id": guardian.pk}, status=status.HTTP_201_CREATED)
+
+
+class PhotoOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["pending", "enrolled", "rejected"])
+    reason = serializers.CharField(allow_blank=True)
+
+
+def _too_big(request) -> bool:
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False
+    return length > settings.FACE_MAX_UPLOAD_BYTES + UPLOAD_OVERHEAD
+
+
+def _uploaded_image(request) -> bytes:
+    """The `image` part's bytes, refused early (and unread) when it is over the limit."""
+    if _too_big(request):
+        raise ApiError("too_large", faces.ERRORS["too_large"], 422)
+    upload = request.FILES.get("image")
+    if upload is None:
+        raise ApiError("missing_image", "Send the photo as the multipart field `image`.", 400)
+    if upload.size > settings.FACE_MAX_UPLOAD_BYTES:
+        raise ApiError("too_large", faces.ERRORS["too_large"], 422)
+    return upload.read()
+
+
+class StudentPhotosView(StaffView):
+    required_scope = "enrol"
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"image": {"type": "string", "format": "binary"}},
+            }
+        },
+        responses={202: PhotoOut, 409: ErrorSerializer, 422: ErrorSerializer},
+    )
+    def post(self, request, student_id):
+        """Enrol a photo: 409 without an active purpose, 422 for a bad image; nothing stored."""
+        student = self.student(student_id)
+        data = _uploaded_image(request)
+        try:
+            photo = photo_enrol(student=student, data=data, actor=self.actor, source="api")
+        except NoActiveConsent as exc:
+            return error_response(exc.code, exc.detail, status.HTTP_409_CONFLICT)
+        except faces.ImageRejected as exc:
+            return error_response(exc.code, exc.detail, 422)
+        return Response(
+            {"id": photo.pk, "status": photo.status, "reason": photo.reason},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class PhotoStatusView(StaffView):
+    required_scope = "enrol"
+
+    @extend_schema(responses={200: PhotoOut, 404: ErrorSerializer})
+    def get(self, request, photo_id):
+        photo = get_object_or_404(Photo, pk=photo_id, student__school=self.school)
+        return Response({"id": photo.pk, "status": photo.status, "reason": photo.reason})
+
+
+class IdentifyIn(serializers.Serializer):
+    purpose = serializers.CharField(max_length=50)
+    device = serializers.CharField(max_length=100, required=False, default="unknown device")
+    embedding = serializers.ListField(child=serializers.FloatField(), required=False)
+    image = serializers.FileField(required=False)
+
+
+class MatchOut(serializers.Serializer):
+    student_id = serializers.UUIDField()
+    distance = serializers.FloatField()
+
+
+class IdentifyOut(serializers.Serializer):
+    match = MatchOut(allow_null=True)
+
+
+def parse_embedding(value) -> np.ndarray:
+    if not isinstance(value, list) or len(value) != 128:
+        raise ApiError("bad_embedding", "`embedding` must be a list of 128 numbers.", 400)
+    try:
+        numbers = [float(x) for x in value]
+    except (TypeError, ValueError) as exc:
+        raise ApiError("bad_embedding", "`embedding` must be a list of 128 numbers.", 400) from exc
+    if not all(math.isfinite(x) and abs(x) < 10 for x in numbers):
+        raise ApiError("bad_embedding", "`embedding` holds a value out of range.", 400)
+    return np.asarray(numbers, dtype=np.float64)
+
+
+class IdentifyView(StaffView):
+    required_scope = "identify"
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(
+        request=IdentifyIn, responses={200: IdentifyOut, 400: ErrorSerializer, 422: ErrorSerializer}
+    )
+    def post(self, request):
+        """Who is this? Only children for whom `purpose` is active right now can be answered."""
+        if _too_big(request):
+            raise ApiError("too_large", faces.ERRORS["too_large"], 422)
+        purpose_code = request.data.get("purpose")
+        if not isinstance(purpose_code, str) or not purpose_code:
+            raise ApiError("missing_purpose", "Name one `purpose`.", 400)
+        purpose = Purpose.objects.filter(school=self.school, code=purpose_code).first()
+        if purpose is None:
+            raise ApiError("unknown_purpose", "This school has no such purpose.", 400)
+        device = str(request.data.get("device") or "unknown device")
+        if "embedding" in request.data and not request.FILES.get("image"):
+            embedding = parse_embedding(request.data.get("embedding"))
+        else:
+            data = _uploaded_image(request)
+            try:
+                embedding = faces.embedding_from_photo(data)
+            except faces.ImageRejected as exc:
+                return error_response(exc.code, exc.detail, 422)
+        match = identify(school=self.school, purpose=purpose, embedding=embedding, device=device)
+        if match is None:
+            return Response({"match": None})
+        return Response(
+            {"match": {"student_id": match.student_id, "distance": round(match.distance, 4)}}
+        )
