@@ -118,9 +118,7 @@ def postgres_create_missing() -> list[str]:
             "host": db.get("HOST") or None,
             "port": db.get("PORT") or None,
         }
-        with psycopg.connect(
-            **{k: v for k, v in params.items() if v}, autocommit=True
-        ) as conn:
+        with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
             ).fetchone()

@@ -11,12 +11,12 @@ A busy gate costs one matrix-vector product, not a face detection, when cameras 
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from consent.models import Purpose, School
@@ -31,7 +31,7 @@ MAX_CANDIDATES = 8
 
 @dataclass
 class MatchIndex:
-    version: int
+    version: str
     template_ids: np.ndarray  # object array of UUIDs
     student_ids: np.ndarray  # object array of UUIDs
     matrix: np.ndarray  # float32, n × 128
@@ -51,17 +51,17 @@ _lock = threading.Lock()
 
 def match_index_bump(school_id: int) -> None:
     """Call inside the transaction that adds or removes a school's templates."""
-    updated = MatchIndexVersion.objects.filter(school_id=school_id).update(version=F("version") + 1)
-    if not updated:
-        MatchIndexVersion.objects.get_or_create(school_id=school_id, defaults={"version": 1})
+    MatchIndexVersion.objects.update_or_create(
+        school_id=school_id, defaults={"version": uuid.uuid4().hex}
+    )
 
 
-def _current_version(school_id: int) -> int:
+def _current_version(school_id: int) -> str:
     row = MatchIndexVersion.objects.filter(school_id=school_id).values_list("version", flat=True)
-    return next(iter(row), 0)
+    return next(iter(row), "")
 
 
-def _build(school_id: int, version: int) -> MatchIndex:
+def _build(school_id: int, version: str) -> MatchIndex:
     templates = list(
         FaceTemplate.objects.filter(student__school_id=school_id).only(
             "id", "student_id", "ciphertext"

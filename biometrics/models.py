@@ -180,7 +180,11 @@ class ErasureStep(models.Model):
 
 
 class MatchIndexVersion(models.Model):
-    """Bumped whenever a school's set of templates changes; match caches reload when it moves."""
+    """Changed whenever a school's set of templates changes; match caches reload when it moves.
+
+    A random token, not a counter: a restored backup or a rolled-back transaction can never
+    bring back a value a process has cached for a different set of templates.
+    """
 
     school = models.OneToOneField(School, on_delete=models.CASCADE, primary_key=True)
-    version = models.BigIntegerField(default=0)
+    version = models.CharField(max_length=32)

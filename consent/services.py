@@ -225,7 +225,7 @@ def _decision_append(record: ConsentDecision, *, actor: Actor) -> ConsentDecisio
 
     1. Work out which purposes were active just before.
     2. Save the decision with its receipt; write the audit event in the same transaction.
-    3. After commit, send `purposes_changed` with what ended and what is still active.
+    3. Send `purposes_changed` (in the same transaction) with what ended and what is left.
     """
     from .receipts import receipt_for  # noqa: PLC0415 - receipts import urls, loaded late
 
@@ -251,10 +251,10 @@ def _decision_append(record: ConsentDecision, *, actor: Actor) -> ConsentDecisio
         after = active_purpose_codes(fresh, at=record.at)
         ended = before - after
         if after != before:
-            transaction.on_commit(
-                lambda: purposes_changed.send(
-                    sender=ConsentDecision, student=fresh, ended=ended, still_active=after
-                )
+            # Inside the transaction: what reacts (an erasure request) commits with the
+            # decision or not at all, so a crash in between can never lose it.
+            purposes_changed.send(
+                sender=ConsentDecision, student=fresh, ended=ended, still_active=after
             )
     return record
 
@@ -276,9 +276,5 @@ def student_leave(*, student: Student, actor: Actor, at: datetime | None = None)
                 subject=student.subject_id,
                 at=at,
             )
-            transaction.on_commit(
-                lambda: purposes_changed.send(
-                    sender=Student, student=student, ended=before, still_active=set()
-                )
-            )
+            purposes_changed.send(sender=Student, student=student, ended=before, still_active=set())
     return student

@@ -42,9 +42,13 @@ def test_exif_rotation_is_applied_before_detection():
     data = jpeg(turned, exif=exif.tobytes(), quality=95)
     checked = faces.open_image(data)
     assert (checked.width, checked.height) == (512, 600)
-    assert np.linalg.norm(
-        faces.embedding_from_photo(data) - faces.embedding_from_photo(demo_photos.grace_hopper())
-    ) < 0.3
+    assert (
+        np.linalg.norm(
+            faces.embedding_from_photo(data)
+            - faces.embedding_from_photo(demo_photos.grace_hopper())
+        )
+        < 0.3
+    )
 
 
 @pytest.mark.parametrize(
