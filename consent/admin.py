@@ -65,6 +65,22 @@ class StudentAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "subject_id", "created_at"]
     inlines = [GuardianshipInline]
 
+    def get_urls(self):
+        from django.urls import path
+
+        from biometrics.admin_enrol import enrol_view
+
+        return [
+            path(
+                "<uuid:object_id>/enrol/",
+                self.admin_site.admin_view(
+                    lambda request, object_id: enrol_view(self, request, object_id)
+                ),
+                name="consent_student_enrol",
+            ),
+            *super().get_urls(),
+        ]
+
 
 @admin.register(Guardian)
 class GuardianAdmin(admin.ModelAdmin):
