@@ -1,29 +1,69 @@
-"""Erasure requests: one open request per child, one step per system that may hold data.
+"""Erasure of everything held about a child, in every system, verified (SPEC §4).
 
-This module opens requests and lays out their steps (SPEC §4). Carrying the steps out —
-workers, verification, crypto-shredding, receipts — is the erasure issue's work.
+The database holds the state of every erasure: one ErasureRequest per child at a time, one
+ErasureStep per system. Tasks carry step ids only. Each step is claimed with a compare-and-set,
+acts idempotently, verifies, and records the attempt. The child's data key is destroyed last,
+once every other step is verified; then the request is sealed with a signed receipt.
+
+A worker killed mid-step, a restarted broker or a holder that is down only delay this: the
+watchdog re-drives any step that has not moved for ERASURE_STUCK_SECONDS.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from consent.actors import Actor
 from consent.audit import audit_record
 from consent.models import Student
 
-from .models import ErasureRequest, ErasureStatus, ErasureStep, Holder
+from .crypto import KeyDestroyed, child_key_destroy, child_key_for_reading
+from .holder_protocol import HolderRejected, HolderUnavailable
+from .holders import client_for
+from .models import (
+    ErasureRequest,
+    ErasureStatus,
+    ErasureStep,
+    FaceTemplate,
+    Holder,
+    Photo,
+    RecognitionEvent,
+)
+from .storage import subject_files, subject_files_delete
+
+log = logging.getLogger(__name__)
 
 OPEN = [ErasureStatus.PENDING, ErasureStatus.RUNNING, ErasureStatus.NEEDS_ATTENTION]
 PORTAL_DB = "Guardian portal database"
 PHOTO_STORAGE = "Photo storage"
 MATCH_CACHE = "Match cache"
 KEY_STORE = "Child's data key"
+EVENT_BATCH = 5000
+
+VERIFICATION = {
+    "database": "no photo, template or recognition event rows left for the child; "
+    "identification with the child's former templates finds no one",
+    "media": "the child's photo folder lists no files",
+    "cache": "the match index was rebuilt and holds none of the child's templates",
+    "http": "the holder answered 404 to GET /subjects/{subject} after erasing",
+    "key": "the child's data key is destroyed: its ciphertext can no longer be decrypted",
+}
+
+
+class StepFailed(Exception):
+    """A step could not finish now; it will be retried."""
 
 
 def erasure_steps_for(school_id: int) -> list[ErasureStep]:
-    """The systems an erasure must reach, in order; the key is destroyed last."""
+    """The systems an erasure must reach; the key step is destroyed last."""
     steps = [
         ErasureStep(system=PORTAL_DB, kind="database"),
         ErasureStep(system=PHOTO_STORAGE, kind="media"),
@@ -38,7 +78,10 @@ def erasure_steps_for(school_id: int) -> list[ErasureStep]:
 
 
 def erasure_request_open(*, student: Student, trigger: str, actor: Actor) -> ErasureRequest:
-    """Open an erasure of everything held about the child, or join the one already open."""
+    """Open an erasure of everything held about the child, or join the one already open.
+
+    Joins the caller's transaction; the steps are queued after commit.
+    """
     existing = ErasureRequest.objects.filter(student=student, status__in=OPEN).first()
     if existing:
         return existing
@@ -65,4 +108,373 @@ def erasure_request_open(*, student: Student, trigger: str, actor: Actor) -> Era
     except IntegrityError:
         # Another trigger opened one at the same moment: join it.
         return ErasureRequest.objects.get(student=student, status__in=OPEN)
+    transaction.on_commit(lambda: erasure_dispatch(request_id=request.pk))
+    return request
+
+
+def erasure_dispatch(*, request_id) -> int:
+    """Queue every step that may run now (all but the key until the others are verified)."""
+    from .tasks import erasure_step_task  # noqa: PLC0415 - tasks import this module
+
+    steps = list(
+        ErasureStep.objects.filter(request_id=request_id).exclude(status=ErasureStatus.VERIFIED)
+    )
+    others_done = all(s.kind == "key" for s in steps)
+    queued = 0
+    for step in steps:
+        if step.kind == "key" and not others_done:
+            continue
+        erasure_step_task.delay(step.pk)
+        queued += 1
+    return queued
+
+
+# --- one step ---------------------------------------------------------------------------------
+
+
+def erasure_step_run(*, step_id: int) -> ErasureStep:
+    """Run one step: claim it, act, verify, record. Idempotent; safe to deliver twice.
+
+    1. Claim: a verified step is left alone; the key step waits for all others.
+    2. Act on the system (every action is idempotent: erasing nothing is success).
+    3. Verify from the outside; only then mark it verified.
+    4. Advance the request (queue the key step, or seal the request).
+    """
+    step = ErasureStep.objects.select_related("request", "holder").get(pk=step_id)
+    if step.status == ErasureStatus.VERIFIED:
+        return step
+    request = step.request
+    if step.kind == "key" and _unverified_others(step).exists():
+        return step
+    ErasureStep.objects.filter(pk=step.pk).exclude(status=ErasureStatus.VERIFIED).update(
+        status=ErasureStatus.RUNNING, attempts=step.attempts + 1, updated_at=timezone.now()
+    )
+    ErasureRequest.objects.filter(pk=request.pk, status=ErasureStatus.PENDING).update(
+        status=ErasureStatus.RUNNING
+    )
+    step.attempts += 1
+    try:
+        erased = ACTIONS[step.kind](step)
+    except (HolderUnavailable, HolderRejected, StepFailed, OSError) as exc:
+        _record_failure(step, exc)
+        raise
+    with transaction.atomic():
+        done = (
+            ErasureStep.objects.filter(pk=step.pk)
+            .exclude(status=ErasureStatus.VERIFIED)
+            .update(
+                status=ErasureStatus.VERIFIED,
+                items_erased=max(erased, step.items_erased),
+                verified_at=timezone.now(),
+                last_error="",
+            )
+        )
+        if done:
+            audit_record(
+                "erasure.step_verified",
+                actor=Actor.system("erasure worker"),
+                school_id=request.school_id,
+                subject=request.subject_id,
+                data={"erasure": str(request.pk), "system": step.system, "items": erased},
+            )
+    erasure_advance(request_id=request.pk)
+    step.refresh_from_db()
+    return step
+
+
+def _unverified_others(step: ErasureStep):
+    return ErasureStep.objects.filter(request_id=step.request_id).exclude(
+        Q(status=ErasureStatus.VERIFIED) | Q(kind="key")
+    )
+
+
+def _record_failure(step: ErasureStep, exc: Exception) -> None:
+    """Record the attempt; after ERASURE_ATTEMPTS_BEFORE_ATTENTION, escalate to the DPO once."""
+    message = f"{type(exc).__name__}: {exc}"[:300]
+    escalate = step.attempts >= settings.ERASURE_ATTEMPTS_BEFORE_ATTENTION
+    new_status = ErasureStatus.NEEDS_ATTENTION if escalate else ErasureStatus.RUNNING
+    with transaction.atomic():
+        changed = (
+            ErasureStep.objects.filter(pk=step.pk)
+            .exclude(status=ErasureStatus.VERIFIED)
+            .update(status=new_status, last_error=message, updated_at=timezone.now())
+        )
+        first_escalation = (
+            escalate
+            and changed
+            and not ErasureRequest.objects.filter(
+                pk=step.request_id, status=ErasureStatus.NEEDS_ATTENTION
+            ).exists()
+        )
+        if escalate:
+            ErasureRequest.objects.filter(pk=step.request_id).exclude(
+                status=ErasureStatus.VERIFIED
+            ).update(status=ErasureStatus.NEEDS_ATTENTION)
+    log.warning("erasure step %s (%s) failed: %s", step.pk, step.system, message)
+    if first_escalation:
+        _email_dpo(step, message)
+
+
+def _email_dpo(step: ErasureStep, message: str) -> None:
+    school = step.request.school
+    if not school.dpo_email:
+        return
+    send_mail(
+        f"Guardian: an erasure needs attention ({step.system})",
+        (
+            f"Erasure {step.request_id} could not reach {step.system} after {step.attempts} "
+            f"attempts. Last error: {message}\n\nGuardian keeps retrying. Check the system, "
+            f"or open the erasure in admin and use 'retry now'."
+        ),
+        None,
+        [school.dpo_email],
+    )
+
+
+# --- actions: each erases, verifies, and returns how many items it erased ---------------------
+
+
+def _erase_database(step: ErasureStep) -> int:
+    request = step.request
+    student_id = request.student_id
+    former = _former_embeddings(student_id)
+    erased = 0
+    while True:  # in batches, so no transaction holds a long lock
+        with transaction.atomic():
+            ids = list(
+                RecognitionEvent.objects.filter(student_id=student_id).values_list("pk", flat=True)[
+                    :EVENT_BATCH
+                ]
+            )
+            if not ids:
+                break
+            erased += RecognitionEvent.objects.filter(pk__in=ids).delete()[0]
+    from .matching import match_index_bump  # noqa: PLC0415
+
+    with transaction.atomic():
+        templates = FaceTemplate.objects.filter(student_id=student_id)
+        erased += templates.count()
+        templates.delete()  # copies' bookkeeping rows go with them
+        photos = Photo.objects.filter(student_id=student_id)
+        erased += photos.count()
+        photos.delete()
+        match_index_bump(request.school_id)
+    # Verify: nothing left, and the former templates identify no one as this child.
+    left = (
+        Photo.objects.filter(student_id=student_id).count()
+        + FaceTemplate.objects.filter(student_id=student_id).count()
+        + RecognitionEvent.objects.filter(student_id=student_id).count()
+    )
+    if left:
+        raise StepFailed(f"{left} rows still present")
+    _verify_not_identifiable(request, former)
+    return erased
+
+
+def _former_embeddings(student_id) -> list[np.ndarray]:
+    """Held in this task's memory only, to check that matching no longer finds the child."""
+    from .services import template_embedding  # noqa: PLC0415
+
+    try:
+        key = child_key_for_reading(student_id)
+    except KeyDestroyed:
+        return []
+    return [
+        template_embedding(t, key=key) for t in FaceTemplate.objects.filter(student_id=student_id)
+    ]
+
+
+def _verify_not_identifiable(request: ErasureRequest, former: list[np.ndarray]) -> None:
+    from .matching import candidates, match_index_for  # noqa: PLC0415
+
+    index = match_index_for(request.school_id)
+    for embedding in former:
+        found = candidates(index, embedding, settings.FACE_TOLERANCE)
+        if any(student_id == request.student_id for student_id, _ in found):
+            raise StepFailed("the former template still identifies the child")
+
+
+def _erase_media(step: ErasureStep) -> int:
+    erased = subject_files_delete(step.request.subject_id)
+    if subject_files(step.request.subject_id):
+        raise StepFailed("photo files still present")
+    return erased
+
+
+def _erase_cache(step: ErasureStep) -> int:
+    from .matching import match_cache_forget, match_index_bump, match_index_for  # noqa: PLC0415
+
+    request = step.request
+    with transaction.atomic():
+        match_index_bump(request.school_id)  # every process reloads before its next match
+    match_cache_forget(request.school_id)
+    index = match_index_for(request.school_id)
+    if any(sid == request.student_id for sid in index.student_ids):
+        raise StepFailed("the match index still holds the child's templates")
+    return 0
+
+
+def _erase_http(step: ErasureStep) -> int:
+    if step.holder is None:
+        return 0  # the holder was removed from the configuration; nothing to reach
+    client = client_for(step.holder, timeout=settings.HOLDER_TIMEOUT_SECONDS)
+    subject = str(step.request.subject_id)
+    erased = client.delete_subject(subject)
+    if client.get_subject(subject) is not None:
+        raise StepFailed("the holder still reports data for the subject")
+    return erased
+
+
+def _erase_key(step: ErasureStep) -> int:
+    student = Student(pk=step.request.student_id)
+    destroyed = child_key_destroy(student)
+    try:
+        child_key_for_reading(student.pk)
+    except KeyDestroyed:
+        return int(destroyed)
+    raise StepFailed("the data key can still be read")
+
+
+ACTIONS = {
+    "database": _erase_database,
+    "media": _erase_media,
+    "cache": _erase_cache,
+    "http": _erase_http,
+    "key": _erase_key,
+}
+
+
+# --- advancing and sealing --------------------------------------------------------------------
+
+
+def erasure_advance(*, request_id) -> ErasureRequest:
+    """After a step: queue the key step when it is due; seal the request when all are done."""
+    request = ErasureRequest.objects.get(pk=request_id)
+    steps = list(request.steps.all())
+    pending = [s for s in steps if s.status != ErasureStatus.VERIFIED]
+    if not pending:
+        return erasure_seal(request_id=request_id)
+    if all(s.kind == "key" for s in pending):
+        from .tasks import erasure_step_task  # noqa: PLC0415
+
+        for s in pending:
+            transaction.on_commit(lambda pk=s.pk: erasure_step_task.delay(pk))
+    return request
+
+
+def erasure_seal(*, request_id) -> ErasureRequest:
+    """Mark the request verified, sign its receipt, tell the parents. Once only (CAS)."""
+    from .receipts import erasure_receipt_build, erasure_receipt_sign  # noqa: PLC0415
+
+    with transaction.atomic():
+        request = ErasureRequest.objects.select_for_update().get(pk=request_id)
+        if request.status == ErasureStatus.VERIFIED:
+            return request
+        now = timezone.now()
+        request.status = ErasureStatus.VERIFIED
+        request.completed_at = now
+        request.receipt = erasure_receipt_build(request)
+        request.receipt_signature = erasure_receipt_sign(request.receipt)
+        request.save(update_fields=["status", "completed_at", "receipt", "receipt_signature"])
+        audit_record(
+            "erasure.verified",
+            actor=Actor.system("erasure worker"),
+            school_id=request.school_id,
+            subject=request.subject_id,
+            data={"erasure": str(request.pk), "systems": len(request.receipt["systems"])},
+        )
+        transaction.on_commit(lambda: _email_parents(request))
+    return request
+
+
+def _email_parents(request: ErasureRequest) -> None:
+    from django.template.loader import render_to_string  # noqa: PLC0415
+    from django.urls import reverse  # noqa: PLC0415
+    from django.utils import translation  # noqa: PLC0415
+
+    if request.student_id is None:
+        return
+    url = settings.SITE_URL.rstrip("/") + reverse("portal:erasure", args=[request.pk])
+    for link in request.student.guardianships.select_related("guardian"):
+        guardian = link.guardian
+        with translation.override(guardian.language):
+            body = render_to_string(
+                "portal/email/erasure_done.txt", {"guardian": guardian, "url": url}
+            )
+            subject = render_to_string("portal/email/erasure_done_subject.txt").strip()
+        send_mail(subject, body, None, [guardian.email])
+
+
+# --- the watchdog -----------------------------------------------------------------------------
+
+
+def erasure_watchdog(*, now=None) -> int:
+    """Re-drive every step of an open erasure that has not moved for a while. Returns how many.
+
+    The database, not the broker, says what is left to do: a message lost with a dead worker
+    or a restarted Redis is simply sent again.
+    """
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
+    requests = ErasureRequest.objects.filter(status__in=OPEN).values_list("pk", flat=True)
+    redriven = 0
+    for request_id in requests:
+        stuck = ErasureStep.objects.filter(request_id=request_id, updated_at__lt=stale_before)
+        stuck = stuck.exclude(status=ErasureStatus.VERIFIED)
+        if not stuck.exists():
+            continue
+        stuck.update(updated_at=now)
+        redriven += erasure_dispatch(request_id=request_id)
+    if redriven:
+        audit_record(
+            "erasure.watchdog_redrove",
+            actor=Actor.system("erasure watchdog"),
+            data={"steps": redriven},
+        )
+    return redriven
+
+
+def erasure_open_for(student) -> ErasureRequest | None:
+    return ErasureRequest.objects.filter(student=student, status__in=OPEN).first()
+
+
+def erasure_request_by_parent(*, student: Student, guardian, ip: str = "", user_agent: str = ""):
+    """ "Delete everything": stop every active purpose (this parent's no wins) and erase.
+
+    1. Open the erasure (trigger parent_request), or join the open one.
+    2. For each purpose still active, record this parent's withdrawal (if they had granted)
+       or objection, so no one can re-enrol the child until a parent decides again.
+    """
+    from consent.models import Decision, Method  # noqa: PLC0415
+    from consent.rules import load_for_rule, purpose_statuses  # noqa: PLC0415
+    from consent.services import consent_decide  # noqa: PLC0415
+
+    actor = Actor.guardian(guardian)
+    with transaction.atomic():
+        request = erasure_request_open(student=student, trigger="parent_request", actor=actor)
+        loaded = load_for_rule([student.pk])[student.pk]
+        for status in purpose_statuses(loaded):
+            if not status.active:
+                continue
+            mine = [
+                d
+                for d in loaded.decisions.all()
+                if d.guardian_id == guardian.pk and d.purpose_id == status.purpose.pk
+            ]
+            latest = max(mine, key=lambda d: (d.at, d.pk)) if mine else None
+            decision = (
+                Decision.WITHDRAW
+                if latest and latest.decision == Decision.GRANT
+                else Decision.OBJECT
+            )
+            consent_decide(
+                student=student,
+                purpose=status.purpose,
+                guardian=guardian,
+                decision=decision,
+                notice_version=None,
+                method=Method.WEB,
+                ip=ip,
+                user_agent=user_agent,
+            )
     return request

@@ -51,7 +51,7 @@ def photo_enrol(
     3. Store the photo encrypted under the child's key, create the row, audit it.
     4. After commit, the `faces` queue computes the template (or now, with process_now).
     """
-    if not active_purpose_codes(student):
+    if not active_purpose_codes(student) or _erasure_open(student):
         audit_record(
             "biometrics.enrolment_refused",
             actor=actor,
@@ -118,7 +118,7 @@ def photo_process(*, photo_id) -> Photo:
     if photo.status != PhotoStatus.PENDING:
         return photo
     student = photo.student
-    if not active_purpose_codes(student):
+    if not active_purpose_codes(student) or _erasure_open(student):
         return _photo_reject(photo, "no_active_consent")
     data = photo_file_read(student.pk, photo.pk, photo.storage_name)
     try:
@@ -142,6 +142,12 @@ def photo_process(*, photo_id) -> Photo:
         )
     photo.refresh_from_db()
     return photo
+
+
+def _erasure_open(student: Student) -> bool:
+    from .erasure import erasure_open_for  # noqa: PLC0415 - erasure imports services
+
+    return erasure_open_for(student) is not None
 
 
 def _photo_reject(photo: Photo, code: str) -> Photo:

@@ -14,8 +14,14 @@ def photo_context(photo_id) -> str:
     return f"photo:{photo_id}"
 
 
+def subject_folder(subject_id) -> str:
+    """All of a child's photo files live under one pseudonymous folder, so erasure and its
+    verification need no database rows: delete the folder, list it, expect nothing."""
+    return f"photos/{subject_id}"
+
+
 def photo_file_write(student: Student, photo_id, data: bytes) -> str:
-    name = f"photos/{photo_id}.gv1"
+    name = f"{subject_folder(student.subject_id)}/{photo_id}.gv1"
     blob = encrypt_for_child(student, data, context=photo_context(photo_id))
     # Overwrite semantics: the name is derived from the uuid, so a retry writes the same file.
     if default_storage.exists(name):
@@ -34,3 +40,18 @@ def photo_file_delete(storage_name: str) -> bool:
         default_storage.delete(storage_name)
         return True
     return False
+
+
+def subject_files(subject_id) -> list[str]:
+    folder = subject_folder(subject_id)
+    if not default_storage.exists(folder):
+        return []
+    _, files = default_storage.listdir(folder)
+    return [f"{folder}/{name}" for name in files]
+
+
+def subject_files_delete(subject_id) -> int:
+    names = subject_files(subject_id)
+    for name in names:
+        default_storage.delete(name)
+    return len(names)

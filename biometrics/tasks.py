@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError
 
-from .holder_protocol import HolderUnavailable
+from .erasure import StepFailed, erasure_step_run, erasure_watchdog
+from .holder_protocol import HolderRejected, HolderUnavailable
 from .services import photo_process, template_copy_push
 
 
@@ -25,3 +28,22 @@ def photo_process_task(photo_id: str) -> None:
 )
 def template_copy_push_task(copy_id: int) -> None:
     template_copy_push(copy_id=copy_id)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(HolderUnavailable, HolderRejected, StepFailed, OSError, OperationalError),
+    retry_backoff=settings.ERASURE_RETRY_BACKOFF,
+    retry_backoff_max=settings.ERASURE_RETRY_BACKOFF_MAX,
+    retry_jitter=True,
+    max_retries=None,  # the step's row counts attempts and escalates; never give up silently
+    soft_time_limit=120,
+    time_limit=180,
+)
+def erasure_step_task(step_id: int) -> None:
+    erasure_step_run(step_id=step_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def erasure_watchdog_task() -> None:
+    erasure_watchdog()

@@ -236,6 +236,8 @@ CELERY_TASK_TIME_LIMIT = 180
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "biometrics.tasks.photo_process_task": {"queue": "faces"},
+    "biometrics.tasks.erasure_step_task": {"queue": "erasure"},
+    "biometrics.tasks.erasure_watchdog_task": {"queue": "erasure"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -282,7 +284,14 @@ REFERENCE_HOLDER_URL = env.str("REFERENCE_HOLDER_URL", default="http://127.0.0.1
 REFERENCE_HOLDER_SECRET = env_secret(
     "REFERENCE_HOLDER_SECRET", dev_file="dev-holder-secret", generate=lambda: secrets.token_hex(24)
 )
-REDIS_MATCH_CACHE_URL = env.str("REDIS_MATCH_CACHE_URL", default="")
+HOLDER_TIMEOUT_SECONDS = env.float("HOLDER_TIMEOUT_SECONDS", default=5.0)
+# Erasure: retries back off exponentially (with jitter) up to the max; after this many attempts
+# a step is marked "needs attention" and the DPO is emailed (retries go on). The watchdog
+# re-drives any step that has not moved for ERASURE_STUCK_SECONDS.
+ERASURE_RETRY_BACKOFF = env.int("ERASURE_RETRY_BACKOFF", default=2)
+ERASURE_RETRY_BACKOFF_MAX = env.int("ERASURE_RETRY_BACKOFF_MAX", default=600)
+ERASURE_ATTEMPTS_BEFORE_ATTENTION = env.int("ERASURE_ATTEMPTS_BEFORE_ATTENTION", default=8)
+ERASURE_STUCK_SECONDS = env.int("ERASURE_STUCK_SECONDS", default=180)
 
 LOGGING = {
     "version": 1,

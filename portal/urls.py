@@ -18,6 +18,9 @@ portal_patterns = [
         name="consent-receipt",
     ),
     path("schools/<slug:slug>/", views.transparency, name="transparency"),
+    path("children/<uuid:child_id>/delete/", views.child_delete_everything, name="child-delete"),
+    path("erasures/<uuid:erasure_id>/", views.erasure_detail, name="erasure"),
+    path("erasures/<uuid:erasure_id>/receipt.json", views.erasure_receipt, name="erasure-receipt"),
     path(
         "children/<uuid:child_id>/photos/<uuid:photo_id>/thumbnail/",
         views.photo_thumbnail,

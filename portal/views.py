@@ -17,8 +17,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from PIL import Image
 
 from biometrics.access import access_record
+from biometrics.erasure import erasure_request_by_parent
 from biometrics.faces import MODEL_NAME, MODEL_VERSION
-from biometrics.models import FaceTemplate, Holder, Photo, PhotoStatus
+from biometrics.models import (
+    ErasureRequest,
+    ErasureStatus,
+    FaceTemplate,
+    Holder,
+    Photo,
+    PhotoStatus,
+)
+from biometrics.receipts import public_key_b64, signed_receipt
 from biometrics.selectors import held_data
 from biometrics.services import photo_bytes, template_embedding
 from consent.actors import Actor
@@ -188,6 +197,7 @@ def transparency(request: HttpRequest, slug: str) -> HttpResponse:
             "model_name": MODEL_NAME,
             "model_version": MODEL_VERSION,
             "tolerance": settings.FACE_TOLERANCE,
+            "public_key": public_key_b64(),
         },
     )
 
@@ -221,3 +231,51 @@ def _uuid_or_none(value: str):
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+@guardian_required
+@require_http_methods(["GET", "POST"])
+def child_delete_everything(request: HttpRequest, child_id) -> HttpResponse:
+    """Confirm, then erase everything held about the child in every system."""
+    child = owned_child(request, child_id)
+    if request.method == "POST":
+        erasure = erasure_request_by_parent(
+            student=child,
+            guardian=request.guardian,
+            ip=request.META.get("REMOTE_ADDR", ""),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+        return redirect("portal:erasure", erasure.pk)
+    return render(request, "portal/delete_confirm.html", {"child": child})
+
+
+def _owned_erasure(request, erasure_id) -> ErasureRequest:
+    return get_object_or_404(
+        ErasureRequest.objects.prefetch_related("steps"),
+        pk=erasure_id,
+        student__in=children_for_guardian(request.guardian),
+    )
+
+
+@guardian_required
+@require_GET
+def erasure_detail(request: HttpRequest, erasure_id) -> HttpResponse:
+    """Progress, system by system; refreshes itself until done (no JavaScript needed)."""
+    erasure = _owned_erasure(request, erasure_id)
+    done = erasure.status == ErasureStatus.VERIFIED
+    return render(
+        request,
+        "portal/erasure.html",
+        {"erasure": erasure, "steps": erasure.steps.all(), "done": done},
+    )
+
+
+@guardian_required
+@require_GET
+def erasure_receipt(request: HttpRequest, erasure_id) -> HttpResponse:
+    erasure = _owned_erasure(request, erasure_id)
+    if erasure.status != ErasureStatus.VERIFIED:
+        raise Http404
+    response = JsonResponse(signed_receipt(erasure), json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="erasure-receipt-{erasure.pk}.json"'
+    return response

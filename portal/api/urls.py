@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import consents, staff, views
+from . import consents, erasures, staff, views
 
 urlpatterns = [
     path("auth/magic-link/", views.MagicLinkView.as_view(), name="api-magic-link"),
@@ -26,6 +26,18 @@ urlpatterns = [
         consents.ReceiptView.as_view(),
         name="api-consent-receipt",
     ),
+    path(
+        "children/<uuid:child_id>/erasures/",
+        erasures.ChildErasuresView.as_view(),
+        name="api-child-erasures",
+    ),
+    path("erasures/<uuid:erasure_id>/", erasures.ErasureView.as_view(), name="api-erasure"),
+    path(
+        "erasures/<uuid:erasure_id>/receipt/",
+        erasures.ErasureReceiptView.as_view(),
+        name="api-erasure-receipt",
+    ),
+    path("receipts/public-key/", erasures.PublicKeyView.as_view(), name="api-public-key"),
     path("staff/students/", staff.StudentsView.as_view(), name="api-staff-students"),
     path("staff/students/<uuid:student_id>/leave/", staff.StudentLeaveView.as_view()),
     path("staff/students/<uuid:student_id>/child-refusal/", staff.ChildRefusalView.as_view()),

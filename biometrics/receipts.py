@@ -1,0 +1,88 @@
+"""Signed deletion receipts (Ed25519) — what was erased where, and how it was verified."""
+
+from __future__ import annotations
+
+import base64
+import json
+from functools import cache
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from django.conf import settings
+
+from .models import ErasureRequest
+
+RECEIPT_VERSION = "guardian-erasure-receipt/1"
+CATEGORIES = {
+    "database": ["photo records", "face templates", "recognition events"],
+    "media": ["photos"],
+    "cache": ["match index entries"],
+    "http": ["face template copies", "recognition events held there"],
+    "key": ["the child's data key (crypto-shredding)"],
+}
+
+
+@cache
+def _private_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(settings.GUARDIAN_SIGNING_KEY)
+
+
+def public_key_b64() -> str:
+    raw = _private_key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def canonical(receipt: dict) -> bytes:
+    return json.dumps(receipt, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def erasure_receipt_build(request: ErasureRequest) -> dict:
+    from .erasure import VERIFICATION  # noqa: PLC0415
+
+    steps = list(request.steps.order_by("id"))
+    return {
+        "version": RECEIPT_VERSION,
+        "receipt_id": str(request.pk),
+        "subject": str(request.subject_id),
+        "school": request.school.name,
+        "trigger": request.trigger,
+        "requested_at": request.requested_at.isoformat(),
+        "completed_at": request.completed_at.isoformat(),
+        "systems": [
+            {
+                "system": s.system,
+                "kind": s.kind,
+                "erased": CATEGORIES[s.kind],
+                "items_erased": s.items_erased,
+                "attempts": s.attempts,
+                "verified_at": s.verified_at.isoformat() if s.verified_at else None,
+                "verification": VERIFICATION[s.kind],
+            }
+            for s in steps
+        ],
+        "kept": "This receipt and a minimal record of the erasure (pseudonym, times, systems, "
+        "counts). No photo, template or recognition event of the child is kept.",
+        "public_key": public_key_b64(),
+        "signature_algorithm": "Ed25519 over the canonical JSON (sorted keys, no spaces) of "
+        "this object without `signature`",
+    }
+
+
+def erasure_receipt_sign(receipt: dict) -> str:
+    return base64.b64encode(_private_key().sign(canonical(receipt))).decode()
+
+
+def signed_receipt(request: ErasureRequest) -> dict:
+    return {**request.receipt, "signature": request.receipt_signature}
+
+
+def receipt_verify(document: dict, public_key: str | None = None) -> bool:
+    """Check a signed receipt against the portal's public key (or the one given)."""
+    body = {k: v for k, v in document.items() if k != "signature"}
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key or public_key_b64()))
+    try:
+        key.verify(base64.b64decode(document.get("signature", "")), canonical(body))
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -1,0 +1,118 @@
+"""Parent erasure endpoints (SPEC §8): delete everything, follow it, keep the receipt."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from biometrics.erasure import erasure_request_by_parent
+from biometrics.models import ErasureRequest, ErasureStatus
+from biometrics.receipts import public_key_b64, signed_receipt
+from consent.selectors import children_for_guardian
+
+from .errors import ApiError
+from .serializers import ErrorSerializer
+from .views import client_ip, owned_child
+
+
+class StepOut(serializers.Serializer):
+    system = serializers.CharField()
+    status = serializers.ChoiceField(choices=ErasureStatus.values)
+    attempts = serializers.IntegerField()
+    items_erased = serializers.IntegerField()
+    verified_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_blank=True)
+
+
+class ErasureOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=ErasureStatus.values)
+    requested_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    steps = StepOut(many=True)
+    receipt_url = serializers.CharField(allow_null=True)
+
+
+def owned_erasure(request, erasure_id) -> ErasureRequest:
+    return get_object_or_404(
+        ErasureRequest.objects.prefetch_related("steps"),
+        pk=erasure_id,
+        student__in=children_for_guardian(request.guardian),
+    )
+
+
+def erasure_document(erasure: ErasureRequest, request) -> dict:
+    done = erasure.status == ErasureStatus.VERIFIED
+    return {
+        "id": erasure.pk,
+        "status": erasure.status,
+        "requested_at": erasure.requested_at,
+        "completed_at": erasure.completed_at,
+        "steps": [
+            {
+                "system": s.system,
+                "status": s.status,
+                "attempts": s.attempts,
+                "items_erased": s.items_erased,
+                "verified_at": s.verified_at,
+                "last_error": s.last_error,
+            }
+            for s in erasure.steps.all()
+        ],
+        "receipt_url": request.build_absolute_uri(reverse("api-erasure-receipt", args=[erasure.pk]))
+        if done
+        else None,
+    }
+
+
+class ChildErasuresView(APIView):
+    @extend_schema(request=None, responses={202: None, 404: ErrorSerializer})
+    def post(self, request, child_id):
+        """Delete everything held about the child, everywhere. Stops every purpose first."""
+        child = owned_child(request, child_id)
+        erasure = erasure_request_by_parent(
+            student=child,
+            guardian=request.guardian,
+            ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+        return Response(
+            {"id": erasure.pk, "status": erasure.status}, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class ErasureView(APIView):
+    @extend_schema(responses={200: ErasureOut, 404: ErrorSerializer})
+    def get(self, request, erasure_id):
+        """The erasure's progress, system by system."""
+        erasure = owned_erasure(request, erasure_id)
+        return Response(ErasureOut(erasure_document(erasure, request)).data)
+
+
+class ErasureReceiptView(APIView):
+    @extend_schema(responses={200: None, 404: ErrorSerializer, 409: ErrorSerializer})
+    def get(self, request, erasure_id):
+        """The signed deletion receipt (Ed25519; the public key is in it and on the
+        school's transparency page)."""
+        erasure = owned_erasure(request, erasure_id)
+        if erasure.status != ErasureStatus.VERIFIED:
+            raise ApiError("not_ready", "The erasure is not finished yet.", 409)
+        response = Response(signed_receipt(erasure))
+        response["Content-Disposition"] = (
+            f'attachment; filename="erasure-receipt-{erasure.pk}.json"'
+        )
+        return response
+
+
+class PublicKeyView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(responses={200: None})
+    def get(self, request):
+        """The Ed25519 public key that verifies deletion receipts."""
+        return Response({"algorithm": "Ed25519", "public_key": public_key_b64()})
