@@ -1,0 +1,32 @@
+"""Schedules for the scheduled jobs, editable afterwards in admin (django-celery-beat)."""
+
+from django.db import migrations
+
+SCHEDULES = [
+    # (name, task, seconds)
+    ("Erasure watchdog", "biometrics.tasks.erasure_watchdog_task", 60),
+]
+
+
+def create(apps, schema_editor):
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    for name, task, seconds in SCHEDULES:
+        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
+        PeriodicTask.objects.get_or_create(
+            name=name, defaults={"task": task, "interval": interval, "enabled": True}
+        )
+
+
+def remove(apps, schema_editor):
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    PeriodicTask.objects.filter(name__in=[s[0] for s in SCHEDULES]).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("biometrics", "0001_initial"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+    ]
+
+    operations = [migrations.RunPython(create, remove)]

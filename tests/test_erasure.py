@@ -1,0 +1,286 @@
+"""Erasure across every system, run step by step in this process against a real reference
+holder process (the worker-driven version is in test_erasure_integration.py)."""
+
+import pytest
+from django.core import mail
+from django.db import connection
+
+from biometrics import demo_photos
+from biometrics.crypto import KeyDestroyed, decrypt_for_child
+from biometrics.erasure import (
+    erasure_request_by_parent,
+    erasure_request_open,
+    erasure_step_run,
+    erasure_watchdog,
+)
+from biometrics.faces import embedding_from_photo
+from biometrics.holder_protocol import HolderUnavailable
+from biometrics.matching import identify
+from biometrics.models import (
+    ErasureRequest,
+    ErasureStep,
+    FaceTemplate,
+    Holder,
+    Photo,
+    RecognitionEvent,
+    TemplateCopy,
+)
+from biometrics.receipts import receipt_verify, signed_receipt
+from biometrics.selectors import held_data
+from biometrics.services import photo_enrol, template_copy_push
+from consent.models import AuditEvent, Decision
+from consent.services import consent_decide
+
+from .factories import TEST_ACTOR
+from .processes import start_holder
+
+
+@pytest.fixture(scope="module")
+def holder_proc(tmp_path_factory):
+    proc = start_holder(tmp_path_factory.mktemp("holder"))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def holder(school, holder_proc):
+    return Holder.objects.create(
+        school=school,
+        name="Gate controller",
+        base_url=holder_proc.info["url"],
+        secret=holder_proc.info["secret"],
+    )
+
+
+@pytest.fixture
+def held_child(holder, child_a, purposes):
+    """Child A enrolled, with the template copy stored in the holder and a recognition event."""
+    photo_enrol(
+        student=child_a, data=demo_photos.grace_hopper(), actor=TEST_ACTOR, process_now=True
+    )
+    for copy in TemplateCopy.objects.filter(template__student=child_a):
+        template_copy_push(copy_id=copy.pk)
+    identify(
+        school=child_a.school,
+        purpose=purposes["gate_access"],
+        embedding=embedding_from_photo(demo_photos.grace_hopper_half()),
+        device="Gate",
+    )
+    assert RecognitionEvent.objects.filter(student=child_a).count() == 1
+    return child_a
+
+
+def withdraw(child, purposes, parent):
+    consent_decide(
+        student=child,
+        purpose=purposes["gate_access"],
+        guardian=parent,
+        decision=Decision.WITHDRAW,
+        notice_version=1,
+    )
+    return ErasureRequest.objects.get(student=child)
+
+
+def run_all(erasure):
+    """What the workers do: every step, the key last."""
+    for step in erasure.steps.exclude(kind="key"):
+        erasure_step_run(step_id=step.pk)
+    for step in erasure.steps.filter(kind="key"):
+        erasure_step_run(step_id=step.pk)
+    erasure.refresh_from_db()
+    return erasure
+
+
+def test_withdrawal_erases_everything_everywhere_and_proves_it(
+    held_child, purposes, parent_a, holder_proc, media_dir, django_capture_on_commit_callbacks
+):
+    template = FaceTemplate.objects.get(student=held_child)
+    ciphertext = bytes(template.ciphertext)
+    subject = str(held_child.subject_id)
+    assert holder_proc.info["client"].get_subject(subject) is not None
+
+    erasure = withdraw(held_child, purposes, parent_a)
+    assert [s.kind for s in erasure.steps.all()] == ["database", "media", "cache", "http", "key"]
+    with django_capture_on_commit_callbacks(execute=True):
+        erasure = run_all(erasure)
+
+    assert erasure.status == "verified"
+    assert all(s.status == "verified" and s.verified_at for s in erasure.steps.all())
+    # nothing of the child left in any store
+    assert not Photo.objects.filter(student=held_child).exists()
+    assert not FaceTemplate.objects.filter(student=held_child).exists()
+    assert not RecognitionEvent.objects.filter(student=held_child).exists()
+    assert not list(media_dir.rglob("*.gv1"))
+    assert holder_proc.info["client"].get_subject(subject) is None
+    with pytest.raises(KeyDestroyed):
+        decrypt_for_child(held_child.pk, ciphertext, context=f"template:{template.pk}")
+    # identification with the former face finds no one
+    probe = embedding_from_photo(demo_photos.grace_hopper())
+    assert (
+        identify(
+            school=held_child.school,
+            purpose=purposes["gate_access"],
+            embedding=probe,
+            device="Gate",
+        )
+        is None
+    )
+    # the receipt lists every system and verifies against the public key
+    receipt = signed_receipt(erasure)
+    assert receipt_verify(receipt)
+    assert {s["system"] for s in receipt["systems"]} == {
+        "Guardian portal database",
+        "Photo storage",
+        "Match cache",
+        "Gate controller",
+        "Child's data key",
+    }
+    by_kind = {s["kind"]: s for s in receipt["systems"]}
+    assert by_kind["database"]["items_erased"] == 3  # photo, template, event
+    assert by_kind["http"]["items_erased"] == 1
+    tampered = {**receipt, "school": "Someone else"}
+    assert not receipt_verify(tampered)
+    # what the parent sees now
+    doc = held_data(held_child)
+    assert doc["photos"] == [] and doc["templates"] == []
+    assert doc["recognition_events"]["count"] == 0
+    assert doc["erasures"][0]["status"] == "verified"
+    # the parents were told
+    assert any("erased" in m.subject for m in mail.outbox)
+    # the audit trail never names the child
+    for event in AuditEvent.objects.filter(subject=subject):
+        assert "Child A" not in str(event.data)
+
+
+def test_a_step_delivered_twice_does_no_harm(held_child, purposes, parent_a):
+    erasure = withdraw(held_child, purposes, parent_a)
+    db_step = erasure.steps.get(kind="database")
+    first = erasure_step_run(step_id=db_step.pk)
+    second = erasure_step_run(step_id=db_step.pk)
+    assert first.status == second.status == "verified"
+    assert second.items_erased == first.items_erased == 3
+    assert second.attempts == 1
+
+
+def test_the_key_waits_for_every_other_system(held_child, purposes, parent_a):
+    erasure = withdraw(held_child, purposes, parent_a)
+    key_step = erasure.steps.get(kind="key")
+    assert erasure_step_run(step_id=key_step.pk).status == "pending"
+    assert FaceTemplate.objects.filter(student=held_child).exists()
+
+
+def test_a_holder_that_is_down_delays_but_never_loses_the_erasure(
+    held_child, purposes, parent_a, holder, settings
+):
+    settings.ERASURE_ATTEMPTS_BEFORE_ATTENTION = 2
+    real_url = holder.base_url
+    Holder.objects.filter(pk=holder.pk).update(base_url="http://127.0.0.1:9")  # nothing there
+    erasure = withdraw(held_child, purposes, parent_a)
+    http_step = erasure.steps.get(kind="http")
+    for _ in range(2):
+        with pytest.raises(HolderUnavailable):
+            erasure_step_run(step_id=http_step.pk)
+    http_step.refresh_from_db()
+    erasure.refresh_from_db()
+    assert http_step.status == "needs_attention"
+    assert http_step.attempts == 2
+    assert "HolderUnavailable" in http_step.last_error
+    assert erasure.status == "needs_attention"
+    assert [m.to for m in mail.outbox if "needs attention" in m.subject] == [
+        [held_child.school.dpo_email]
+    ]
+    Holder.objects.filter(pk=holder.pk).update(base_url=real_url)  # back up
+    erasure = run_all(erasure)
+    assert erasure.status == "verified"
+
+
+def test_watchdog_redrives_steps_that_stopped_moving(held_child, purposes, parent_a, settings):
+    erasure = withdraw(held_child, purposes, parent_a)
+    assert erasure_watchdog() == 0  # nothing is stale yet
+    settings.ERASURE_STUCK_SECONDS = 0
+    ErasureStep.objects.filter(request=erasure).update(status="running")
+    assert erasure_watchdog() == 4  # all but the key step
+    assert AuditEvent.objects.filter(action="erasure.watchdog_redrove").exists()
+
+
+def test_second_trigger_joins_the_open_erasure(held_child, purposes, parent_a):
+    first = withdraw(held_child, purposes, parent_a)
+    again = erasure_request_open(student=held_child, trigger="staff", actor=TEST_ACTOR)
+    assert again.pk == first.pk
+    assert ErasureRequest.objects.filter(student=held_child).count() == 1
+
+
+def test_delete_everything_stops_every_purpose_and_erases(held_child, parent_a, purposes):
+    erasure = erasure_request_by_parent(student=held_child, guardian=parent_a)
+    assert erasure.trigger == "parent_request"
+    from consent.rules import active_purpose_codes
+
+    assert not active_purpose_codes(held_child)
+    # no one can enrol while it runs
+    from biometrics.services import NoActiveConsent
+
+    with pytest.raises(NoActiveConsent):
+        photo_enrol(student=held_child, data=demo_photos.grace_hopper(), actor=TEST_ACTOR)
+    assert run_all(erasure).status == "verified"
+
+
+def test_parent_api_erasure_flow_and_ownership(api_a, api_b, child_b, held_child):
+    r = api_a.post(f"/api/v1/children/{held_child.pk}/erasures/")
+    assert r.status_code == 202
+    erasure_id = r.json()["id"]
+    progress = api_a.get(f"/api/v1/erasures/{erasure_id}/")
+    assert progress.status_code == 200
+    body = progress.json()
+    assert body["status"] == "pending"
+    assert {"system", "status", "attempts", "items_erased", "verified_at", "last_error"} <= set(
+        body["steps"][0]
+    )
+    assert body["receipt_url"] is None
+    assert api_a.get(f"/api/v1/erasures/{erasure_id}/receipt/").status_code == 409
+    assert api_b.get(f"/api/v1/erasures/{erasure_id}/").status_code == 404
+    assert api_b.post(f"/api/v1/children/{held_child.pk}/erasures/").status_code == 404
+    run_all(ErasureRequest.objects.get(pk=erasure_id))
+    done = api_a.get(f"/api/v1/erasures/{erasure_id}/").json()
+    assert done["status"] == "verified"
+    assert done["receipt_url"].endswith(f"/api/v1/erasures/{erasure_id}/receipt/")
+    receipt = api_a.get(f"/api/v1/erasures/{erasure_id}/receipt/").json()
+    key = api_a.get("/api/v1/receipts/public-key/").json()["public_key"]
+    assert receipt_verify(receipt, key)
+
+
+def test_parent_pages_show_progress_and_receipt(web_a, held_child):
+    r = web_a.get(f"/children/{held_child.pk}/delete/")
+    assert r.status_code == 200
+    r = web_a.post(f"/children/{held_child.pk}/delete/")
+    assert r.status_code == 302
+    page = web_a.get(r["Location"]).content.decode()
+    assert 'http-equiv="refresh"' in page
+    assert "Gate controller" in page
+    run_all(ErasureRequest.objects.get(student=held_child))
+    page = web_a.get(r["Location"]).content.decode()
+    assert 'http-equiv="refresh"' not in page
+    assert "receipt" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_crypto_shredding_makes_a_database_copy_useless(held_child, purposes, parent_a, tmp_path):
+    """Copy the database before the erasure; afterwards the copy's ciphertext is unreadable."""
+    import sqlite3
+
+    template = FaceTemplate.objects.get(student=held_child)
+    if connection.vendor == "sqlite":
+        backup = tmp_path / "before-erasure.sqlite3"
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM INTO %s", [str(backup)])
+    run_all(withdraw(held_child, purposes, parent_a))
+    if connection.vendor == "sqlite":
+        with sqlite3.connect(backup) as copy:
+            ((ciphertext,),) = copy.execute(
+                "SELECT ciphertext FROM biometrics_facetemplate WHERE id = ?", [template.pk.hex]
+            ).fetchall()
+    else:  # a dump of PostgreSQL holds the same bytes the row held before the erasure
+        ciphertext = bytes(template.ciphertext)
+    assert not FaceTemplate.objects.filter(pk=template.pk).exists()
+    assert ciphertext  # the copy still has the ciphertext...
+    with pytest.raises(KeyDestroyed):  # ...which nobody can open any more
+        decrypt_for_child(held_child.pk, ciphertext, context=f"template:{template.pk}")
