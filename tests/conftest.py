@@ -45,8 +45,19 @@ def pytest_sessionfinish(session, exitstatus):
 DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
 
 
-def pytest_collection_modifyitems(items):
-    """Every database test may use both databases: the main one and the key store."""
+def pytest_collection_modifyitems(config, items):
+    """Every database test may use both databases: the main one and the key store.
+
+    Tests marked needs_redis run only when Redis is the broker (deselected, not skipped,
+    otherwise: the embedded run has no Redis to restart).
+    """
+    from django.conf import settings as django_settings
+
+    if not django_settings.CELERY_BROKER_URL.startswith("redis"):
+        deselected = [i for i in items if i.get_closest_marker("needs_redis")]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [i for i in items if not i.get_closest_marker("needs_redis")]
     for item in items:
         marker = item.get_closest_marker("django_db")
         if marker is None and not DB_FIXTURES.intersection(getattr(item, "fixturenames", ())):

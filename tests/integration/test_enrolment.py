@@ -9,50 +9,19 @@ import numpy as np
 import pytest
 
 from biometrics import demo_photos
-from biometrics.models import FaceTemplate, Holder, Photo, PhotoStatus, TemplateCopy
+from biometrics.models import FaceTemplate, Photo, PhotoStatus, TemplateCopy
 from biometrics.services import photo_enrol, template_embedding
 
-from .factories import TEST_ACTOR
-from .processes import purge_filesystem_broker, start_holder, start_worker, wait_for
+from ..factories import TEST_ACTOR
+from ..processes import wait_for
+from .conftest import register_holder
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, django_db_setup, django_db_blocker):
-    logs = tmp_path_factory.mktemp("integration")
-    media = logs / "media"
-    media.mkdir()
-    with django_db_blocker.unblock():
-        purge_filesystem_broker()
-        holder = start_holder(logs)
-        worker = start_worker(logs, MEDIA_ROOT=str(media))
-    yield {"holder": holder, "worker": worker, "logs": logs, "media": media}
-    worker.stop()
-    holder.stop()
-
-
-@pytest.fixture(autouse=True)
-def media_dir(stack, settings):
-    """The worker process and this test process share one media folder."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(stack["media"])},
-        },
-    }
-    return stack["media"]
-
-
 def test_enrolment_is_computed_by_the_worker_and_copied_to_the_holder(stack, child_a):
-    holder_proc = stack["holder"]
-    Holder.objects.create(
-        school=child_a.school,
-        name="Gate controller",
-        base_url=holder_proc.info["url"],
-        secret=holder_proc.info["secret"],
-    )
+    holder_proc = stack.holder("holder-a")
+    register_holder(child_a.school, holder_proc, "Gate controller")
     photo = photo_enrol(student=child_a, data=demo_photos.grace_hopper(), actor=TEST_ACTOR)
     assert photo.status == PhotoStatus.PENDING
 
@@ -64,7 +33,7 @@ def test_enrolment_is_computed_by_the_worker_and_copied_to_the_holder(stack, chi
     try:
         wait_for(pushed, timeout=60, what="the template copy to reach the holder")
     except TimeoutError:
-        pytest.fail("worker log:\n" + stack["worker"].log()[-4000:])
+        pytest.fail("worker log:\n" + stack.worker.log()[-4000:])
 
     assert Photo.objects.get(pk=photo.pk).status == PhotoStatus.ENROLLED
     template = FaceTemplate.objects.get(student=child_a)
@@ -88,6 +57,6 @@ def test_no_biometric_data_travels_on_the_broker(stack, child_a):
     )
     template = FaceTemplate.objects.get(photo=photo)
     first_number = f"{template_embedding(template)[0]:.6f}"
-    log = stack["worker"].log()
+    log = stack.worker.log()
     assert str(photo.pk) in log or "photo_process_task" in log
     assert first_number not in log

@@ -1,0 +1,88 @@
+"""Real processes for every test in this folder: a Celery worker and reference holders.
+
+The worker's retry schedule is shortened (the retries still happen; they are only closer
+together). The watchdog, which beat runs every minute in production, is called by the tests'
+wait loops, with a short "stuck" threshold.
+"""
+
+import pytest
+
+from biometrics.models import Holder
+
+from ..processes import purge_filesystem_broker, start_holder, start_worker
+
+WORKER_ENV = {
+    "ERASURE_RETRY_BACKOFF": "1",
+    "ERASURE_RETRY_BACKOFF_MAX": "2",
+    "ERASURE_ATTEMPTS_BEFORE_ATTENTION": "3",
+    "HOLDER_TIMEOUT_SECONDS": "2",
+}
+
+pytestmark = pytest.mark.integration
+
+
+class Stack:
+    def __init__(self, logs, media):
+        self.logs = logs
+        self.media = media
+        self.holders = {}
+        self.worker = None
+        self._workers = 0
+
+    def start_worker(self):
+        self._workers += 1
+        self.worker = start_worker(
+            self.logs, name=f"worker{self._workers}", MEDIA_ROOT=str(self.media), **WORKER_ENV
+        )
+        return self.worker
+
+    def holder(self, name, **kwargs):
+        if name not in self.holders or self.holders[name].popen.poll() is not None:
+            previous = self.holders.get(name)
+            if previous is not None:  # restart on the same port, with the same store
+                kwargs.setdefault("port", previous.info["port"])
+                kwargs.setdefault("db_path", previous.info["db"])
+                kwargs.setdefault("secret", previous.info["secret"])
+            self.holders[name] = start_holder(self.logs, name=name, **kwargs)
+        return self.holders[name]
+
+    def stop(self):
+        if self.worker:
+            self.worker.stop()
+        for proc in self.holders.values():
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, django_db_setup, django_db_blocker):
+    logs = tmp_path_factory.mktemp("integration")
+    media = logs / "media"
+    media.mkdir()
+    stack = Stack(logs, media)
+    with django_db_blocker.unblock():
+        purge_filesystem_broker()
+        stack.holder("holder-a")
+        stack.holder("holder-b")
+        stack.start_worker()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def media_dir(stack, settings):
+    """The worker processes and this test process share one media folder."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(stack.media)},
+        },
+    }
+    settings.ERASURE_STUCK_SECONDS = 2
+    return stack.media
+
+
+def register_holder(school, proc, name):
+    return Holder.objects.create(
+        school=school, name=name, base_url=proc.info["url"], secret=proc.info["secret"]
+    )
