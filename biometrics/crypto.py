@@ -9,6 +9,7 @@ copy of that child's ciphertext — in backups, replicas or stray files — unre
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -100,3 +101,112 @@ def encrypt_for_child(student: Student, plaintext: bytes, *, context: str) -> by
 
 def decrypt_for_child(student_id, blob: bytes, *, context: str, key: bytes | None = None) -> bytes:
     return _open(key or child_key_for_reading(student_id), blob, context.encode())
+
+
+# --- streams (export packages) ----------------------------------------------------------------
+# A file is sealed in 1 MiB chunks, each AES-256-GCM with its own nonce; the chunk's index and
+# a "last chunk" flag are bound as associated data, so chunks cannot be reordered, dropped or
+# the file truncated without detection. Memory stays flat whatever the file's size.
+
+STREAM_MAGIC = b"GVS1"
+STREAM_CHUNK = 1024 * 1024
+
+
+class SealingWriter:
+    """A write-only file object that encrypts what is written, chunk by chunk, into `dst`.
+
+    Nothing is ever held in plaintext beyond one chunk; nothing plaintext touches the disk.
+    Also computes the SHA-256 and size of the plaintext.
+    """
+
+    def __init__(self, student: Student, dst, *, context: str) -> None:
+        self._key = AESGCM(child_key_get_or_create(student))
+        self._dst = dst
+        self._context = context
+        self._buffer = bytearray()
+        self._pending: bytes | None = None
+        self._index = 0
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+        dst.write(STREAM_MAGIC)
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self._hash.update(data)
+        self.size += len(data)
+        self._buffer += data
+        while len(self._buffer) >= STREAM_CHUNK:
+            self._push(bytes(self._buffer[:STREAM_CHUNK]))
+            del self._buffer[:STREAM_CHUNK]
+        return len(data)
+
+    def _push(self, chunk: bytes) -> None:
+        # A chunk is sealed only when the next one exists, so the last carries the last flag.
+        if self._pending is not None:
+            self._seal(self._pending, last=False)
+        self._pending = chunk
+
+    def _seal(self, chunk: bytes, *, last: bool) -> None:
+        nonce = os.urandom(NONCE_BYTES)
+        aad = f"{self._context}:{self._index}:{int(last)}".encode()
+        sealed = self._key.encrypt(nonce, chunk, aad)
+        self._dst.write(nonce + len(sealed).to_bytes(4, "big") + sealed)
+        self._index += 1
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        if self._buffer:
+            self._push(bytes(self._buffer))
+            self._buffer.clear()
+        self._seal(self._pending or b"", last=True)
+        self.closed = True
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+def seal_stream(student: Student, src, dst, *, context: str) -> SealingWriter:
+    """Encrypt file-like `src` into `dst` under the child's key."""
+    writer = SealingWriter(student, dst, context=context)
+    while chunk := src.read(STREAM_CHUNK):
+        writer.write(chunk)
+    writer.close()
+    return writer
+
+
+def open_stream(student_id, src, *, context: str):
+    """Yield the plaintext chunks of a sealed stream; raise DecryptionFailed on any tampering."""
+    key = AESGCM(child_key_for_reading(student_id))
+    if src.read(len(STREAM_MAGIC)) != STREAM_MAGIC:
+        raise DecryptionFailed("not a Guardian stream")
+    index = 0
+    while True:
+        header = src.read(NONCE_BYTES + 4)
+        if len(header) < NONCE_BYTES + 4:
+            raise DecryptionFailed("stream truncated")
+        nonce, length = header[:NONCE_BYTES], int.from_bytes(header[NONCE_BYTES:], "big")
+        sealed = src.read(length)
+        for last in (0, 1):
+            try:
+                chunk = key.decrypt(nonce, sealed, f"{context}:{index}:{last}".encode())
+            except InvalidTag:
+                continue
+            yield chunk
+            if last:
+                return
+            break
+        else:
+            raise DecryptionFailed("stream chunk does not match")
+        index += 1

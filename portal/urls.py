@@ -19,6 +19,9 @@ portal_patterns = [
     ),
     path("schools/<slug:slug>/", views.transparency, name="transparency"),
     path("children/<uuid:child_id>/delete/", views.child_delete_everything, name="child-delete"),
+    path("children/<uuid:child_id>/export/", views.child_export, name="child-export"),
+    path("exports/<uuid:export_id>/", views.export_detail, name="export"),
+    path("exports/<uuid:export_id>/download/", views.export_download, name="export-download"),
     path("erasures/<uuid:erasure_id>/", views.erasure_detail, name="erasure"),
     path("erasures/<uuid:erasure_id>/receipt.json", views.erasure_receipt, name="erasure-receipt"),
     path(

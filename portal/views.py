@@ -37,7 +37,9 @@ from consent.selectors import children_for_guardian, consent_overview
 from consent.services import ConsentError
 
 from .auth import LINK_INVALID, magic_link_consume, magic_link_request
+from .exports import export_expire, export_open, export_request
 from .forms import SignInForm
+from .models import Export
 
 THUMBNAIL_SIDE = 320
 
@@ -279,3 +281,42 @@ def erasure_receipt(request: HttpRequest, erasure_id) -> HttpResponse:
     response = JsonResponse(signed_receipt(erasure), json_dumps_params={"indent": 2})
     response["Content-Disposition"] = f'attachment; filename="erasure-receipt-{erasure.pk}.json"'
     return response
+
+
+@guardian_required
+@require_POST
+def child_export(request: HttpRequest, child_id) -> HttpResponse:
+    child = owned_child(request, child_id)
+    export = export_request(student=child, guardian=request.guardian, language=_language(request))
+    return redirect("portal:export", export.pk)
+
+
+def _language(request) -> str:
+    return translation.get_language() or request.guardian.language
+
+
+def _own_export(request, export_id) -> Export:
+    export = get_object_or_404(Export, pk=export_id, guardian=request.guardian)
+    export_expire(export)
+    export.refresh_from_db()
+    return export
+
+
+@guardian_required
+@require_GET
+def export_detail(request: HttpRequest, export_id) -> HttpResponse:
+    export = _own_export(request, export_id)
+    return render(request, "portal/export.html", {"export": export})
+
+
+@guardian_required
+@require_GET
+def export_download(request: HttpRequest, export_id) -> HttpResponse:
+    from .api.exports import zip_response  # noqa: PLC0415
+
+    export = _own_export(request, export_id)
+    if export.status == Export.Status.EXPIRED:
+        return render(request, "portal/export_gone.html", {"export": export}, status=410)
+    if export.status != Export.Status.READY:
+        return redirect("portal:export", export.pk)
+    return zip_response(export, export_open(export, guardian=request.guardian))

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import consents, erasures, staff, views
+from . import consents, erasures, exports, staff, views
 
 urlpatterns = [
     path("auth/magic-link/", views.MagicLinkView.as_view(), name="api-magic-link"),
@@ -31,6 +31,18 @@ urlpatterns = [
         erasures.ChildErasuresView.as_view(),
         name="api-child-erasures",
     ),
+    path(
+        "children/<uuid:child_id>/exports/",
+        exports.ChildExportsView.as_view(),
+        name="api-child-exports",
+    ),
+    path("exports/<uuid:export_id>/", exports.ExportView.as_view(), name="api-export"),
+    path(
+        "exports/<uuid:export_id>/download/",
+        exports.ExportDownloadView.as_view(),
+        name="api-export-download",
+    ),
+    path("schema/export.json", exports.ExportSchemaView.as_view(), name="api-export-schema"),
     path("erasures/<uuid:erasure_id>/", erasures.ErasureView.as_view(), name="api-erasure"),
     path(
         "erasures/<uuid:erasure_id>/receipt/",

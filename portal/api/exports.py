@@ -1,0 +1,99 @@
+"""Parent export endpoints (SPEC §8) and the published schema of data.json."""
+
+from __future__ import annotations
+
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.exports import export_expire, export_open, export_request
+from portal.exports.schema import EXPORT_SCHEMA
+from portal.models import Export
+
+from .errors import ApiError
+from .serializers import ErrorSerializer
+from .views import owned_child
+
+
+class ExportOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Export.Status.values)
+    progress = serializers.IntegerField()
+    download_url = serializers.CharField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    sha256 = serializers.CharField(allow_blank=True)
+    size = serializers.IntegerField(allow_null=True)
+
+
+def own_export(request, export_id) -> Export:
+    """Only the guardian who asked may see or download an export."""
+    export = get_object_or_404(
+        Export.objects.select_related("student"), pk=export_id, guardian=request.guardian
+    )
+    export_expire(export)
+    export.refresh_from_db()
+    return export
+
+
+def export_document(export: Export, request) -> dict:
+    ready = export.status == Export.Status.READY
+    return {
+        "id": export.pk,
+        "status": export.status,
+        "progress": export.progress,
+        "download_url": request.build_absolute_uri(reverse("api-export-download", args=[export.pk]))
+        if ready
+        else None,
+        "expires_at": export.expires_at,
+        "sha256": export.sha256,
+        "size": export.size,
+    }
+
+
+def zip_response(export: Export, chunks) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type="application/zip")
+    response["Content-Length"] = str(export.size)
+    response["Content-Disposition"] = f'attachment; filename="guardian-{export.pk}.zip"'
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+class ChildExportsView(APIView):
+    @extend_schema(request=None, responses={202: ExportOut, 404: ErrorSerializer})
+    def post(self, request, child_id):
+        """Ask for a package of everything held about the child; built by a worker."""
+        child = owned_child(request, child_id)
+        export = export_request(student=child, guardian=request.guardian)
+        return Response({"id": export.pk, "status": export.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportView(APIView):
+    @extend_schema(responses={200: ExportOut, 404: ErrorSerializer})
+    def get(self, request, export_id):
+        return Response(ExportOut(export_document(own_export(request, export_id), request)).data)
+
+
+class ExportDownloadView(APIView):
+    @extend_schema(responses={(200, "application/zip"): bytes, 410: ErrorSerializer})
+    def get(self, request, export_id):
+        """The ZIP, for the guardian who asked, until it expires (then 410, file deleted)."""
+        export = own_export(request, export_id)
+        if export.status == Export.Status.EXPIRED:
+            raise ApiError("expired", "This download has expired and its file was deleted.", 410)
+        if export.status != Export.Status.READY:
+            raise ApiError("not_ready", "The download is not ready yet.", 409)
+        return zip_response(export, export_open(export, guardian=request.guardian))
+
+
+class ExportSchemaView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(responses={200: None})
+    def get(self, request):
+        """The JSON Schema that every export's data.json is valid against."""
+        return Response(EXPORT_SCHEMA)

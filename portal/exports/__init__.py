@@ -1,0 +1,167 @@
+"""Exports: a parent's download of everything held about a child (SPEC §5)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from biometrics.crypto import SealingWriter, open_stream
+from consent.actors import Actor
+from consent.audit import audit_record
+from consent.models import Guardian, Student
+
+from ..models import Export
+
+log = logging.getLogger(__name__)
+IN_PROGRESS = [Export.Status.PENDING, Export.Status.RUNNING]
+
+
+def export_context(export_id) -> str:
+    return f"export:{export_id}"
+
+
+def export_request(*, student: Student, guardian: Guardian, language: str = "") -> Export:
+    """Ask for a package; one in progress per child at a time (a second ask joins it)."""
+    existing = Export.objects.filter(student=student, status__in=IN_PROGRESS).first()
+    if existing:
+        return existing
+    try:
+        with transaction.atomic():
+            export = Export.objects.create(
+                student=student,
+                guardian=guardian,
+                language=language or guardian.language,
+                requested_at=timezone.now(),
+            )
+            audit_record(
+                "export.requested",
+                actor=Actor.guardian(guardian),
+                school_id=student.school_id,
+                subject=student.subject_id,
+                data={"export": str(export.pk)},
+            )
+    except IntegrityError:
+        return Export.objects.get(student=student, status__in=IN_PROGRESS)
+    from .tasks import export_build_task  # noqa: PLC0415
+
+    transaction.on_commit(lambda: export_build_task.delay(str(export.pk)))
+    return export
+
+
+def export_build(*, export_id) -> Export:
+    """Build, encrypt and store the package. Idempotent: a finished export is left alone.
+
+    1. Claim the export (pending → running); a stale running one may be claimed again.
+    2. Stream the ZIP through the encrypting writer into a storage file.
+    3. Record size, SHA-256 and expiry; email the parent.
+    """
+    from .package import build_package  # noqa: PLC0415
+
+    export = Export.objects.select_related("student__school", "guardian").get(pk=export_id)
+    if export.status not in IN_PROGRESS:
+        return export
+    Export.objects.filter(pk=export.pk).update(status=Export.Status.RUNNING, progress=1)
+
+    def progress(pct: int) -> None:
+        Export.objects.filter(pk=export.pk).update(progress=pct)
+
+    student = export.student
+    name = f"exports/{export.pk}.gvz"
+    try:
+        with tempfile.TemporaryFile() as sealed:
+            writer = SealingWriter(student, sealed, context=export_context(export.pk))
+            build_package(
+                student=student,
+                guardian=export.guardian,
+                language=export.language,
+                out=writer,
+                progress=progress,
+            )
+            writer.close()
+            sealed.seek(0)
+            if default_storage.exists(name):
+                default_storage.delete(name)
+            stored = default_storage.save(name, File(sealed))
+    except Exception as exc:
+        log.exception("export %s failed", export.pk)
+        Export.objects.filter(pk=export.pk).update(
+            status=Export.Status.FAILED, error=type(exc).__name__
+        )
+        raise
+    now = timezone.now()
+    expires = now + timedelta(hours=student.school.export_expiry_hours)
+    Export.objects.filter(pk=export.pk).update(
+        status=Export.Status.READY,
+        progress=100,
+        storage_name=stored,
+        sha256=writer.sha256,
+        size=writer.size,
+        completed_at=now,
+        expires_at=expires,
+    )
+    export.refresh_from_db()
+    _email_ready(export)
+    return export
+
+
+def _email_ready(export: Export) -> None:
+    guardian = export.guardian
+    url = settings.SITE_URL.rstrip("/") + reverse("portal:export", args=[export.pk])
+    with translation.override(guardian.language):
+        body = render_to_string(
+            "portal/email/export_ready.txt", {"guardian": guardian, "url": url, "export": export}
+        )
+        subject = render_to_string("portal/email/export_ready_subject.txt").strip()
+    send_mail(subject, body, None, [guardian.email])
+
+
+def export_expire(export: Export, *, now=None) -> bool:
+    """Delete the file of an export past its expiry. Returns whether it expired now."""
+    now = now or timezone.now()
+    if export.status != Export.Status.READY or not export.expires_at or export.expires_at > now:
+        return False
+    if export.storage_name and default_storage.exists(export.storage_name):
+        default_storage.delete(export.storage_name)
+    return bool(
+        Export.objects.filter(pk=export.pk, status=Export.Status.READY).update(
+            status=Export.Status.EXPIRED, storage_name=""
+        )
+    )
+
+
+def export_expire_due(*, now=None) -> int:
+    now = now or timezone.now()
+    count = 0
+    for export in Export.objects.filter(status=Export.Status.READY, expires_at__lte=now):
+        count += export_expire(export, now=now)
+    return count
+
+
+def export_open(export: Export, *, guardian: Guardian):
+    """The package's plaintext chunks for the guardian who asked for it (logged)."""
+    audit_record(
+        "export.downloaded",
+        actor=Actor.guardian(guardian),
+        school_id=export.student.school_id,
+        subject=export.student.subject_id,
+        data={"export": str(export.pk)},
+    )
+    fh = default_storage.open(export.storage_name, "rb")
+
+    def chunks():
+        try:
+            yield from open_stream(export.student_id, fh, context=export_context(export.pk))
+        finally:
+            fh.close()
+
+    return chunks()
