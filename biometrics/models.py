@@ -188,3 +188,27 @@ class MatchIndexVersion(models.Model):
 
     school = models.OneToOneField(School, on_delete=models.CASCADE, primary_key=True)
     version = models.CharField(max_length=32)
+
+
+class RetentionRun(models.Model):
+    """One run of one retention job: what it did, for the audit trail and admin."""
+
+    job = models.CharField(max_length=40)
+    as_of = models.DateTimeField()
+    dry_run = models.BooleanField(default=False)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.job} as of {self.as_of:%Y-%m-%d %H:%M}"
+
+
+class ConsentReminder(models.Model):
+    """A guardian was reminded that a grant expires soon (sent once per grant)."""
+
+    decision_id = models.BigIntegerField(unique=True)
+    sent_at = models.DateTimeField()

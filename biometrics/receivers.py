@@ -7,6 +7,7 @@ from django.dispatch import receiver
 
 from consent.actors import Actor
 from consent.audit import audit_record
+from consent.models import Student
 from consent.signals import purposes_changed
 
 from .erasure import erasure_request_open
@@ -27,6 +28,10 @@ def holds_biometric_data(student) -> bool:
 def on_purposes_changed(sender, *, student, ended: set, still_active: set, **kwargs) -> None:
     """No purpose left → erase everything; some purposes ended → erase their events."""
     if not ended:
+        return
+    if sender is Student:
+        # A leaver: matching stopped at once (the consent rule), and the retention job erases
+        # everything at the end of the school's leaver window (at most 30 days).
         return
     if not still_active:
         if holds_biometric_data(student):

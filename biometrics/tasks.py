@@ -47,3 +47,11 @@ def erasure_step_task(step_id: int) -> None:
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def erasure_watchdog_task() -> None:
     erasure_watchdog()
+
+
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=2400)
+def retention_job_task(job: str) -> None:
+    """One retention job (see biometrics.retention.JOBS); scheduled in admin."""
+    from .retention import retention_run  # noqa: PLC0415
+
+    retention_run(job)

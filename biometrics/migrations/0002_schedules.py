@@ -1,20 +1,31 @@
 """Schedules for the scheduled jobs, editable afterwards in admin (django-celery-beat)."""
 
+import json
+
 from django.db import migrations
 
+# (name, task, args, seconds)
 SCHEDULES = [
-    # (name, task, seconds)
-    ("Erasure watchdog", "biometrics.tasks.erasure_watchdog_task", 60),
+    ("Erasure watchdog", "biometrics.tasks.erasure_watchdog_task", [], 60),
+    ("Retention: leavers", "biometrics.tasks.retention_job_task", ["leavers"], 3600),
+    ("Retention: template age", "biometrics.tasks.retention_job_task", ["template_age"], 86400),
+    ("Retention: recognition events", "biometrics.tasks.retention_job_task",
+     ["recognition_events"], 3600),
+    ("Retention: consent expiry and reminders", "biometrics.tasks.retention_job_task",
+     ["consents"], 3600),
+    ("Retention: reconcile holders", "biometrics.tasks.retention_job_task", ["reconcile"], 21600),
 ]
 
 
 def create(apps, schema_editor):
     IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, task, seconds in SCHEDULES:
+    for name, task, args, seconds in SCHEDULES:
         interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
         PeriodicTask.objects.get_or_create(
-            name=name, defaults={"task": task, "interval": interval, "enabled": True}
+            name=name,
+            defaults={"task": task, "args": json.dumps(args), "interval": interval,
+                      "enabled": True},
         )
 
 

@@ -1,0 +1,300 @@
+"""Retention: scheduled jobs that keep nothing longer than allowed (SPEC §6).
+
+Every job takes an "as of" time (for testing and for catching up), can run dry, works in short
+batches so no transaction holds locks for long, is idempotent (a killed run resumes where it
+stopped; two runs at once do no harm), and writes a summary to RetentionRun and the audit
+trail. Each is a Celery beat task (schedules editable in admin) and part of
+`manage.py enforce_retention`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from consent.actors import Actor
+from consent.audit import audit_record
+from consent.models import ConsentDecision, Decision, School, Student, StudentStatus
+from consent.rules import load_for_rule, purpose_statuses
+
+from .erasure import OPEN, erasure_request_open, erasure_watchdog
+from .holder_protocol import HolderError
+from .holders import client_for
+from .models import (
+    ConsentReminder,
+    ErasureRequest,
+    FaceTemplate,
+    Holder,
+    Photo,
+    RecognitionEvent,
+    RetentionRun,
+)
+
+EVENT_BATCH = 5000
+STUDENT_BATCH = 500
+REMINDER_DAYS = 30
+ACTOR = Actor.system("retention")
+
+
+def _has_data(student_ids) -> set:
+    """Which of these students still have biometric data in the portal."""
+    held = set(
+        FaceTemplate.objects.filter(student_id__in=student_ids).values_list("student_id", flat=True)
+    )
+    held |= set(
+        Photo.objects.filter(student_id__in=student_ids).values_list("student_id", flat=True)
+    )
+    held |= set(
+        RecognitionEvent.objects.filter(student_id__in=student_ids)
+        .values_list("student_id", flat=True)
+        .distinct()
+    )
+    return held
+
+
+def _open_erasure(student: Student, trigger: str, dry_run: bool) -> bool:
+    if ErasureRequest.objects.filter(student=student, status__in=OPEN).exists():
+        return False
+    if not dry_run:
+        erasure_request_open(student=student, trigger=trigger, actor=ACTOR)
+    return True
+
+
+def _students_in_batches(queryset):
+    last = None
+    while True:
+        batch = queryset.order_by("pk")
+        if last is not None:
+            batch = batch.filter(pk__gt=last)
+        batch = list(batch[:STUDENT_BATCH])
+        if not batch:
+            return
+        yield batch
+        last = batch[-1].pk
+
+
+def job_leavers(*, as_of: datetime, dry_run: bool) -> dict:
+    """Erase leavers once the school's leaver window (at most 30 days) has passed."""
+    erased = 0
+    for school in School.objects.all():
+        cutoff = as_of - timedelta(days=school.leaver_window_days)
+        leavers = Student.objects.filter(
+            school=school, status=StudentStatus.LEAVER, left_on__lte=cutoff
+        )
+        for batch in _students_in_batches(leavers):
+            held = _has_data([s.pk for s in batch])
+            for student in batch:
+                if student.pk in held and _open_erasure(student, "leaver", dry_run):
+                    erased += 1
+    return {"erasures_started": erased}
+
+
+def job_template_age(*, as_of: datetime, dry_run: bool) -> dict:
+    """Erase a child's templates once the last recognition (or enrolment) is older than the
+    school's maximum (BIPA: 3 years)."""
+    erased = 0
+    for school in School.objects.all():
+        cutoff = as_of - timedelta(days=school.template_max_age_days)
+        with_templates = Student.objects.filter(school=school, templates__isnull=False).distinct()
+        for batch in _students_in_batches(with_templates):
+            ids = [s.pk for s in batch]
+            last_event = dict(
+                RecognitionEvent.objects.filter(student_id__in=ids)
+                .values("student_id")
+                .annotate(last=Max("at"))
+                .values_list("student_id", "last")
+            )
+            last_template = dict(
+                FaceTemplate.objects.filter(student_id__in=ids)
+                .values("student_id")
+                .annotate(last=Max("created_at"))
+                .values_list("student_id", "last")
+            )
+            for student in batch:
+                last = max(
+                    d for d in (last_event.get(student.pk), last_template.get(student.pk)) if d
+                )
+                if last <= cutoff and _open_erasure(student, "template_age", dry_run):
+                    erased += 1
+    return {"erasures_started": erased}
+
+
+def job_recognition_events(*, as_of: datetime, dry_run: bool) -> dict:
+    """Delete recognition events older than the school's event window, in short batches."""
+    deleted = 0
+    longest = 0.0
+    for school in School.objects.all():
+        cutoff = as_of - timedelta(days=school.event_window_days)
+        old = RecognitionEvent.objects.filter(student__school=school, at__lt=cutoff)
+        if dry_run:
+            deleted += old.count()
+            continue
+        while True:
+            started = time.monotonic()
+            with transaction.atomic():
+                ids = list(old.order_by("pk").values_list("pk", flat=True)[:EVENT_BATCH])
+                if not ids:
+                    break
+                deleted += RecognitionEvent.objects.filter(pk__in=ids).delete()[0]
+            longest = max(longest, time.monotonic() - started)
+    return {"events_deleted": deleted, "longest_transaction_ms": round(longest * 1000, 1)}
+
+
+def job_consents(*, as_of: datetime, dry_run: bool) -> dict:
+    """Remind guardians 30 days before a grant expires; erase children left with no active
+    purpose (an expired consent is no consent)."""
+    reminded = erased = 0
+    for school in School.objects.all():
+        validity = timedelta(days=school.consent_validity_days)
+        soon = as_of - validity + timedelta(days=REMINDER_DAYS)
+        due = ConsentDecision.objects.filter(
+            student__school=school,
+            decision=Decision.GRANT,
+            guardian__isnull=False,
+            at__lte=soon,
+            at__gt=as_of - validity,
+        ).exclude(pk__in=ConsentReminder.objects.values("decision_id"))
+        for decision in due.select_related("guardian", "purpose", "student").iterator():
+            if not dry_run:
+                _remind(decision, expires=decision.at + validity)
+            reminded += 1
+        with_data = Student.objects.filter(school=school, templates__isnull=False).distinct()
+        for batch in _students_in_batches(with_data):
+            loaded = load_for_rule([s.pk for s in batch])
+            for student in batch:
+                statuses = purpose_statuses(loaded[student.pk], at=as_of)
+                if not any(s.active for s in statuses) and _open_erasure(
+                    student, "consent_expired", dry_run
+                ):
+                    erased += 1
+    return {"reminders_sent": reminded, "erasures_started": erased}
+
+
+def _remind(decision: ConsentDecision, *, expires: datetime) -> None:
+    with transaction.atomic():
+        _, created = ConsentReminder.objects.get_or_create(
+            decision_id=decision.pk, defaults={"sent_at": timezone.now()}
+        )
+    if not created:
+        return
+    send_mail(
+        f"Consent for {decision.purpose.name} ends on {expires:%d %B %Y}",
+        (
+            f"Hello {decision.guardian.name},\n\nYour consent for {decision.purpose.name} ends on "
+            f"{expires:%d %B %Y}. After that, your child's biometric data for it stops being "
+            f"used and is erased unless you give consent again. Sign in to decide: "
+            f"{settings.SITE_URL}\n"
+        ),
+        None,
+        [decision.guardian.email],
+    )
+
+
+def job_exports(*, as_of: datetime, dry_run: bool) -> dict:
+    from portal.exports import export_expire_due  # noqa: PLC0415 - portal sits above us
+    from portal.models import Export  # noqa: PLC0415
+
+    if dry_run:
+        return {
+            "exports_expired": Export.objects.filter(status="ready", expires_at__lte=as_of).count()
+        }
+    return {"exports_expired": export_expire_due(now=as_of)}
+
+
+def job_erasure_watchdog(*, as_of: datetime, dry_run: bool) -> dict:
+    return {"steps_redriven": 0 if dry_run else erasure_watchdog(now=as_of)}
+
+
+def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:
+    """Page through every holder's subjects; erase any held without an active purpose,
+    including subjects the portal has never heard of."""
+    checked = erased = unknown = unreachable = 0
+    for holder in Holder.objects.filter(enabled=True).select_related("school"):
+        client = client_for(holder, timeout=settings.HOLDER_TIMEOUT_SECONDS)
+        try:
+            subjects = list(client.iter_subjects())
+        except HolderError:
+            unreachable += 1
+            continue
+        students = {
+            str(s.subject_id): s
+            for s in Student.objects.filter(school=holder.school, subject_id__in=subjects)
+        }
+        loaded = load_for_rule([s.pk for s in students.values()])
+        for subject in subjects:
+            checked += 1
+            student = students.get(subject)
+            if student is None:
+                unknown += 1
+                if not dry_run:
+                    erased_n = client.delete_subject(subject)
+                    audit_record(
+                        "retention.unknown_subject_erased",
+                        actor=ACTOR,
+                        school_id=holder.school_id,
+                        subject=subject,
+                        data={"holder": holder.name, "items": erased_n},
+                    )
+                continue
+            statuses = purpose_statuses(loaded[student.pk], at=as_of)
+            if any(s.active for s in statuses):
+                continue
+            erased += 1
+            if dry_run or ErasureRequest.objects.filter(student=student, status__in=OPEN).exists():
+                continue  # an open erasure reaches this holder itself
+            if _has_data([student.pk]):
+                erasure_request_open(student=student, trigger="reconciliation", actor=ACTOR)
+            else:  # the portal holds nothing, yet the holder kept a copy: erase it there
+                client.delete_subject(subject)
+                audit_record(
+                    "retention.stray_copy_erased",
+                    actor=ACTOR,
+                    school_id=holder.school_id,
+                    subject=subject,
+                    data={"holder": holder.name},
+                )
+    return {
+        "subjects_checked": checked,
+        "erasures_started": erased,
+        "unknown_subjects_erased": unknown,
+        "holders_unreachable": unreachable,
+    }
+
+
+JOBS: dict[str, Callable[..., dict]] = {
+    "leavers": job_leavers,
+    "template_age": job_template_age,
+    "recognition_events": job_recognition_events,
+    "consents": job_consents,
+    "exports": job_exports,
+    "erasure_watchdog": job_erasure_watchdog,
+    "reconcile": job_reconcile,
+}
+
+
+def retention_run(
+    job: str, *, as_of: datetime | None = None, dry_run: bool = False
+) -> RetentionRun:
+    """Run one job and record what it did (RetentionRun + audit)."""
+    as_of = as_of or timezone.now()
+    run = RetentionRun.objects.create(
+        job=job, as_of=as_of, dry_run=dry_run, started_at=timezone.now()
+    )
+    started = time.monotonic()
+    counts = JOBS[job](as_of=as_of, dry_run=dry_run)
+    counts["seconds"] = round(time.monotonic() - started, 3)
+    RetentionRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), counts=counts)
+    audit_record(
+        f"retention.{job}",
+        actor=ACTOR,
+        data={"as_of": as_of.isoformat(), "dry_run": dry_run, **counts},
+    )
+    run.refresh_from_db()
+    return run
