@@ -1,41 +1,111 @@
-from django.contrib import admin
+"""Admin for biometric data, holders, erasures and retention runs — scoped to the staff's
+schools. Every view of a child's photo or template is logged and shown to the parent."""
 
-from .models import ErasureRequest, ErasureStep, Holder, Photo, RecognitionEvent
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Case, Count, IntegerField, Q, Value, When
+from django.utils import timezone
+from django.utils.html import format_html
+
+from consent.actors import Actor
+from consent.admin import ReadOnlyMixin
+from consent.admin_scoping import SchoolScopedAdmin
+
+from .access import access_record
+from .erasure import erasure_dispatch
+from .holder_protocol import HolderError
+from .holders import client_for
+from .models import (
+    ErasureRequest,
+    ErasureStatus,
+    ErasureStep,
+    FaceTemplate,
+    Holder,
+    Photo,
+    RecognitionEvent,
+    RetentionRun,
+)
+from .services import template_embedding
 
 
 @admin.register(Holder)
-class HolderAdmin(admin.ModelAdmin):
+class HolderAdmin(SchoolScopedAdmin):
     list_display = ["name", "school", "base_url", "enabled", "receives_templates"]
-    list_filter = ["school", "enabled"]
+    list_filter = ["enabled"]
+    actions = ["test_connection"]
+
+    @admin.action(description="Test connection (signed request)")
+    def test_connection(self, request, queryset):
+        for holder in queryset:
+            client = client_for(holder, timeout=5)
+            try:
+                subjects, _ = client.list_subjects()
+            except (HolderError, ValueError, OSError) as exc:
+                messages.error(request, f"{holder.name}: no answer ({type(exc).__name__}).")
+            else:
+                messages.success(
+                    request,
+                    f"{holder.name}: answered and accepted our signature "
+                    f"({len(subjects)} subjects on the first page).",
+                )
+
+
+class LoggedViewMixin:
+    """Opening a child's photo or template in admin is an access the parent sees."""
+
+    access_action = ""
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        obj = self.get_object(request, object_id)
+        if obj is not None and response.status_code == 200:
+            access_record(
+                student=obj.student,
+                actor=Actor.staff(request.user),
+                action=self.access_action,
+                data={"object": str(obj.pk), "via": "admin"},
+            )
+        return response
 
 
 @admin.register(Photo)
-class PhotoAdmin(admin.ModelAdmin):
+class PhotoAdmin(LoggedViewMixin, ReadOnlyMixin, SchoolScopedAdmin):
+    school_path = "student__school"
+    access_action = "biometrics.photo_viewed"
     list_display = ["id", "student", "status", "reason", "source", "captured_at"]
     list_filter = ["status", "source"]
-    readonly_fields = [f.name for f in Photo._meta.fields]
+    list_select_related = ["student"]
+    exclude = ["storage_name"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
+
+@admin.register(FaceTemplate)
+class FaceTemplateAdmin(LoggedViewMixin, ReadOnlyMixin, SchoolScopedAdmin):
+    school_path = "student__school"
+    access_action = "biometrics.template_viewed"
+    list_display = ["id", "student", "model", "created_at"]
+    list_select_related = ["student"]
+    exclude = ["ciphertext"]
+    readonly_fields = ["numbers"]
+
+    @admin.display(description="The 128 numbers")
+    def numbers(self, obj) -> str:
+        return ", ".join(f"{x:.4f}" for x in template_embedding(obj))
 
 
 @admin.register(RecognitionEvent)
-class RecognitionEventAdmin(admin.ModelAdmin):
+class RecognitionEventAdmin(ReadOnlyMixin, SchoolScopedAdmin):
+    school_path = "student__school"
     list_display = ["at", "student", "purpose", "device", "distance"]
     list_filter = ["purpose__code", "device"]
     list_select_related = ["student", "purpose"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+    show_full_result_count = False
 
 
-class ErasureStepInline(admin.TabularInline):
+class ErasureStepInline(ReadOnlyMixin, admin.TabularInline):
     model = ErasureStep
     extra = 0
-    readonly_fields = [
+    fields = [
         "system",
         "kind",
         "status",
@@ -43,13 +113,68 @@ class ErasureStepInline(admin.TabularInline):
         "items_erased",
         "last_error",
         "verified_at",
+        "updated_at",
     ]
-    can_delete = False
+    readonly_fields = fields
 
 
 @admin.register(ErasureRequest)
-class ErasureRequestAdmin(admin.ModelAdmin):
-    list_display = ["id", "school", "trigger", "status", "requested_at", "completed_at"]
+class ErasureRequestAdmin(ReadOnlyMixin, SchoolScopedAdmin):
+    list_display = [
+        "requested_at",
+        "subject_id",
+        "trigger",
+        "status_badge",
+        "progress",
+        "completed_at",
+    ]
     list_filter = ["status", "trigger"]
     inlines = [ErasureStepInline]
-    readonly_fields = ["subject_id", "trigger", "status", "requested_at", "completed_at"]
+    actions = ["retry_now"]
+    exclude = ["receipt", "receipt_signature"]
+
+    def get_queryset(self, request):
+        # The erasures that need a person come first.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                attention=Case(
+                    When(status=ErasureStatus.NEEDS_ATTENTION, then=Value(0)),
+                    When(status__in=[ErasureStatus.PENDING, ErasureStatus.RUNNING], then=Value(1)),
+                    default=Value(2),
+                    output_field=IntegerField(),
+                ),
+                steps_total=Count("steps"),
+                steps_done=Count("steps", filter=Q(steps__status=ErasureStatus.VERIFIED)),
+            )
+            .order_by("attention", "-requested_at")
+        )
+
+    @admin.display(description="Status", ordering="attention")
+    def status_badge(self, obj) -> str:
+        colour = {"needs_attention": "#a00", "verified": "#070"}.get(obj.status, "#555")
+        return format_html('<b style="color:{}">{}</b>', colour, obj.get_status_display())
+
+    @admin.display(description="Steps verified")
+    def progress(self, obj) -> str:
+        return f"{obj.steps_done}/{obj.steps_total}"
+
+    @admin.action(description="Retry now")
+    def retry_now(self, request, queryset):
+        queued = 0
+        for erasure in queryset.exclude(status=ErasureStatus.VERIFIED):
+            ErasureStep.objects.filter(request=erasure).exclude(
+                status=ErasureStatus.VERIFIED
+            ).update(updated_at=timezone.now())
+            queued += erasure_dispatch(request_id=erasure.pk)
+        messages.success(request, f"Queued {queued} step(s) again.")
+
+
+@admin.register(RetentionRun)
+class RetentionRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["job", "as_of", "dry_run", "started_at", "finished_at", "counts"]
+    list_filter = ["job", "dry_run"]
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_staff and request.user.has_perm("biometrics.view_retentionrun")

@@ -10,7 +10,6 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from consent.actors import Actor
-from consent.models import Student
 
 from . import faces
 from .services import NoActiveConsent, photo_enrol
@@ -21,8 +20,8 @@ class EnrolPhotoForm(forms.Form):
 
 
 def enrol_view(model_admin: admin.ModelAdmin, request, object_id):
-    student = get_object_or_404(Student, pk=object_id)
-    if not model_admin.has_change_permission(request, student):
+    student = get_object_or_404(model_admin.get_queryset(request), pk=object_id)
+    if not request.user.has_perm("biometrics.add_photo"):
         raise PermissionDenied
     form = EnrolPhotoForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():

@@ -1,5 +1,17 @@
-from django.contrib import admin
+"""Admin for schools, students, guardians, purposes and consent — scoped to the staff's schools.
 
+Decisions and audit events are read-only. Staff may record a child's own refusal, never a
+parent's grant.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.urls import path
+
+from .actors import Actor
+from .admin_scoping import SchoolScopedAdmin, current_request, staff_school_ids
+from .audit import audit_verify
 from .models import (
     AuditEvent,
     ConsentDecision,
@@ -12,11 +24,14 @@ from .models import (
     School,
     StaffMembership,
     Student,
+    StudentStatus,
 )
+from .rules import load_for_rule, purpose_statuses
+from .services import child_refusal_record
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Append-only records: viewable, never edited or deleted from admin."""
+class ReadOnlyMixin:
+    """Append-only records: viewable, never added, edited or deleted from admin."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -29,9 +44,40 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(School)
-class SchoolAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "dpo_email", "leaver_window_days", "event_window_days"]
+class SchoolAdmin(SchoolScopedAdmin):
+    school_path = "pk"
+    list_display = [
+        "name",
+        "slug",
+        "dpo_email",
+        "leaver_window_days",
+        "event_window_days",
+        "template_max_age_days",
+        "consent_validity_days",
+        "export_expiry_hours",
+    ]
     prepopulated_fields = {"slug": ["name"]}
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "address", "website", "jurisdiction"]}),
+        ("Data protection officer", {"fields": ["dpo_name", "dpo_email"]}),
+        (
+            "Retention policy (published on the school's transparency page)",
+            {
+                "fields": [
+                    "leaver_window_days",
+                    "event_window_days",
+                    "template_max_age_days",
+                    "consent_validity_days",
+                    "export_expiry_hours",
+                ],
+                "description": "Legal limits are enforced: leavers within 30 days (Illinois), "
+                "templates at most 3 years after the last interaction (BIPA).",
+            },
+        ),
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser
 
 
 class NoticeInline(admin.TabularInline):
@@ -43,12 +89,23 @@ class NoticeInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(Purpose)
-class PurposeAdmin(admin.ModelAdmin):
+class PurposeAdmin(SchoolScopedAdmin):
     list_display = ["code", "name", "school", "enabled", "dpia_reference"]
-    list_filter = ["school", "enabled"]
+    list_filter = ["enabled"]
     inlines = [NoticeInline]
+
+    def save_formset(self, request, form, formset, change):
+        # New notice versions get the next number; earlier grants become stale (SPEC §2.6).
+        for notice in formset.save(commit=False):
+            if not notice.pk:
+                last = notice.purpose.notices.order_by("-version").first()
+                notice.version = (last.version + 1) if last else 1
+                notice.save()
 
 
 class GuardianshipInline(admin.TabularInline):
@@ -57,17 +114,77 @@ class GuardianshipInline(admin.TabularInline):
     autocomplete_fields = ["guardian"]
 
 
+class ConsentFilter(admin.SimpleListFilter):
+    title = "consent"
+    parameter_name = "consent"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("active", "Some purpose active"),
+            ("undecided", "No decision yet"),
+            ("objected", "A parent objected or withdrew"),
+            ("child_refused", "Child refused"),
+            ("leaver", "Leaver"),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if value == "leaver":
+            return queryset.filter(status=StudentStatus.LEAVER)
+        loaded = load_for_rule(queryset.values("pk"))
+        wanted = []
+        for student in loaded.values():
+            reasons = {s.reason for s in purpose_statuses(student)}
+            decided = any(d.guardian_id for d in student.decisions.all())
+            if (
+                (value == "active" and "active" in reasons)
+                or (value == "undecided" and not decided)
+                or (value == "objected" and reasons & {"guardian_objected", "guardian_withdrew"})
+                or (value == "child_refused" and "child_refused" in reasons)
+            ):
+                wanted.append(student.pk)
+        return queryset.filter(pk__in=wanted)
+
+
 @admin.register(Student)
-class StudentAdmin(admin.ModelAdmin):
-    list_display = ["name", "external_id", "school", "class_name", "status"]
-    list_filter = ["school", "status", "class_name"]
+class StudentAdmin(SchoolScopedAdmin):
+    list_display = ["name", "external_id", "class_name", "status", "consent_summary"]
+    list_filter = [ConsentFilter, "status", "class_name"]
     search_fields = ["name", "external_id"]
-    readonly_fields = ["id", "subject_id", "created_at"]
+    readonly_fields = ["id", "subject_id", "created_at", "status", "left_on"]
     inlines = [GuardianshipInline]
+    actions = ["record_child_refusal"]
+    list_per_page = 100
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # The consent column for the whole page in a fixed number of queries.
+        loaded = load_for_rule([s.pk for s in changelist.result_list])
+        request._consent_statuses = {pk: purpose_statuses(s) for pk, s in loaded.items()}
+        return changelist
+
+    @admin.display(description="Consent per purpose")
+    def consent_summary(self, obj) -> str:
+        request = current_request.get()
+        statuses = getattr(request, "_consent_statuses", {}).get(obj.pk)
+        if statuses is None:
+            statuses = purpose_statuses(load_for_rule([obj.pk])[obj.pk])
+        return ", ".join(f"{s.code}: {s.status}" for s in statuses) or "—"
+
+    @admin.action(description="Record the child's own refusal (all purposes)")
+    def record_child_refusal(self, request, queryset):
+        for student in queryset:
+            child_refusal_record(
+                student=student,
+                actor=Actor.staff(request.user),
+                recorded_by=request.user,
+                note="Recorded in admin",
+            )
+        messages.success(request, f"Recorded the refusal of {queryset.count()} child(ren).")
 
     def get_urls(self):
-        from django.urls import path
-
         from biometrics.admin_enrol import enrol_view
 
         return [
@@ -81,28 +198,76 @@ class StudentAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "enrol_url": f"../../{object_id}/enrol/"}
+        return super().change_view(request, object_id, form_url, extra_context)
+
 
 @admin.register(Guardian)
-class GuardianAdmin(admin.ModelAdmin):
+class GuardianAdmin(SchoolScopedAdmin):
+    school_path = "guardianships__student__school"
     list_display = ["name", "email", "language"]
     search_fields = ["name", "email"]
     exclude = ["user"]
 
 
-admin.site.register(StaffMembership)
-admin.site.register(Notification)
-admin.site.register(NotificationException)
+@admin.register(StaffMembership)
+class StaffMembershipAdmin(SchoolScopedAdmin):
+    list_display = ["user", "school", "role"]
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(Notification)
+class NotificationAdmin(SchoolScopedAdmin):
+    school_path = "guardianship__student__school"
+    list_display = ["guardianship", "method", "sent_at"]
+
+
+@admin.register(NotificationException)
+class NotificationExceptionAdmin(SchoolScopedAdmin):
+    school_path = "guardianship__student__school"
+    list_display = ["guardianship", "reason", "recorded_at"]
+
+    def save_model(self, request, obj, form, change):
+        obj.recorded_by = request.user
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(ConsentDecision)
-class ConsentDecisionAdmin(ReadOnlyAdmin):
+class ConsentDecisionAdmin(ReadOnlyMixin, SchoolScopedAdmin):
+    school_path = "student__school"
     list_display = ["at", "student", "purpose", "decision", "guardian", "method", "notice_version"]
     list_filter = ["decision", "method", "purpose__code"]
+    list_select_related = ["student", "purpose", "guardian"]
     exclude = ["receipt"]
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditEventAdmin(ReadOnlyMixin, SchoolScopedAdmin):
+    school_path = "school_id"
     list_display = ["id", "at", "action", "actor_kind", "actor_label", "subject"]
     list_filter = ["action", "actor_kind"]
     search_fields = ["subject", "action"]
+    actions = ["verify_chain"]
+
+    def get_queryset(self, request):
+        qs = admin.ModelAdmin.get_queryset(self, request)
+        ids = staff_school_ids(request.user)
+        return qs if ids is None else qs.filter(school_id__in=ids)
+
+    @admin.action(description="Verify the whole audit chain")
+    def verify_chain(self, request, queryset):
+        report = audit_verify()
+        if report.ok:
+            messages.success(request, f"Chain intact: {report.checked} events verified.")
+        else:
+            messages.error(
+                request,
+                f"Chain BROKEN at event {report.first_broken_id}: {report.problem} "
+                f"({report.checked} events verified before it).",
+            )
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -87,3 +87,25 @@ class Export(models.Model):
                 name="one_export_in_progress_per_child",
             )
         ]
+
+
+class ConsentCampaign(models.Model):
+    """Ask every guardian who has not decided about a purpose to decide (one email each)."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="campaigns")
+    purpose = models.ForeignKey("consent.Purpose", on_delete=models.CASCADE, related_name="+")
+    class_name = models.CharField(
+        max_length=100, blank=True, help_text="Only this class (blank: the whole school)."
+    )
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    emails_sent = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        target = self.class_name or "whole school"
+        return f"{self.purpose.name} — {target} ({self.created_at:%Y-%m-%d})"

@@ -1,0 +1,69 @@
+"""School scoping for Django admin: staff see only the schools they belong to (SPEC §1).
+
+Every ModelAdmin of a school-owned model inherits SchoolScopedAdmin and names the lookup from
+its model to School. Querysets, foreign-key choices and object lookups are all filtered, and an
+object of another school is a 404 — never a redirect that reveals it exists.
+"""
+
+from __future__ import annotations
+
+import contextvars
+
+from django.contrib import admin
+from django.http import Http404
+
+from .models import Guardian, Purpose, School, StaffMembership, Student
+
+current_request: contextvars.ContextVar = contextvars.ContextVar("admin_request", default=None)
+
+
+def staff_school_ids(user) -> set[int] | None:
+    """The schools a staff user may see; None means every school (superuser)."""
+    if not user.is_active or not user.is_staff:
+        return set()
+    if user.is_superuser:
+        return None
+    cached = getattr(user, "_guardian_school_ids", None)
+    if cached is None:
+        cached = set(StaffMembership.objects.filter(user=user).values_list("school_id", flat=True))
+        user._guardian_school_ids = cached
+    return cached
+
+
+def scope(queryset, user, path: str):
+    ids = staff_school_ids(user)
+    if ids is None:
+        return queryset
+    return (
+        queryset.filter(**{f"{path}__in": ids}).distinct()
+        if "__" in path
+        else (queryset.filter(**{f"{path}__in": ids}))
+    )
+
+
+FK_SCOPES = {
+    School: "pk",
+    Student: "school",
+    Purpose: "school",
+    Guardian: "guardianships__student__school",
+}
+
+
+class SchoolScopedAdmin(admin.ModelAdmin):
+    school_path = "school"
+
+    def get_queryset(self, request):
+        current_request.set(request)
+        return scope(super().get_queryset(request), request.user, self.school_path)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        model = db_field.related_model
+        if model in FK_SCOPES:
+            kwargs["queryset"] = scope(model.objects.all(), request.user, FK_SCOPES[model])
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_module_permission(self, request) -> bool:
+        return staff_school_ids(request.user) != set() and super().has_module_permission(request)
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        raise Http404("No such object in your schools.")

@@ -1,0 +1,174 @@
+"""Admin for exports, campaigns, the roster import page and the dashboard."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+
+from biometrics.models import ErasureRequest, ErasureStatus
+from consent.actors import Actor
+from consent.admin_scoping import SchoolScopedAdmin, scope, staff_school_ids
+from consent.models import ConsentDecision, Decision, Purpose, School, Student, StudentStatus
+from consent.roster import read_csv, roster_import
+from consent.rules import load_for_rule, purpose_statuses
+
+from .campaigns import campaign_coverage, campaign_send
+from .models import ConsentCampaign, Export
+
+
+@admin.register(Export)
+class ExportAdmin(SchoolScopedAdmin):
+    school_path = "student__school"
+    list_display = [
+        "requested_at",
+        "student",
+        "guardian",
+        "status",
+        "progress",
+        "size",
+        "expires_at",
+    ]
+    list_filter = ["status"]
+    exclude = ["storage_name"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ConsentCampaign)
+class ConsentCampaignAdmin(SchoolScopedAdmin):
+    list_display = ["__str__", "school", "emails_sent", "coverage"]
+    fields = ["school", "purpose", "class_name", "emails_sent", "coverage"]
+    readonly_fields = ["emails_sent", "coverage"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "purpose":
+            kwargs["queryset"] = scope(Purpose.objects.filter(enabled=True), request.user, "school")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="Coverage")
+    def coverage(self, obj) -> str:
+        if not obj.pk:
+            return "—"
+        counts = campaign_coverage(obj)
+        return ", ".join(
+            f"{counts.get(k, 0)} {k.replace('_', ' ')}"
+            for k in ("granted", "objected", "undecided", "child_refused")
+        )
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        sent = campaign_send(obj)
+        messages.success(request, f"Emailed {sent} guardian(s) who have not decided yet.")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+
+class RosterForm(forms.Form):
+    school = forms.ModelChoiceField(queryset=School.objects.none())
+    csv = forms.FileField(label="Roster CSV")
+
+
+def roster_view(request):
+    if not request.user.has_perm("consent.add_student"):
+        raise PermissionDenied
+    form = RosterForm(request.POST or None, request.FILES or None)
+    form.fields["school"].queryset = scope(School.objects.all(), request.user, "pk")
+    report = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            rows = read_csv(form.cleaned_data["csv"].read())
+        except (ValueError, UnicodeDecodeError) as exc:
+            form.add_error("csv", str(exc))
+        else:
+            report = roster_import(
+                school=form.cleaned_data["school"], rows=rows, actor=Actor.staff(request.user)
+            )
+    context = {
+        **admin.site.each_context(request),
+        "title": "Import the roster",
+        "form": form,
+        "report": report,
+    }
+    return TemplateResponse(request, "admin/roster_import.html", context)
+
+
+def dashboard_view(request):
+    """Consent coverage per purpose; open erasures; what must be destroyed in 30 days."""
+    ids = staff_school_ids(request.user)
+    if ids == set():
+        raise PermissionDenied
+    schools = scope(School.objects.all(), request.user, "pk")
+    now = timezone.now()
+    soon = now + timedelta(days=30)
+    rows = []
+    for school in schools:
+        students = Student.objects.filter(school=school, status=StudentStatus.ON_ROLL)
+        loaded = load_for_rule(students.values("pk"))
+        per_purpose: dict = {}
+        for student in loaded.values():
+            for s in purpose_statuses(student, at=now):
+                bucket = per_purpose.setdefault(s.purpose.name, {"active": 0, "inactive": 0})
+                bucket["active" if s.active else "inactive"] += 1
+        erasures = ErasureRequest.objects.filter(school=school).aggregate(
+            open=Count("pk", filter=Q(status__in=[ErasureStatus.PENDING, ErasureStatus.RUNNING])),
+            attention=Count("pk", filter=Q(status=ErasureStatus.NEEDS_ATTENTION)),
+        )
+        leavers_due = (
+            Student.objects.filter(
+                school=school,
+                status=StudentStatus.LEAVER,
+                left_on__lte=soon - timedelta(days=school.leaver_window_days),
+                templates__isnull=False,
+            )
+            .distinct()
+            .count()
+        )
+        validity = timedelta(days=school.consent_validity_days)
+        consents_ending = ConsentDecision.objects.filter(
+            student__school=school,
+            decision=Decision.GRANT,
+            at__gt=now - validity,
+            at__lte=soon - validity,
+        ).count()
+        rows.append(
+            {
+                "school": school,
+                "purposes": per_purpose,
+                "erasures": erasures,
+                "leavers_due": leavers_due,
+                "consents_ending": consents_ending,
+            }
+        )
+    context = {**admin.site.each_context(request), "title": "Dashboard", "rows": rows}
+    return TemplateResponse(request, "admin/dashboard.html", context)
+
+
+_original_get_urls = admin.site.get_urls
+
+
+def _get_urls():
+    return [
+        path("dashboard/", admin.site.admin_view(dashboard_view), name="guardian-dashboard"),
+        path("roster/", admin.site.admin_view(roster_view), name="guardian-roster"),
+        *_original_get_urls(),
+    ]
+
+
+admin.site.get_urls = _get_urls
+admin.site.site_header = "Guardian — school administration"
+admin.site.index_template = "admin/guardian_index.html"

@@ -1,0 +1,79 @@
+"""Consent campaigns: every undecided guardian gets one email with a link to that decision."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from django.core.mail import send_mass_mail
+from django.urls import reverse
+
+from consent.models import Decision, Guardianship, Student, StudentStatus
+from consent.rules import load_for_rule, purpose_statuses
+
+from .auth import magic_link_issue
+from .models import ConsentCampaign
+
+
+def campaign_students(campaign: ConsentCampaign):
+    students = Student.objects.filter(school=campaign.school, status=StudentStatus.ON_ROLL)
+    if campaign.class_name:
+        students = students.filter(class_name=campaign.class_name)
+    return students
+
+
+def campaign_send(campaign: ConsentCampaign) -> int:
+    """Email each guardian with parental responsibility who has not decided for the purpose."""
+    students = list(campaign_students(campaign))
+    decided = set(
+        campaign.purpose.decisions.filter(student__in=students, guardian__isnull=False).values_list(
+            "student_id", "guardian_id"
+        )
+    )
+    messages = []
+    links = Guardianship.objects.filter(
+        student__in=students, parental_responsibility=True
+    ).select_related("guardian", "student")
+    for link in links:
+        if (link.student_id, link.guardian_id) in decided:
+            continue
+        next_url = reverse("portal:child", args=[link.student_id]) + "#purposes"
+        issued = magic_link_issue(guardian=link.guardian, next_url=next_url)
+        messages.append(
+            (
+                f"{campaign.school.name}: your decision about {campaign.purpose.name}",
+                (
+                    f"Hello {link.guardian.name},\n\n{campaign.school.name} asks for your "
+                    f"decision about using your child's face for {campaign.purpose.name}. "
+                    f"Saying no is fine: {campaign.purpose.alternative}\n\n"
+                    f"Read the notice and decide (link valid 15 minutes, then ask for a new one "
+                    f"on the sign-in page):\n{issued.url}\n"
+                ),
+                None,
+                [link.guardian.email],
+            )
+        )
+    if messages:
+        send_mass_mail(messages, fail_silently=False)
+    ConsentCampaign.objects.filter(pk=campaign.pk).update(emails_sent=len(messages))
+    return len(messages)
+
+
+def campaign_coverage(campaign: ConsentCampaign) -> Counter:
+    """granted / objected / undecided / child_refused, per child, for the campaign's purpose."""
+    students = campaign_students(campaign)
+    loaded = load_for_rule(students.values("pk"))
+    counts: Counter = Counter()
+    for student in loaded.values():
+        status = next(s for s in purpose_statuses(student) if s.code == campaign.purpose.code)
+        if status.reason == "child_refused":
+            counts["child_refused"] += 1
+        elif status.reason in ("guardian_objected", "guardian_withdrew"):
+            counts["objected"] += 1
+        elif status.active or any(
+            d.decision == Decision.GRANT and d.purpose_id == campaign.purpose_id
+            for d in student.decisions.all()
+        ):
+            counts["granted"] += 1
+        else:
+            counts["undecided"] += 1
+    return counts
