@@ -97,7 +97,7 @@ def test_staff_of_school_a_never_reach_school_b(client, school_admin, school, sc
     for model, obj in school_b_objects.items():
         assert model in admin.site._registry, model
         info = (model._meta.app_label, model._meta.model_name)
-        listing = client.get(reverse("admin:%s_%s_changelist" % info))
+        listing = client.get(reverse(f"admin:{info[0]}_{info[1]}_changelist"))
         assert listing.status_code in (200, 403), model
         assert f"/{obj.pk}/change/" not in listing.content.decode(), model
         for view in ("change", "delete", "history"):
@@ -106,7 +106,7 @@ def test_staff_of_school_a_never_reach_school_b(client, school_admin, school, sc
             checked += 1
         # an action posted with school B's id does nothing to it
         r = client.post(
-            reverse("admin:%s_%s_changelist" % info),
+            reverse(f"admin:{info[0]}_{info[1]}_changelist"),
             {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"},
         )
         assert r.status_code in (200, 302, 403)
