@@ -211,6 +211,7 @@ CACHES = {
 
 # --- Celery ----------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # with acks_late: a task waits in the broker, not a worker
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("queue", "processed"):
@@ -222,6 +223,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "polling_interval": 0.2,
     }
+    # The filesystem transport has no event loop: a worker handles acks only between 2-second
+    # polls, so with a prefetch of one per process, chained tasks (an erasure's steps) wait up
+    # to 2 s each. A larger prefetch lets the next message in at once.
+    CELERY_WORKER_PREFETCH_MULTIPLIER = 8
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 CELERY_TASK_IGNORE_RESULT = True
@@ -230,7 +235,6 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 180
 CELERY_TASK_DEFAULT_QUEUE = "default"
