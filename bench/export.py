@@ -1,0 +1,666 @@
+#!/usr/bin/env python
+"""Benchmark the export package build: time and the worker's peak memory, 10k vs 100k events.
+
+What it does:
+
+1. The parent process sets up a fresh database (see below): one school (three purposes with
+   notices, enabled), one guardian, a child with consent granted and ``--photos`` real enrolment
+   photos (the four demo faces, varied by crops, small rotations, scaling and JPEG quality so
+   every file is distinct and still shows exactly one face), each enrolled with
+   ``photo_enrol(..., process_now=True)`` so there is one real template per photo; another
+   child has ``--other-events`` recognition events so the events table is never only ours.
+2. The measured child gets ``--small`` events (bulk-inserted, batches of 10,000); an export is
+   requested (``portal.exports.export_request``) and built in a FRESH child process, which is
+   what a Celery worker is: Django set up, the task modules imported, and (mode ``worker``)
+   face_recognition's models loaded as ``portal/celery.py`` does at ``worker_process_init``;
+   mode ``bare`` skips the models, to show the build's own footprint. The child calls
+   ``portal.exports.export_build(export_id=...)`` and reports
+   - wall time of the build,
+   - RSS just before the build, the peak RSS while building, and the difference (the build's
+     own growth; the peak is reset with ``/proc/self/clear_refs`` just before the build so
+     setup spikes are not counted),
+   - the process's peak RSS over its whole life (``ru_maxrss``, setup included).
+3. The parent decrypts the stored package (``export_open``), checks it (every entry against
+   SHA256SUMS, ``recognition_events.csv`` rows and ``data.json`` items equal the event count,
+   one file per photo, one row per template) and records its size and number of entries.
+4. The events are topped up to ``--events`` and step 2–3 run again.
+
+It prints a table, says whether memory grows with the number of events, and exits 1 when a
+target is missed (build > 10 s, worker peak > 200 MB, build growth differing by more than
+``--growth-tolerance`` MB between the two sizes) or a package is wrong.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/export.py [--small 10000] [--events 100000] [--photos 20]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/guardian_bench .venv/bin/python bench/export.py
+
+By default everything lives in a fresh temporary ``GUARDIAN_VAR_DIR`` (SQLite databases, media,
+export files, broker), deleted afterwards. With ``DATABASE_URL`` the main database (and its
+``<name>_keys`` key store, or ``KEYSTORE_DATABASE_URL``) is created if missing; each run adds its
+own school and first deletes the recognition events of earlier runs of this benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 10_000
+SLUG_PREFIX = "bench-export-"
+TARGET_SECONDS = 10.0
+TARGET_PEAK_MB = 200.0
+DEVICES = {
+    "gate_access": ["Main gate camera", "Side gate camera"],
+    "attendance": ["Entrance hall camera", "Year 5 corridor camera"],
+    "library": ["Library desk camera"],
+}
+MODES = ("worker", "bare")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", type=int, default=10_000, help="events, first size (10000)")
+    parser.add_argument("--events", type=int, default=100_000, help="events, second size (100000)")
+    parser.add_argument("--photos", type=int, default=20, help="enrolled photos (default 20)")
+    parser.add_argument(
+        "--other-events",
+        type=int,
+        default=10_000,
+        help="events of another child in the same table (default 10000)",
+    )
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="child-process modes, comma-separated: worker (face models loaded, as a Celery "
+        "worker process) and/or bare (default both)",
+    )
+    parser.add_argument(
+        "--growth-tolerance",
+        type=float,
+        default=10.0,
+        help="MB the build's growth may differ between the two sizes (default 10)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary GUARDIAN_VAR_DIR")
+    # Internal: the fresh process that builds one export.
+    parser.add_argument("--child", metavar="EXPORT_ID", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=MODES, default="worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if not args.child:
+        if not 0 < args.small < args.events:
+            parser.error("need 0 < --small < --events")
+        if args.photos < 1:
+            parser.error("--photos must be at least 1")
+        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+        if not modes or any(m not in MODES for m in modes):
+            parser.error(f"--modes takes {', '.join(MODES)}")
+        args.modes = modes
+    return args
+
+
+def configure_environment() -> Path:
+    """Point the settings at a fresh temporary var dir; keep only DATABASE_URL from outside."""
+    var_dir = Path(tempfile.mkdtemp(prefix="guardian-bench-export-"))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    os.environ["GUARDIAN_VAR_DIR"] = str(var_dir)
+    os.environ["DJANGO_DEBUG"] = "0"
+    # Everything else the settings read from the environment would be somebody else's data.
+    for name in ("MEDIA_ROOT", "CELERY_BROKER_URL", "REDIS_MATCH_CACHE_URL", "CACHE_URL"):
+        os.environ.pop(name, None)
+    for name in ("GUARDIAN_KEK", "GUARDIAN_KEK_FILE", "EMAIL_URL"):
+        os.environ.pop(name, None)  # dev secrets are generated in the temp var dir
+    if not os.environ.get("DATABASE_URL"):
+        os.environ.pop("DATABASE_URL", None)
+        os.environ.pop("KEYSTORE_DATABASE_URL", None)
+    # The "package ready" email goes nowhere (the console backend would print it).
+    os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    add_root_to_path()
+    return var_dir
+
+
+def add_root_to_path() -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+
+def proc_status() -> dict[str, int]:
+    """VmRSS and VmHWM of this process, in KiB."""
+    values = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(value.split()[0])
+    return values
+
+
+def reset_peak() -> bool:
+    """Reset VmHWM (and ru_maxrss) to the current RSS (Linux ≥ 4.0); False when not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def maxrss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+# --- the child process: one build, as a worker does it -------------------------------------------
+
+
+def child_main(args) -> int:
+    add_root_to_path()
+    started = time.perf_counter()
+    import django  # noqa: PLC0415
+
+    django.setup()
+    # A Celery worker imports the app and every task module before its first task.
+    from portal.celery import app  # noqa: PLC0415
+
+    app.loader.import_default_modules()
+    if args.mode == "worker":
+        from biometrics.faces import warm_up  # noqa: PLC0415
+
+        warm_up()  # what portal/celery.py does at worker_process_init
+    import gc  # noqa: PLC0415
+
+    from portal.exports import export_build  # noqa: PLC0415
+    from portal.models import Export  # noqa: PLC0415
+
+    # Open the database connections (a worker's are open after its first task).
+    Export.objects.filter(pk=args.child).exists()
+    from biometrics.models import ChildKey  # noqa: PLC0415
+
+    ChildKey.objects.exists()
+    gc.collect()
+    setup_seconds = time.perf_counter() - started
+    setup_peak = maxrss_kib()
+    before = proc_status()["VmRSS"]
+    peak_was_reset = reset_peak()
+
+    t0 = time.perf_counter()
+    export = export_build(export_id=args.child)
+    build_seconds = time.perf_counter() - t0
+
+    build_peak = proc_status()["VmHWM"] if peak_was_reset else maxrss_kib()
+    after = proc_status()["VmRSS"]
+    result = {
+        "status": export.status,
+        "error": export.error,
+        "setup_seconds": setup_seconds,
+        "build_seconds": build_seconds,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "build_peak_kib": build_peak,
+        "process_peak_kib": max(setup_peak, build_peak, maxrss_kib()),
+        "peak_was_reset": peak_was_reset,
+    }
+    print("RESULT " + json.dumps(result))
+    return 0 if export.status == "ready" else 1
+
+
+def build_in_fresh_process(export_id, mode: str) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(export_id), "--mode", mode]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=os.environ.copy())
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    sys.stderr.write(done.stdout + done.stderr)
+    raise RuntimeError(f"the build process exited {done.returncode} without a result")
+
+
+# --- the parent: data ----------------------------------------------------------------------------
+
+
+def postgres_create_missing() -> list[str]:
+    """On PostgreSQL, create the main and key-store databases named by the settings if missing."""
+    from django.conf import settings  # noqa: PLC0415
+
+    created = []
+    for alias in ("default", "keys"):
+        db = settings.DATABASES[alias]
+        if db["ENGINE"] != "django.db.backends.postgresql":
+            continue
+        import psycopg  # noqa: PLC0415
+        from psycopg import sql  # noqa: PLC0415
+
+        params = {
+            "dbname": "postgres",
+            "user": db.get("USER") or None,
+            "password": db.get("PASSWORD") or None,
+            "host": db.get("HOST") or None,
+            "port": db.get("PORT") or None,
+        }
+        with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
+            ).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
+                created.append(db["NAME"])
+    return created
+
+
+def migrate() -> None:
+    from django.core.management import call_command  # noqa: PLC0415
+
+    call_command("migrate", database="default", interactive=False, verbosity=0)
+    call_command("migrate", database="keys", interactive=False, verbosity=0)
+
+
+def forget_earlier_runs() -> int:
+    """Delete the recognition events earlier runs of this benchmark left (shared PostgreSQL)."""
+    from biometrics.models import RecognitionEvent  # noqa: PLC0415
+
+    deleted, _ = RecognitionEvent.objects.filter(
+        student__school__slug__startswith=SLUG_PREFIX
+    ).delete()
+    return deleted
+
+
+def photo_candidates(rng: random.Random):
+    """Distinct one-face JPEGs: the four demo photos, then crops/rotations/scales of them."""
+    from PIL import Image, ImageOps  # noqa: PLC0415
+
+    from biometrics import demo_photos  # noqa: PLC0415
+
+    sources = {
+        "grace_hopper": demo_photos.grace_hopper(),
+        "grace_hopper_half": demo_photos.grace_hopper_half(),
+        "astronaut_face": demo_photos.astronaut_face(),
+        "astronaut_face_mirrored": demo_photos.astronaut_face_mirrored(),
+    }
+    for name, data in sources.items():
+        yield name, data
+    images = {name: Image.open(io.BytesIO(data)).convert("RGB") for name, data in sources.items()}
+
+    def jpeg(img, quality):
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=quality)
+        return out.getvalue()
+
+    variant = 0
+    while True:
+        variant += 1
+        for name, img in images.items():
+            w, h = img.size
+            kind = variant % 4
+            if kind == 1:  # a slightly tighter crop
+                dx, dy = int(w * rng.uniform(0.02, 0.06)), int(h * rng.uniform(0.02, 0.06))
+                out = img.crop((dx, dy, w - dx, h - dy))
+                label = "crop"
+            elif kind == 2:  # a small rotation
+                out = img.rotate(rng.uniform(-6, 6), resample=Image.Resampling.BICUBIC)
+                label = "rotate"
+            elif kind == 3:  # rescaled
+                f = rng.uniform(0.8, 1.2)
+                out = img.resize((int(w * f), int(h * f)), Image.Resampling.LANCZOS)
+                label = "scale"
+            else:  # mirrored and slightly cropped
+                dx = int(w * rng.uniform(0.01, 0.04))
+                out = ImageOps.mirror(img.crop((dx, 0, w - dx, h)))
+                label = "mirror-crop"
+            yield f"{name}/{label}{variant}", jpeg(out, rng.choice([85, 88, 90, 92, 95]))
+
+
+def build_world(run_id: str, photos: int, rng: random.Random):
+    from biometrics.faces import ImageRejected  # noqa: PLC0415
+    from biometrics.models import FaceTemplate, Photo  # noqa: PLC0415
+    from biometrics.services import photo_enrol  # noqa: PLC0415
+    from consent.actors import Actor  # noqa: PLC0415
+    from consent.models import Decision, Method, Purpose, School  # noqa: PLC0415
+    from consent.services import (  # noqa: PLC0415
+        consent_decide,
+        guardian_get_or_create,
+        guardianship_link,
+        notice_publish,
+        student_create,
+    )
+
+    actor = Actor.system("bench")
+    school = School.objects.create(
+        slug=f"{SLUG_PREFIX}{run_id}",
+        name="Benchmark Primary School",
+        dpo_name="Dana Officer",
+        dpo_email="dpo@bench.example",
+    )
+    purposes = {}
+    for code in DEVICES:
+        purpose = Purpose.objects.create(
+            school=school,
+            code=code,
+            name=code.replace("_", " ").title(),
+            description=f"Uses the face for {code}.",
+            alternative="A card instead.",
+            dpia_reference=f"DPIA-{code}",
+        )
+        notice_publish(purpose=purpose, text=f"Notice for {code}, version 1.", actor=actor)
+        purpose.enabled = True
+        purpose.save(update_fields=["enabled"])
+        purposes[code] = purpose
+    granted = [purposes["gate_access"], purposes["attendance"]]
+
+    def child(name: str, guardian):
+        student = student_create(
+            school=school,
+            external_id=f"{name.upper()}-{run_id}",
+            name=f"{name} Bench",
+            class_name="Year 5",
+            actor=actor,
+        )
+        guardianship_link(guardian=guardian, student=student, notified_by="email", actor=actor)
+        for purpose in granted:
+            consent_decide(
+                student=student,
+                purpose=purpose,
+                guardian=guardian,
+                decision=Decision.GRANT,
+                notice_version=purpose.current_notice.version,
+                method=Method.WEB,
+                actor=actor,
+            )
+        return student
+
+    parent = guardian_get_or_create(email=f"parent.{run_id}@bench.example", name="Bench Parent")
+    other_parent = guardian_get_or_create(
+        email=f"other.{run_id}@bench.example", name="Other Parent"
+    )
+    measured = child("Grace", parent)
+    other = child("Ada", other_parent)
+
+    enrolled, rejected, seen = [], [], set()
+    for label, data in photo_candidates(rng):
+        if len(enrolled) == photos:
+            break
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        try:
+            photo = photo_enrol(
+                student=measured, data=data, actor=actor, source="bench", process_now=True
+            )
+        except ImageRejected as exc:
+            rejected.append(f"{label}: {exc.code}")
+            continue
+        if photo.status != "enrolled":
+            rejected.append(f"{label}: {photo.reason}")
+            continue
+        enrolled.append(label)
+        if len(rejected) > 3 * photos:
+            raise RuntimeError("too many variants rejected: " + "; ".join(rejected))
+    assert Photo.objects.filter(student=measured, status="enrolled").count() == photos
+    assert FaceTemplate.objects.filter(student=measured).count() == photos
+    return parent, measured, other, granted, enrolled, rejected
+
+
+def add_events(student, purposes, count: int, rng: random.Random) -> float:
+    """Bulk-insert `count` recognition events over the last 30 days; returns seconds taken."""
+    from django.db import transaction  # noqa: PLC0415
+    from django.utils import timezone  # noqa: PLC0415
+
+    from biometrics.models import RecognitionEvent  # noqa: PLC0415
+
+    started = time.perf_counter()
+    now = timezone.now()
+    window = 30 * 24 * 3600
+    left = count
+    while left:
+        size = min(BATCH, left)
+        rows = []
+        for _ in range(size):
+            purpose = purposes[rng.randrange(len(purposes))]
+            rows.append(
+                RecognitionEvent(
+                    student=student,
+                    purpose=purpose,
+                    device=rng.choice(DEVICES[purpose.code]),
+                    distance=round(rng.uniform(0.25, 0.55), 4),
+                    at=now - timedelta(seconds=rng.uniform(60, window)),
+                )
+            )
+        with transaction.atomic():
+            RecognitionEvent.objects.bulk_create(rows, batch_size=BATCH)
+        left -= size
+    return time.perf_counter() - started
+
+
+def settle_statistics() -> None:
+    """PostgreSQL: what autovacuum would do soon after such inserts, before timing starts."""
+    from django.db import connection  # noqa: PLC0415
+
+    from biometrics.models import RecognitionEvent  # noqa: PLC0415
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f'VACUUM ANALYZE "{RecognitionEvent._meta.db_table}"')
+
+
+# --- the parent: checking a package --------------------------------------------------------------
+
+
+def check_package(export, *, events: int, photos: int) -> dict:
+    """Decrypt the stored package and check it; returns sizes, entries and problems."""
+    from django.core.files.storage import default_storage  # noqa: PLC0415
+
+    from portal.exports import export_open  # noqa: PLC0415
+
+    problems = []
+    if export.status != "ready":
+        return {"problems": [f"status {export.status} ({export.error})"]}
+    sealed_size = default_storage.size(export.storage_name)
+    body = b"".join(export_open(export, guardian=export.guardian))
+    if len(body) != export.size or hashlib.sha256(body).hexdigest() != export.sha256:
+        problems.append("size or SHA-256 differs from the export record")
+    package = zipfile.ZipFile(io.BytesIO(body))
+    names = package.namelist()
+    sums = {}
+    for line in package.read("SHA256SUMS").decode().splitlines():
+        digest, name = line.split("  ", 1)
+        sums[name] = digest
+    for name in names:
+        if name != "SHA256SUMS" and hashlib.sha256(package.read(name)).hexdigest() != sums.get(
+            name
+        ):
+            problems.append(f"{name}: checksum differs from SHA256SUMS")
+    with package.open("recognition_events.csv") as fh:
+        rows = sum(1 for _ in csv.reader(io.TextIOWrapper(fh, encoding="utf-8"))) - 1
+    if rows != events:
+        problems.append(f"recognition_events.csv has {rows} rows, expected {events}")
+    doc = json.loads(package.read("data.json"))
+    items = doc["recognition_events"]["items"]
+    if doc["recognition_events"]["count"] != events or len(items) != events:
+        problems.append(
+            f"data.json: count {doc['recognition_events']['count']}, {len(items)} items, "
+            f"expected {events}"
+        )
+    photo_files = [n for n in names if n.startswith("photos/")]
+    if len(photo_files) != photos or len(doc["photos"]) != photos:
+        problems.append(f"{len(photo_files)} photo files, expected {photos}")
+    with package.open("templates.csv") as fh:
+        templates = sum(1 for _ in csv.reader(io.TextIOWrapper(fh, encoding="utf-8"))) - 1
+    if templates != photos or len(doc["templates"]) != photos:
+        problems.append(f"{templates} templates, expected {photos}")
+    largest = sorted(
+        ((i.file_size, i.compress_size, i.filename) for i in package.infolist()), reverse=True
+    )[:3]
+    return {
+        "zip_bytes": len(body),
+        "sealed_bytes": sealed_size,
+        "entries": len(names),
+        "largest": largest,
+        "problems": problems,
+    }
+
+
+# --- the parent: the run -------------------------------------------------------------------------
+
+
+def mib(kib: int) -> float:
+    return kib / 1024
+
+
+def run(args, var_dir: Path) -> int:
+    import django  # noqa: PLC0415
+
+    django.setup()
+    from django.conf import settings  # noqa: PLC0415
+    from django.db import connection  # noqa: PLC0415
+
+    from biometrics.models import RecognitionEvent  # noqa: PLC0415
+    from portal.exports import export_request  # noqa: PLC0415
+
+    started = time.perf_counter()
+    created = postgres_create_missing()
+    migrate()
+    earlier = forget_earlier_runs()
+    with connection.cursor() as cursor:
+        version = (
+            cursor.execute("SELECT version()").fetchone()[0].split(",")[0]
+            if connection.vendor == "postgresql"
+            else "SQLite " + cursor.execute("SELECT sqlite_version()").fetchone()[0]
+        )
+    print(f"database:  {version}  ({settings.DATABASES['default']['NAME']})")
+    if created:
+        print(f"created:   {', '.join(created)}")
+    if earlier:
+        print(f"deleted {earlier} events left by earlier benchmark runs")
+    print(
+        f"machine:   {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"Django {django.get_version()}"
+    )
+    print(f"var dir:   {var_dir}")
+
+    rng = random.Random(20261128)
+    run_id = uuid.uuid4().hex[:8]
+    t = time.perf_counter()
+    parent, child, other, purposes, enrolled, rejected = build_world(run_id, args.photos, rng)
+    print(
+        f"setup:     {time.perf_counter() - t:.1f}s: {len(enrolled)} photos enrolled through "
+        f"face_recognition ({len(rejected)} variants rejected)"
+    )
+    if rejected:
+        print(f"           rejected: {'; '.join(rejected)}")
+    seconds = add_events(other, purposes, args.other_events, rng)
+    print(f"inserted:  {args.other_events} events for another child in {seconds:.1f}s")
+
+    results = []
+    have = 0
+    for size in (args.small, args.events):
+        seconds = add_events(child, purposes, size - have, rng)
+        have = size
+        settle_statistics()
+        print(f"inserted:  {size} events for the measured child (+{seconds:.1f}s)")
+        for mode in args.modes:
+            export = export_request(student=child, guardian=parent)
+            r = build_in_fresh_process(export.pk, mode)
+            export.refresh_from_db()
+            r.update(check_package(export, events=size, photos=args.photos))
+            r.update(events=size, mode=mode)
+            results.append(r)
+            print(
+                f"built:     {size} events, {mode}: {r['build_seconds']:.2f}s, peak "
+                f"{mib(r['process_peak_kib']):.1f} MiB, growth "
+                f"{mib(r['build_peak_kib'] - r['rss_before_kib']):.1f} MiB"
+            )
+    total_events = RecognitionEvent.objects.count()
+
+    print(
+        f"\nexport build, {args.photos} photos/templates, each build in a fresh process; "
+        f"events table: {total_events} rows\n"
+    )
+    header = (
+        f"{'events':>8} {'mode':<7} {'build s':>8} {'RSS before':>11} {'build peak':>11} "
+        f"{'growth':>8} {'proc peak':>10} {'ZIP MB':>7} {'sealed MB':>10} {'entries':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(
+            f"{r['events']:>8} {r['mode']:<7} {r['build_seconds']:>8.2f} "
+            f"{mib(r['rss_before_kib']):>8.1f} MiB {mib(r['build_peak_kib']):>7.1f} MiB "
+            f"{mib(r['build_peak_kib'] - r['rss_before_kib']):>4.1f} MiB "
+            f"{mib(r['process_peak_kib']):>6.1f} MiB {r.get('zip_bytes', 0) / 1e6:>7.2f} "
+            f"{r.get('sealed_bytes', 0) / 1e6:>10.2f} {r.get('entries', 0):>8}"
+        )
+    print("(MiB = 1024 KiB of RSS; growth = build peak − RSS before the build; ZIP MB = 10^6 B)")
+    if results and results[-1].get("largest"):
+        print("largest entries at", results[-1]["events"], "events (bytes, compressed, name):")
+        for size, compressed, name in results[-1]["largest"]:
+            print(f"  {size:>10} {compressed:>10}  {name}")
+
+    failures = []
+    for r in results:
+        for problem in r.get("problems", []):
+            failures.append(f"WRONG PACKAGE ({r['events']} events, {r['mode']}): {problem}")
+        if r["build_seconds"] > TARGET_SECONDS:
+            failures.append(
+                f"SLOW: {r['events']} events, {r['mode']}: {r['build_seconds']:.1f}s > "
+                f"{TARGET_SECONDS:.0f}s"
+            )
+        if r["mode"] == "worker" and mib(r["process_peak_kib"]) > TARGET_PEAK_MB:
+            failures.append(
+                f"MEMORY: {r['events']} events, worker peak {mib(r['process_peak_kib']):.0f} MiB "
+                f"> {TARGET_PEAK_MB:.0f} MB"
+            )
+    for mode in args.modes:
+        growth = {
+            r["events"]: mib(r["build_peak_kib"] - r["rss_before_kib"])
+            for r in results
+            if r["mode"] == mode
+        }
+        small, large = growth[args.small], growth[args.events]
+        grows = large - small > args.growth_tolerance
+        print(
+            f"memory grows with events ({mode}): {'YES' if grows else 'no'} "
+            f"(growth {small:.1f} MiB at {args.small}, {large:.1f} MiB at {args.events})"
+        )
+        if grows:
+            failures.append(f"MEMORY GROWS ({mode}): {small:.1f} → {large:.1f} MiB")
+        if not results[0]["peak_was_reset"]:
+            print("  (peak could not be reset: growth includes the setup's peak)")
+    for failure in failures:
+        print(failure)
+    print(f"total:     {time.perf_counter() - started:.1f}s")
+    return 1 if failures else 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return child_main(args)
+    var_dir = configure_environment()
+    try:
+        return run(args, var_dir)
+    finally:
+        if args.keep:
+            print(f"\nkept {var_dir}")
+        else:
+            shutil.rmtree(var_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
