@@ -18,7 +18,6 @@ import numpy as np
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from consent.actors import Actor
@@ -112,20 +111,30 @@ def erasure_request_open(*, student: Student, trigger: str, actor: Actor) -> Era
     return request
 
 
+# A step runs once the kinds it waits for are verified: the match cache is dropped after the
+# database rows are gone (so no process can rebuild it with the child in it), and the key is
+# destroyed last (the database step needs it to check the former templates match no one).
+PREREQUISITES = {
+    "cache": {"database"},
+    "key": {"database", "media", "cache", "http"},
+}
+
+
+def _runnable(step: ErasureStep, steps: list[ErasureStep]) -> bool:
+    waits_for = PREREQUISITES.get(step.kind, set())
+    return all(s.status == ErasureStatus.VERIFIED for s in steps if s.kind in waits_for)
+
+
 def erasure_dispatch(*, request_id) -> int:
-    """Queue every step that may run now (all but the key until the others are verified)."""
+    """Queue every unverified step whose prerequisites are verified. Returns how many."""
     from .tasks import erasure_step_task  # noqa: PLC0415 - tasks import this module
 
-    steps = list(
-        ErasureStep.objects.filter(request_id=request_id).exclude(status=ErasureStatus.VERIFIED)
-    )
-    others_done = all(s.kind == "key" for s in steps)
+    steps = list(ErasureStep.objects.filter(request_id=request_id))
     queued = 0
     for step in steps:
-        if step.kind == "key" and not others_done:
-            continue
-        erasure_step_task.delay(step.pk)
-        queued += 1
+        if step.status != ErasureStatus.VERIFIED and _runnable(step, steps):
+            erasure_step_task.delay(step.pk)
+            queued += 1
     return queued
 
 
@@ -144,8 +153,8 @@ def erasure_step_run(*, step_id: int) -> ErasureStep:
     if step.status == ErasureStatus.VERIFIED:
         return step
     request = step.request
-    if step.kind == "key" and _unverified_others(step).exists():
-        return step
+    if not _runnable(step, list(ErasureStep.objects.filter(request_id=step.request_id))):
+        return step  # queued again when its prerequisites are verified
     ErasureStep.objects.filter(pk=step.pk).exclude(status=ErasureStatus.VERIFIED).update(
         status=ErasureStatus.RUNNING, attempts=step.attempts + 1, updated_at=timezone.now()
     )
@@ -177,15 +186,9 @@ def erasure_step_run(*, step_id: int) -> ErasureStep:
                 subject=request.subject_id,
                 data={"erasure": str(request.pk), "system": step.system, "items": erased},
             )
-    erasure_advance(request_id=request.pk)
+    erasure_advance(request_id=request.pk, after=step.kind)
     step.refresh_from_db()
     return step
-
-
-def _unverified_others(step: ErasureStep):
-    return ErasureStep.objects.filter(request_id=step.request_id).exclude(
-        Q(status=ErasureStatus.VERIFIED) | Q(kind="key")
-    )
 
 
 def _record_failure(step: ErasureStep, exc: Exception) -> None:
@@ -302,15 +305,19 @@ def _erase_media(step: ErasureStep) -> int:
 
 
 def _erase_cache(step: ErasureStep) -> int:
-    from .matching import match_cache_forget, match_index_bump, match_index_for  # noqa: PLC0415
+    """Invalidate every process's match index. It runs after the database step, so an index
+    rebuilt from now on cannot contain the child; checked without rebuilding one."""
+    from .matching import _current_version, match_cache_forget, match_index_bump  # noqa: PLC0415
 
     request = step.request
+    before = _current_version(request.school_id)
     with transaction.atomic():
         match_index_bump(request.school_id)  # every process reloads before its next match
     match_cache_forget(request.school_id)
-    index = match_index_for(request.school_id)
-    if any(sid == request.student_id for sid in index.student_ids):
-        raise StepFailed("the match index still holds the child's templates")
+    if _current_version(request.school_id) == before:
+        raise StepFailed("the match index version did not change")
+    if FaceTemplate.objects.filter(student_id=request.student_id).exists():
+        raise StepFailed("the child's templates are still in the database")
     return 0
 
 
@@ -347,18 +354,18 @@ ACTIONS = {
 # --- advancing and sealing --------------------------------------------------------------------
 
 
-def erasure_advance(*, request_id) -> ErasureRequest:
-    """After a step: queue the key step when it is due; seal the request when all are done."""
+def erasure_advance(*, request_id, after: str = "") -> ErasureRequest:
+    """After a step: queue the steps that were waiting for it; seal when all are verified."""
+    from .tasks import erasure_step_task  # noqa: PLC0415
+
     request = ErasureRequest.objects.get(pk=request_id)
     steps = list(request.steps.all())
     pending = [s for s in steps if s.status != ErasureStatus.VERIFIED]
     if not pending:
         return erasure_seal(request_id=request_id)
-    if all(s.kind == "key" for s in pending):
-        from .tasks import erasure_step_task  # noqa: PLC0415
-
-        for s in pending:
-            transaction.on_commit(lambda pk=s.pk: erasure_step_task.delay(pk))
+    for step in pending:
+        if after in PREREQUISITES.get(step.kind, set()) and _runnable(step, steps):
+            transaction.on_commit(lambda pk=step.pk: erasure_step_task.delay(pk))
     return request
 
 

@@ -121,6 +121,15 @@ def held_data(student: Student, *, viewer_guardian_id: int | None = None) -> dic
             "items": len([p for p in photos if p.storage_name]),
         },
     ]
+    if templates:
+        systems.append(
+            {
+                "name": "Match cache",
+                "kind": "cache",
+                "holds": ["templates (in the memory of the matching processes)"],
+                "items": len(templates),
+            }
+        )
     systems += [
         {
             "name": h.name,
