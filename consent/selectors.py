@@ -86,3 +86,21 @@ def _decision_row(decision, viewer) -> dict:
         "notice_version": decision.notice_version,
         "receipt_id": decision.receipt_id,
     }
+
+
+def school_from_option(slug: str | None):
+    """The school a management command acts on: --school SLUG, or the only school there is."""
+    from django.core.management.base import CommandError
+
+    from .models import School
+
+    if slug:
+        found = School.objects.filter(slug=slug).first()
+        if found is None:
+            raise CommandError(f"No school has the slug {slug!r}")
+        return found
+    schools = list(School.objects.all()[:2])
+    if len(schools) == 1:
+        return schools[0]
+    known = ", ".join(School.objects.values_list("slug", flat=True)) or "none"
+    raise CommandError(f"Name the school with --school (known: {known})")

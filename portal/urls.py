@@ -37,3 +37,6 @@ urlpatterns = [
     path("api/v1/", include("portal.api.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "portal.views.handler404"
+handler500 = "portal.views.handler500"

@@ -320,3 +320,18 @@ def export_download(request: HttpRequest, export_id) -> HttpResponse:
     if export.status != Export.Status.READY:
         return redirect("portal:export", export.pk)
     return zip_response(export, export_open(export, guardian=request.guardian))
+
+
+def _json_or_page(request, status: int, code: str, detail: str, template: str) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": code, "detail": detail}, status=status)
+    return render(request, template, {"detail": detail}, status=status)
+
+
+def handler404(request, exception=None) -> HttpResponse:
+    return _json_or_page(request, 404, "not_found", "Not found.", "404.html")
+
+
+def handler500(request) -> HttpResponse:
+    # No details, ever: an error page must not leak what it was working on.
+    return _json_or_page(request, 500, "server_error", "Something went wrong.", "500.html")

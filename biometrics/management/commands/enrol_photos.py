@@ -11,7 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 from biometrics import faces
 from biometrics.services import NoActiveConsent, photo_enrol
 from consent.actors import Actor
-from consent.models import School, Student
+from consent.models import Student
+from consent.selectors import school_from_option
 from portal.progress import ProgressBar
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -22,7 +23,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("directory")
-        parser.add_argument("--school", required=True, help="school slug")
+        parser.add_argument("--school", help="school slug (optional when there is one school)")
         parser.add_argument(
             "--now", action="store_true", help="compute templates here instead of on workers"
         )
@@ -31,9 +32,7 @@ class Command(BaseCommand):
         folder = Path(directory)
         if not folder.is_dir():
             raise CommandError(f"{directory} is not a directory")
-        found = School.objects.filter(slug=school).first()
-        if found is None:
-            raise CommandError(f"No school has the slug {school!r}")
+        found = school_from_option(school)
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         students = {s.external_id: s for s in Student.objects.filter(school=found)}
         actor = Actor.system("enrol_photos")

@@ -3,8 +3,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from consent.actors import Actor
-from consent.models import School
 from consent.roster import read_csv, roster_import
+from consent.selectors import school_from_option
 from portal.progress import ProgressBar
 
 
@@ -17,12 +17,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("csv")
-        parser.add_argument("--school", required=True, help="school slug")
+        parser.add_argument("--school", help="school slug (optional when there is one school)")
 
     def handle(self, *args, csv: str, school: str, **options):
-        found = School.objects.filter(slug=school).first()
-        if found is None:
-            raise CommandError(f"No school has the slug {school!r}")
+        found = school_from_option(school)
         try:
             rows = read_csv(Path(csv).read_bytes())
         except (OSError, ValueError, UnicodeDecodeError) as exc:
