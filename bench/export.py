@@ -19,7 +19,11 @@ What it does:
    - RSS just before the build, the peak RSS while building, and the difference (the build's
      own growth; the peak is reset with ``/proc/self/clear_refs`` just before the build so
      setup spikes are not counted),
-   - the process's peak RSS over its whole life (``ru_maxrss``, setup included).
+   - the process's peak RSS over its whole life, setup included. It is read from ``VmHWM`` in
+     ``/proc/self/status``, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across ``exec``, so
+     in a freshly spawned child it starts at the parent's RSS at fork time (here ~250 MB, the
+     parent has face_recognition loaded) and would hide the child's own figure. Both
+     ``ru_maxrss`` values are printed for comparison.
 3. The parent decrypts the stored package (``export_open``), checks it (every entry against
    SHA256SUMS, ``recognition_events.csv`` rows and ``data.json`` items equal the event count,
    one file per photo, one row per template) and records its size and number of entries.
@@ -173,6 +177,9 @@ def maxrss_kib() -> int:
 
 def child_main(args) -> int:
     add_root_to_path()
+    # ru_maxrss survives exec: right now it still holds the parent's RSS at fork time, so the
+    # process's own peak is read from VmHWM (per address space, starts afresh at exec).
+    inherited_maxrss = maxrss_kib()
     started = time.perf_counter()
     import django  # noqa: PLC0415
 
@@ -197,16 +204,16 @@ def child_main(args) -> int:
     ChildKey.objects.exists()
     gc.collect()
     setup_seconds = time.perf_counter() - started
-    setup_peak = maxrss_kib()
-    before = proc_status()["VmRSS"]
+    status = proc_status()
+    setup_peak, before = status["VmHWM"], status["VmRSS"]
     peak_was_reset = reset_peak()
 
     t0 = time.perf_counter()
     export = export_build(export_id=args.child)
     build_seconds = time.perf_counter() - t0
 
-    build_peak = proc_status()["VmHWM"] if peak_was_reset else maxrss_kib()
-    after = proc_status()["VmRSS"]
+    status = proc_status()
+    build_peak, after = status["VmHWM"], status["VmRSS"]
     result = {
         "status": export.status,
         "error": export.error,
@@ -215,7 +222,10 @@ def child_main(args) -> int:
         "rss_before_kib": before,
         "rss_after_kib": after,
         "build_peak_kib": build_peak,
-        "process_peak_kib": max(setup_peak, build_peak, maxrss_kib()),
+        "setup_peak_kib": setup_peak,
+        "process_peak_kib": max(setup_peak, build_peak),
+        "ru_maxrss_kib": maxrss_kib(),
+        "ru_maxrss_inherited_kib": inherited_maxrss,
         "peak_was_reset": peak_was_reset,
     }
     print("RESULT " + json.dumps(result))
@@ -607,6 +617,12 @@ def run(args, var_dir: Path) -> int:
             f"{r.get('sealed_bytes', 0) / 1e6:>10.2f} {r.get('entries', 0):>8}"
         )
     print("(MiB = 1024 KiB of RSS; growth = build peak − RSS before the build; ZIP MB = 10^6 B)")
+    r = results[0]
+    print(
+        f"(ru_maxrss in a child: {mib(r['ru_maxrss_inherited_kib']):.1f} MiB at its start, "
+        f"inherited from this parent across fork+exec, so VmHWM is used; after the build "
+        f"{mib(r['ru_maxrss_kib']):.1f} MiB with the peak reset before the build)"
+    )
     if results and results[-1].get("largest"):
         print("largest entries at", results[-1]["events"], "events (bytes, compressed, name):")
         for size, compressed, name in results[-1]["largest"]:

@@ -1,0 +1,591 @@
+#!/usr/bin/env python
+"""Benchmark the recognition-event retention job on PostgreSQL against a plain batched DELETE.
+
+One school (30-day event window), three purposes, 200 students; 2,000,000 recognition events
+spread evenly over the last 60 days in time order (ids rise with ``at``, as in real life), every
+student taking every 200th event: exactly 1,000,000 are older than the window at ``as_of``.
+Rows are loaded with ``INSERT ... SELECT generate_series`` (FK triggers off for the load only),
+then ``VACUUM ANALYZE`` and ``CHECKPOINT``.
+
+Two purges delete the same 1,000,000 rows from the same 2,000,000 (the table is truncated and
+reloaded identically before each):
+
+* ``baseline`` – plain SQL in its own process: ``DELETE FROM biometrics_recognitionevent WHERE
+  id IN (SELECT id FROM biometrics_recognitionevent WHERE at < cutoff ORDER BY id LIMIT 5000)``
+  in a loop, each batch its own transaction (psycopg, no Django);
+* ``product``  – ``biometrics.retention.retention_run("recognition_events", as_of=...)`` in its
+  own process (its own connection), batches of ``EVENT_BATCH``.
+
+For each: total time, batches, and the longest transaction three ways: as the code reports it
+(the job's ``longest_transaction_ms``; the baseline times its own batches), by wrapping the
+purging process's connection (first statement inside ``atomic`` to the end of ``COMMIT``), and
+as seen by PostgreSQL (``pg_stat_activity.xact_start`` of the purging backend, sampled every
+``--sample-ms``). Meanwhile the benchmark process requests the parent's child page
+(``GET /children/<id>/``, a guardian logged in through ``django.test.Client``; the child has
+10,000 events, half of them purged) every ``--interval-ms`` and reports median / p95 / max
+latency during each purge against at rest.
+
+Targets (issue): product total <= 1.5 x baseline; longest transaction <= 500 ms. Exits 1 when a
+target is missed or a purge deletes the wrong rows, so it can serve as a CI check.
+
+Usage (from the repository root; PostgreSQL only)::
+
+    .venv/bin/python bench/retention.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/guardian_bench_retention \\
+        .venv/bin/python bench/retention.py [--events 2000000] [--students 200]
+
+``DATABASE_URL`` defaults to the URL above. The database and its ``<name>_keys`` twin (or
+``KEYSTORE_DATABASE_URL``) are dropped if present, created, migrated, and dropped at the end
+(``--keep`` keeps them); their names must contain "bench". Media and broker go to a temporary
+``GUARDIAN_VAR_DIR``, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/guardian_bench_retention"
+APP_NAME = "guardian-bench-purge"
+TABLE = "biometrics_recognitionevent"
+WINDOW_DAYS = 30
+SPAN_DAYS = 60
+BASELINE_BATCH = 5000
+TARGET_RATIO = 1.5
+TARGET_LONGEST_MS = 500.0
+REST_REQUESTS = 30
+WARMUPS = 3
+PURPOSES = ["gate_access", "attendance", "library"]
+DEVICES = ["Main gate camera", "Side gate camera", "Entrance hall camera", "Library desk camera"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--events", type=int, default=2_000_000, help="events loaded (even; default 2000000)"
+    )
+    parser.add_argument("--students", type=int, default=200, help="students (default 200)")
+    parser.add_argument(
+        "--interval-ms", type=int, default=200, help="child-page request interval (default 200)"
+    )
+    parser.add_argument(
+        "--sample-ms", type=int, default=20, help="pg_stat_activity sampling (default 20)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the databases and var dir")
+    # Internal: run one purge in this (child) process and print a JSON result.
+    parser.add_argument("--worker", choices=["baseline", "product"], help=argparse.SUPPRESS)
+    parser.add_argument("--as-of", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.events < 2 or args.events % 2:
+        parser.error("--events must be even and at least 2")
+    if args.students < 1:
+        parser.error("--students must be at least 1")
+    return args
+
+
+def configure_environment(var_dir: Path | None = None) -> Path:
+    """Fresh temporary var dir (unless given); PostgreSQL from DATABASE_URL (default above)."""
+    var_dir = var_dir or Path(tempfile.mkdtemp(prefix="guardian-bench-retention-"))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    os.environ["GUARDIAN_VAR_DIR"] = str(var_dir)
+    os.environ["DJANGO_DEBUG"] = "0"
+    for name in ("MEDIA_ROOT", "CELERY_BROKER_URL", "REDIS_MATCH_CACHE_URL", "CACHE_URL"):
+        os.environ.pop(name, None)
+    os.environ["DATABASE_URL"] = os.environ.get("DATABASE_URL") or DEFAULT_URL
+    if not os.environ["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
+        raise SystemExit("bench/retention.py runs on PostgreSQL only (DATABASE_URL=postgres://...)")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return var_dir
+
+
+def pg_connect(alias: str = "default", *, admin: bool = False, app: str | None = None):
+    """A plain psycopg connection (autocommit) to a database of the settings, or `postgres`."""
+    import psycopg  # noqa: PLC0415
+    from django.conf import settings  # noqa: PLC0415
+
+    db = settings.DATABASES[alias]
+    params = {
+        "dbname": "postgres" if admin else db["NAME"],
+        "user": db.get("USER") or None,
+        "password": db.get("PASSWORD") or None,
+        "host": db.get("HOST") or None,
+        "port": db.get("PORT") or None,
+        "application_name": app,
+    }
+    return psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True)
+
+
+def postgres_databases(action: str) -> list[str]:
+    """"create" (dropping first if present) or "drop" the main and key-store databases."""
+    from django.conf import settings  # noqa: PLC0415
+    from django.db import connections  # noqa: PLC0415
+    from psycopg import sql  # noqa: PLC0415
+
+    connections.close_all()
+    done = []
+    for alias in ("default", "keys"):
+        db = settings.DATABASES[alias]
+        if db["ENGINE"] != "django.db.backends.postgresql":
+            if alias == "default":
+                raise SystemExit("bench/retention.py runs on PostgreSQL only")
+            continue
+        if "bench" not in db["NAME"]:
+            raise SystemExit(f"refusing to drop/create {db['NAME']!r}: not a benchmark database")
+        name = sql.Identifier(db["NAME"])
+        with pg_connect(alias, admin=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+            if action == "create":
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        done.append(db["NAME"])
+    return done
+
+
+def migrate() -> None:
+    from django.core.management import call_command  # noqa: PLC0415
+
+    call_command("migrate", database="default", interactive=False, verbosity=0)
+    call_command("migrate", database="keys", interactive=False, verbosity=0)
+
+
+def build_world(n_students: int):
+    """School (30-day window), purposes, students; one guardian with consent for child 0."""
+    from consent.actors import Actor  # noqa: PLC0415
+    from consent.models import Decision, Method, Purpose, School, Student  # noqa: PLC0415
+    from consent.services import (  # noqa: PLC0415
+        consent_decide,
+        guardian_get_or_create,
+        guardianship_link,
+        notice_publish,
+    )
+
+    actor = Actor.system("bench")
+    school = School.objects.create(
+        slug="bench-retention",
+        name="Retention Benchmark School",
+        dpo_name="Dana Officer",
+        dpo_email="dpo@bench.example",
+        event_window_days=WINDOW_DAYS,
+    )
+    purposes = []
+    for code in PURPOSES:
+        purpose = Purpose.objects.create(
+            school=school,
+            code=code,
+            name=code.replace("_", " ").title(),
+            description=f"Uses the face for {code}.",
+            alternative="A card instead.",
+            dpia_reference=f"DPIA-{code}",
+        )
+        notice_publish(purpose=purpose, text=f"Notice for {code}, version 1.", actor=actor)
+        purpose.enabled = True
+        purpose.save(update_fields=["enabled"])
+        purposes.append(purpose)
+    students = Student.objects.bulk_create(
+        Student(
+            school=school, external_id=f"B{i:05d}", name=f"Student {i}", class_name="Year 5"
+        )
+        for i in range(n_students)
+    )
+    parent = guardian_get_or_create(email="parent@bench.example", name="Bench Parent")
+    child = students[0]
+    guardianship_link(guardian=parent, student=child, notified_by="email", actor=actor)
+    for purpose in purposes:
+        consent_decide(
+            student=child,
+            purpose=purpose,
+            guardian=parent,
+            decision=Decision.GRANT,
+            notice_version=purpose.current_notice.version,
+            method=Method.WEB,
+            actor=actor,
+        )
+    return school, purposes, students, parent, child
+
+
+def load_events(students, purposes, n_events: int, as_of: datetime) -> float:
+    """Truncate and (re)load the events table identically; returns seconds (incl. VACUUM)."""
+    started = time.perf_counter()
+    step = timedelta(days=SPAN_DAYS) / n_events
+    first = as_of - timedelta(days=SPAN_DAYS)
+    with pg_connect() as conn:
+        conn.execute(f"TRUNCATE {TABLE}")
+        conn.execute("SET session_replication_role = replica")  # no FK triggers for the load
+        conn.execute(
+            f"""
+            INSERT INTO {TABLE} (id, student_id, purpose_id, device, distance, at)
+            SELECT i,
+                   (%(students)s::uuid[])[1 + i %% %(n_students)s],
+                   (%(purposes)s::bigint[])[1 + i %% %(n_purposes)s],
+                   (%(devices)s::text[])[1 + i %% %(n_devices)s],
+                   0.25 + (i %% 300) / 1000.0,
+                   %(first)s + (i - 0.5) * %(step)s::interval
+            FROM generate_series(1, %(n)s) AS i
+            """,
+            {
+                "students": [s.pk for s in students],
+                "n_students": len(students),
+                "purposes": [p.pk for p in purposes],
+                "n_purposes": len(purposes),
+                "devices": DEVICES,
+                "n_devices": len(DEVICES),
+                "first": first,
+                "step": step,
+                "n": n_events,
+            },
+        )
+        conn.execute("RESET session_replication_role")
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{TABLE}', 'id'), %s)", [n_events]
+        )
+        conn.execute(f"VACUUM ANALYZE {TABLE}")
+        conn.execute("CHECKPOINT")
+    return time.perf_counter() - started
+
+
+def table_counts(as_of: datetime) -> tuple[int, int]:
+    cutoff = as_of - timedelta(days=WINDOW_DAYS)
+    with pg_connect() as conn:
+        total, old = conn.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE at < %s) FROM {TABLE}", [cutoff]
+        ).fetchone()
+    return total, old
+
+
+# --- the purging process ---------------------------------------------------------------------
+
+
+def worker_baseline(as_of: datetime) -> dict:
+    """Plain batched SQL DELETE, each batch in its own transaction."""
+    cutoff = as_of - timedelta(days=WINDOW_DAYS)
+    batches = []
+    deleted = 0
+    started = time.perf_counter()
+    with pg_connect(app=APP_NAME) as conn:
+        while True:
+            t0 = time.perf_counter()
+            with conn.transaction():
+                cursor = conn.execute(
+                    f"DELETE FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE at < %s "
+                    f"ORDER BY id LIMIT {BASELINE_BATCH})",
+                    [cutoff],
+                )
+                n = cursor.rowcount
+            batches.append((time.perf_counter() - t0) * 1000)
+            if not n:
+                break
+            deleted += n
+    total = time.perf_counter() - started
+    return {
+        "seconds": total,
+        "deleted": deleted,
+        "batches": len(batches) - 1,
+        "reported_longest_ms": max(batches),
+        "wrapped_longest_ms": max(batches),
+        "transactions_ms": batches,
+    }
+
+
+def worker_product(as_of: datetime) -> dict:
+    """retention_run("recognition_events"), with its transactions timed from outside the job."""
+    from django.db import connection  # noqa: PLC0415
+
+    from biometrics.retention import retention_run  # noqa: PLC0415
+
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SET application_name = %s", [APP_NAME])
+    spans: list[float] = []
+    current = {"start": None}
+
+    def wrapper(execute, sql, params, many, context):
+        if connection.in_atomic_block and current["start"] is None:
+            current["start"] = time.perf_counter()
+        return execute(sql, params, many, context)
+
+    real_commit = connection.commit
+
+    def timed_commit():
+        try:
+            return real_commit()
+        finally:
+            if current["start"] is not None:
+                spans.append((time.perf_counter() - current["start"]) * 1000)
+                current["start"] = None
+
+    connection.commit = timed_commit  # Atomic.__exit__ calls connection.commit()
+    with connection.execute_wrapper(wrapper):
+        started = time.perf_counter()
+        run = retention_run("recognition_events", as_of=as_of)
+        total = time.perf_counter() - started
+    return {
+        "seconds": total,
+        "deleted": run.counts["events_deleted"],
+        "job_seconds": run.counts["seconds"],
+        "batches": math.ceil(run.counts["events_deleted"] / _event_batch()),
+        "reported_longest_ms": run.counts["longest_transaction_ms"],
+        # Every transaction of the run: the batches, plus the audit record at the end.
+        "wrapped_longest_ms": max(spans) if spans else 0.0,
+        "transactions_ms": spans,
+    }
+
+
+def _event_batch() -> int:
+    from biometrics.retention import EVENT_BATCH  # noqa: PLC0415
+
+    return EVENT_BATCH
+
+
+def worker_main(args) -> int:
+    configure_environment(Path(os.environ["GUARDIAN_VAR_DIR"]))
+    import django  # noqa: PLC0415
+
+    django.setup()
+    as_of = datetime.fromisoformat(args.as_of)
+    result = (worker_baseline if args.worker == "baseline" else worker_product)(as_of)
+    print(json.dumps(result))
+    return 0
+
+
+# --- the benchmark process -------------------------------------------------------------------
+
+
+class XactMonitor(threading.Thread):
+    """Samples the purging backend's open-transaction age from pg_stat_activity."""
+
+    def __init__(self, every_ms: int):
+        super().__init__(daemon=True)
+        self.every = every_ms / 1000
+        self.stop = threading.Event()
+        self.longest_ms = 0.0
+        self.samples = 0
+
+    def run(self):
+        with pg_connect(app="guardian-bench-monitor") as conn:
+            while not self.stop.is_set():
+                row = conn.execute(
+                    "SELECT max(extract(epoch FROM clock_timestamp() - xact_start)) * 1000 "
+                    "FROM pg_stat_activity WHERE application_name = %s AND xact_start IS NOT NULL",
+                    [APP_NAME],
+                ).fetchone()
+                self.samples += 1
+                if row[0] is not None:
+                    self.longest_ms = max(self.longest_ms, float(row[0]))
+                time.sleep(self.every)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def page_request(client, url: str) -> float:
+    started = time.perf_counter()
+    response = client.get(url)
+    ms = (time.perf_counter() - started) * 1000
+    if response.status_code != 200:
+        raise SystemExit(f"child page: HTTP {response.status_code}")
+    return ms
+
+
+def latencies_at_rest(client, url: str, interval: float) -> list[float]:
+    for _ in range(WARMUPS):
+        page_request(client, url)
+    times = []
+    for _ in range(REST_REQUESTS):
+        times.append(page_request(client, url))
+        time.sleep(max(0.0, interval - times[-1] / 1000))
+    return times
+
+
+def purge(kind: str, as_of: datetime, client, url: str, args) -> dict:
+    """Run one purge in a child process; request the child page meanwhile."""
+    monitor = XactMonitor(args.sample_ms)
+    monitor.start()
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        kind,
+        "--as-of",
+        as_of.isoformat(),
+    ]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    interval = args.interval_ms / 1000
+    times = []
+    time.sleep(interval)
+    while process.poll() is None:
+        times.append(page_request(client, url))
+        time.sleep(max(0.0, interval - times[-1] / 1000))
+    out, _ = process.communicate()
+    wall = time.perf_counter() - started
+    monitor.stop.set()
+    monitor.join()
+    if process.returncode:
+        raise SystemExit(f"{kind} purge failed (exit {process.returncode})")
+    result = json.loads(out.strip().splitlines()[-1])
+    result.update(kind=kind, wall=wall, pages=times, observed_longest_ms=monitor.longest_ms)
+    return result
+
+
+def explain(as_of: datetime, kind: str) -> str:
+    """The plan of one batch's SELECT (product: the job's own queryset)."""
+    cutoff = as_of - timedelta(days=WINDOW_DAYS)
+    if kind == "product":
+        from biometrics.models import RecognitionEvent  # noqa: PLC0415
+        from biometrics.retention import EVENT_BATCH  # noqa: PLC0415
+        from consent.models import School  # noqa: PLC0415
+
+        school = School.objects.get(slug="bench-retention")
+        old = RecognitionEvent.objects.filter(student__school=school, at__lt=cutoff)
+        return old.order_by("pk").values_list("pk", flat=True)[:EVENT_BATCH].explain()
+    with pg_connect() as conn:
+        rows = conn.execute(
+            f"EXPLAIN DELETE FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE at < %s "
+            f"ORDER BY id LIMIT {BASELINE_BATCH})",
+            [cutoff],
+        ).fetchall()
+    return "\n".join(r[0] for r in rows)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        return worker_main(args)
+    var_dir = configure_environment()
+    import django  # noqa: PLC0415
+
+    django.setup()
+    created = postgres_databases("create")
+    try:
+        return run(args, created)
+    finally:
+        if args.keep:
+            print(f"\nkept {var_dir} and databases {', '.join(created)}")
+        else:
+            postgres_databases("drop")
+            shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def run(args, created: list[str]) -> int:
+    from django.conf import settings  # noqa: PLC0415
+    from django.test import Client  # noqa: PLC0415
+    from django.utils import timezone  # noqa: PLC0415
+
+    total_started = time.perf_counter()
+    migrate()
+    with pg_connect() as conn:
+        version = conn.execute("SELECT version()").fetchone()[0].split(",")[0]
+        autovacuum = conn.execute("SHOW autovacuum").fetchone()[0]
+        shared_buffers = conn.execute("SHOW shared_buffers").fetchone()[0]
+    print(f"database:  {version}  ({settings.DATABASES['default']['NAME']}), "
+          f"autovacuum {autovacuum}, shared_buffers {shared_buffers}")
+    print(f"created:   {', '.join(created)} (dropped at the end)")
+    print(
+        f"machine:   {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"Django {django_version()}"
+    )
+    _, purposes, students, parent, child = build_world(args.students)
+    as_of = timezone.now().replace(microsecond=0)
+    client = Client()
+    client.force_login(parent.user)
+    url = f"/children/{child.pk}/"
+    interval = args.interval_ms / 1000
+
+    results = []
+    rest = None
+    problems = []
+    for kind in ("baseline", "product"):
+        seconds = load_events(students, purposes, args.events, as_of)
+        total, old = table_counts(as_of)
+        print(f"\nloaded:    {total} events ({old} older than {WINDOW_DAYS} days) in {seconds:.1f}s "
+              f"(TRUNCATE, INSERT ... SELECT generate_series, VACUUM ANALYZE, CHECKPOINT)")
+        if old != args.events // 2 or total != args.events:
+            raise SystemExit("the load did not give the expected rows")
+        if rest is None:
+            rest = latencies_at_rest(client, url, interval)
+        print(f"{kind} plan of one batch:")
+        print("  " + explain(as_of, kind).replace("\n", "\n  "))
+        result = purge(kind, as_of, client, url, args)
+        total_after, old_after = table_counts(as_of)
+        if result["deleted"] != old or old_after or total_after != total - old:
+            problems.append(
+                f"{kind} deleted {result['deleted']}, left {old_after} old of {total_after}"
+            )
+        results.append(result)
+        print(f"{kind}:  deleted {result['deleted']} in {result['seconds']:.1f}s")
+
+    base, prod = results
+    ratio = prod["seconds"] / base["seconds"]
+    print(
+        f"\npurging {args.events // 2} of {args.events} events ({args.students} students), "
+        f"child page every {args.interval_ms} ms during each purge; "
+        f"pg_stat_activity sampled every {args.sample_ms} ms\n"
+    )
+    print(
+        f"{'run':<9} {'total s':>8} {'ratio':>6} {'batches':>8} {'rows/s':>8} "
+        f"{'longest tx ms: reported':>24} {'wrapped':>8} {'pg_stat':>8} {'median tx':>10} "
+        f"{'p95 tx':>7}"
+    )
+    for r in results:
+        tx = r["transactions_ms"]
+        print(
+            f"{r['kind']:<9} {r['seconds']:>8.1f} {r['seconds'] / base['seconds']:>6.2f} "
+            f"{r['batches']:>8} {r['deleted'] / r['seconds']:>8.0f} "
+            f"{r['reported_longest_ms']:>24.1f} {r['wrapped_longest_ms']:>8.1f} "
+            f"{r['observed_longest_ms']:>8.1f} {statistics.median(tx):>10.1f} "
+            f"{percentile(tx, 95):>7.1f}"
+        )
+    print(f"\nchild page /children/<id>/ latency, ms ({REST_REQUESTS} at rest)\n")
+    print(f"{'when':<16} {'requests':>8} {'median':>8} {'p95':>8} {'max':>8}")
+    for label, times in [
+        ("at rest", rest),
+        *((f"during {r['kind']}", r["pages"]) for r in results),
+    ]:
+        print(
+            f"{label:<16} {len(times):>8} {statistics.median(times):>8.1f} "
+            f"{percentile(times, 95):>8.1f} {max(times):>8.1f}"
+        )
+    longest = max(prod["reported_longest_ms"], prod["wrapped_longest_ms"],
+                  prod["observed_longest_ms"])
+    ok_ratio = ratio <= TARGET_RATIO
+    ok_longest = longest <= TARGET_LONGEST_MS
+    print(
+        f"\nproduct / baseline: {ratio:.2f}x (target <= {TARGET_RATIO}x): "
+        f"{'met' if ok_ratio else 'MISSED'}"
+    )
+    print(
+        f"longest product transaction: {longest:.1f} ms (target <= {TARGET_LONGEST_MS:.0f} ms): "
+        f"{'met' if ok_longest else 'MISSED'}"
+    )
+    for problem in problems:
+        print(f"WRONG ANSWER: {problem}")
+    print(f"total:     {time.perf_counter() - total_started:.1f}s")
+    return 0 if ok_ratio and ok_longest and not problems else 1
+
+
+def django_version() -> str:
+    import django  # noqa: PLC0415
+
+    return django.get_version()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

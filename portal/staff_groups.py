@@ -1,0 +1,82 @@
+"""Staff groups with sensible permissions; a staff member's schools are StaffMemberships.
+
+Kept in step after every `migrate` (and every test-database flush) by a post_migrate handler.
+"""
+
+from __future__ import annotations
+
+VIEW_ALL = [
+    f"{app}.view_{model}"
+    for app, models in {
+        "consent": [
+            "school",
+            "purpose",
+            "notice",
+            "student",
+            "guardian",
+            "guardianship",
+            "notification",
+            "notificationexception",
+            "consentdecision",
+            "auditevent",
+        ],
+        "biometrics": [
+            "holder",
+            "photo",
+            "facetemplate",
+            "recognitionevent",
+            "erasurerequest",
+            "erasurestep",
+            "retentionrun",
+        ],
+        "portal": ["export", "consentcampaign"],
+    }.items()
+    for model in models
+]
+
+GROUPS = {
+    "School admin": VIEW_ALL
+    + [
+        "consent.change_school",
+        "consent.add_purpose",
+        "consent.change_purpose",
+        "consent.add_notice",
+        "consent.add_student",
+        "consent.change_student",
+        "consent.add_guardian",
+        "consent.change_guardian",
+        "consent.add_guardianship",
+        "consent.change_guardianship",
+        "consent.add_notification",
+        "consent.add_notificationexception",
+        "biometrics.add_holder",
+        "biometrics.change_holder",
+        "biometrics.add_photo",
+        "portal.add_consentcampaign",
+        "django_celery_beat.view_periodictask",
+        "django_celery_beat.change_periodictask",
+    ],
+    "Enrolment operator": ["consent.view_student", "biometrics.view_photo", "biometrics.add_photo"],
+    "DPO": VIEW_ALL
+    + [
+        "consent.change_school",
+        "consent.add_notificationexception",
+        "django_celery_beat.view_periodictask",
+    ],
+}
+
+
+def staff_groups_sync(**kwargs) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    for name, perms in GROUPS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        wanted = []
+        for dotted in perms:
+            app_label, codename = dotted.split(".")
+            perm = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if perm:
+                wanted.append(perm)
+        group.permissions.add(*wanted)
