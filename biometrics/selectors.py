@@ -236,3 +236,16 @@ def _actor_words(event: AuditEvent, viewer_guardian_id: int | None) -> str:
     }
     label = kinds.get(event.actor_kind, event.actor_kind)
     return f"{event.actor_label} ({label})" if event.actor_label else label
+
+
+def erasure_for_guardian(guardian, erasure_id) -> ErasureRequest:
+    """An erasure of one of this guardian's children; Http404 otherwise."""
+    from django.shortcuts import get_object_or_404
+
+    from consent.selectors import children_for_guardian
+
+    return get_object_or_404(
+        ErasureRequest.objects.prefetch_related("steps"),
+        pk=erasure_id,
+        student__in=children_for_guardian(guardian),
+    )

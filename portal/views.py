@@ -20,7 +20,6 @@ from biometrics.access import access_record
 from biometrics.erasure import erasure_request_by_parent
 from biometrics.faces import MODEL_NAME, MODEL_VERSION
 from biometrics.models import (
-    ErasureRequest,
     ErasureStatus,
     FaceTemplate,
     Holder,
@@ -28,7 +27,7 @@ from biometrics.models import (
     PhotoStatus,
 )
 from biometrics.receipts import public_key_b64, signed_receipt
-from biometrics.selectors import held_data
+from biometrics.selectors import erasure_for_guardian, held_data
 from biometrics.services import photo_bytes, template_embedding
 from consent.actors import Actor
 from consent.models import ConsentDecision, Guardian, Method, School
@@ -37,7 +36,7 @@ from consent.selectors import children_for_guardian, consent_overview
 from consent.services import ConsentError
 
 from .auth import LINK_INVALID, magic_link_consume, magic_link_request
-from .exports import export_expire, export_open, export_request
+from .exports import export_for_guardian, export_open, export_request
 from .forms import SignInForm
 from .models import Export
 
@@ -251,19 +250,11 @@ def child_delete_everything(request: HttpRequest, child_id) -> HttpResponse:
     return render(request, "portal/delete_confirm.html", {"child": child})
 
 
-def _owned_erasure(request, erasure_id) -> ErasureRequest:
-    return get_object_or_404(
-        ErasureRequest.objects.prefetch_related("steps"),
-        pk=erasure_id,
-        student__in=children_for_guardian(request.guardian),
-    )
-
-
 @guardian_required
 @require_GET
 def erasure_detail(request: HttpRequest, erasure_id) -> HttpResponse:
     """Progress, system by system; refreshes itself until done (no JavaScript needed)."""
-    erasure = _owned_erasure(request, erasure_id)
+    erasure = erasure_for_guardian(request.guardian, erasure_id)
     done = erasure.status == ErasureStatus.VERIFIED
     return render(
         request,
@@ -275,7 +266,7 @@ def erasure_detail(request: HttpRequest, erasure_id) -> HttpResponse:
 @guardian_required
 @require_GET
 def erasure_receipt(request: HttpRequest, erasure_id) -> HttpResponse:
-    erasure = _owned_erasure(request, erasure_id)
+    erasure = erasure_for_guardian(request.guardian, erasure_id)
     if erasure.status != ErasureStatus.VERIFIED:
         raise Http404
     response = JsonResponse(signed_receipt(erasure), json_dumps_params={"indent": 2})
@@ -295,17 +286,10 @@ def _language(request) -> str:
     return translation.get_language() or request.guardian.language
 
 
-def _own_export(request, export_id) -> Export:
-    export = get_object_or_404(Export, pk=export_id, guardian=request.guardian)
-    export_expire(export)
-    export.refresh_from_db()
-    return export
-
-
 @guardian_required
 @require_GET
 def export_detail(request: HttpRequest, export_id) -> HttpResponse:
-    export = _own_export(request, export_id)
+    export = export_for_guardian(request.guardian, export_id)
     return render(request, "portal/export.html", {"export": export})
 
 
@@ -314,7 +298,7 @@ def export_detail(request: HttpRequest, export_id) -> HttpResponse:
 def export_download(request: HttpRequest, export_id) -> HttpResponse:
     from .api.exports import zip_response  # noqa: PLC0415
 
-    export = _own_export(request, export_id)
+    export = export_for_guardian(request.guardian, export_id)
     if export.status == Export.Status.EXPIRED:
         return render(request, "portal/export_gone.html", {"export": export}, status=410)
     if export.status != Export.Status.READY:

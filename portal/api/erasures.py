@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -12,7 +11,7 @@ from rest_framework.views import APIView
 from biometrics.erasure import erasure_request_by_parent
 from biometrics.models import ErasureRequest, ErasureStatus
 from biometrics.receipts import public_key_b64, signed_receipt
-from consent.selectors import children_for_guardian
+from biometrics.selectors import erasure_for_guardian
 
 from .errors import ApiError
 from .serializers import ErrorSerializer
@@ -35,14 +34,6 @@ class ErasureOut(serializers.Serializer):
     completed_at = serializers.DateTimeField(allow_null=True)
     steps = StepOut(many=True)
     receipt_url = serializers.CharField(allow_null=True)
-
-
-def owned_erasure(request, erasure_id) -> ErasureRequest:
-    return get_object_or_404(
-        ErasureRequest.objects.prefetch_related("steps"),
-        pk=erasure_id,
-        student__in=children_for_guardian(request.guardian),
-    )
 
 
 def erasure_document(erasure: ErasureRequest, request) -> dict:
@@ -89,7 +80,7 @@ class ErasureView(APIView):
     @extend_schema(responses={200: ErasureOut, 404: ErrorSerializer})
     def get(self, request, erasure_id):
         """The erasure's progress, system by system."""
-        erasure = owned_erasure(request, erasure_id)
+        erasure = erasure_for_guardian(request.guardian, erasure_id)
         return Response(ErasureOut(erasure_document(erasure, request)).data)
 
 
@@ -98,7 +89,7 @@ class ErasureReceiptView(APIView):
     def get(self, request, erasure_id):
         """The signed deletion receipt (Ed25519; the public key is in it and on the
         school's transparency page)."""
-        erasure = owned_erasure(request, erasure_id)
+        erasure = erasure_for_guardian(request.guardian, erasure_id)
         if erasure.status != ErasureStatus.VERIFIED:
             raise ApiError("not_ready", "The erasure is not finished yet.", 409)
         response = Response(signed_receipt(erasure))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from django.http import StreamingHttpResponse
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.exports import export_expire, export_open, export_request
+from portal.exports import export_for_guardian, export_open, export_request
 from portal.exports.schema import EXPORT_SCHEMA
 from portal.models import Export
 
@@ -27,16 +26,6 @@ class ExportOut(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
     sha256 = serializers.CharField(allow_blank=True)
     size = serializers.IntegerField(allow_null=True)
-
-
-def own_export(request, export_id) -> Export:
-    """Only the guardian who asked may see or download an export."""
-    export = get_object_or_404(
-        Export.objects.select_related("student"), pk=export_id, guardian=request.guardian
-    )
-    export_expire(export)
-    export.refresh_from_db()
-    return export
 
 
 def export_document(export: Export, request) -> dict:
@@ -74,14 +63,18 @@ class ChildExportsView(APIView):
 class ExportView(APIView):
     @extend_schema(responses={200: ExportOut, 404: ErrorSerializer})
     def get(self, request, export_id):
-        return Response(ExportOut(export_document(own_export(request, export_id), request)).data)
+        return Response(
+            ExportOut(
+                export_document(export_for_guardian(request.guardian, export_id), request)
+            ).data
+        )
 
 
 class ExportDownloadView(APIView):
     @extend_schema(responses={(200, "application/zip"): bytes, 410: ErrorSerializer})
     def get(self, request, export_id):
         """The ZIP, for the guardian who asked, until it expires (then 410, file deleted)."""
-        export = own_export(request, export_id)
+        export = export_for_guardian(request.guardian, export_id)
         if export.status == Export.Status.EXPIRED:
             raise ApiError("expired", "This download has expired and its file was deleted.", 410)
         if export.status != Export.Status.READY:

@@ -165,3 +165,15 @@ def export_open(export: Export, *, guardian: Guardian):
             fh.close()
 
     return chunks()
+
+
+def export_for_guardian(guardian: Guardian, export_id) -> Export:
+    """The export if this guardian asked for it (only they may use it), expired if due."""
+    from django.shortcuts import get_object_or_404
+
+    export = get_object_or_404(
+        Export.objects.select_related("student"), pk=export_id, guardian=guardian
+    )
+    if export_expire(export):
+        export.refresh_from_db()
+    return export
