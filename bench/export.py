@@ -69,7 +69,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BATCH = 10_000
 SLUG_PREFIX = "bench-export-"
 TARGET_SECONDS = 10.0
-TARGET_PEAK_MB = 200.0
+TARGET_PEAK_MB = 200.0  # 10^6 bytes: 190.7 MiB
 DEVICES = {
     "gate_access": ["Main gate camera", "Side gate camera"],
     "attendance": ["Entrance hall camera", "Year 5 corridor camera"],
@@ -538,8 +538,14 @@ def run(args, var_dir: Path) -> int:
     import django  # noqa: PLC0415
 
     django.setup()
+    import logging  # noqa: PLC0415
+
     from django.conf import settings  # noqa: PLC0415
     from django.db import connection  # noqa: PLC0415
+
+    # export_request queues the build on the (temporary, unconsumed) filesystem broker; kombu
+    # warns about the missing hostname each time.
+    logging.getLogger("kombu.connection").setLevel(logging.ERROR)
 
     from biometrics.models import RecognitionEvent  # noqa: PLC0415
     from portal.exports import export_request  # noqa: PLC0415
@@ -617,8 +623,10 @@ def run(args, var_dir: Path) -> int:
             f"{mib(r['process_peak_kib']):>6.1f} MiB {r.get('zip_bytes', 0) / 1e6:>7.2f} "
             f"{r.get('sealed_bytes', 0) / 1e6:>10.2f} {r.get('entries', 0):>8}"
         )
-    print("(build s = wall time of export_build; cpu s = its process CPU time, the database "
-          "server's not included)")
+    print(
+        "(build s = wall time of export_build; cpu s = its process CPU time, the database "
+        "server's not included)"
+    )
     print("(MiB = 1024 KiB of RSS; growth = build peak − RSS before the build; ZIP MB = 10^6 B)")
     r = results[0]
     print(
@@ -640,10 +648,12 @@ def run(args, var_dir: Path) -> int:
                 f"SLOW: {r['events']} events, {r['mode']}: {r['build_seconds']:.1f}s > "
                 f"{TARGET_SECONDS:.0f}s"
             )
-        if r["mode"] == "worker" and mib(r["process_peak_kib"]) > TARGET_PEAK_MB:
+        peak_mb = r["process_peak_kib"] * 1024 / 1e6
+        if r["mode"] == "worker" and peak_mb > TARGET_PEAK_MB:
             failures.append(
-                f"MEMORY: {r['events']} events, worker peak {mib(r['process_peak_kib']):.0f} MiB "
-                f"> {TARGET_PEAK_MB:.0f} MB"
+                f"MEMORY: {r['events']} events, worker peak {mib(r['process_peak_kib']):.1f} MiB "
+                f"= {peak_mb:.0f} MB > {TARGET_PEAK_MB:.0f} MB (RSS before the build: "
+                f"{mib(r['rss_before_kib']):.1f} MiB)"
             )
     for mode in args.modes:
         growth = {

@@ -12,7 +12,9 @@ app.autodiscover_tasks()
 
 @worker_process_init.connect
 def _load_face_models(**kwargs) -> None:
-    """Load face_recognition's models once per worker process, before the first task."""
-    from biometrics.faces import warm_up
+    """In `faces` workers (GUARDIAN_LOAD_FACE_MODELS=1), load face_recognition's models
+    (~116 MiB) once per process, before the first task. Other workers never pay for them."""
+    if os.environ.get("GUARDIAN_LOAD_FACE_MODELS") == "1":
+        from biometrics.faces import warm_up
 
-    warm_up()
+        warm_up()

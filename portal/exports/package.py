@@ -47,17 +47,29 @@ EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
 class HashingWriter:
-    """Wraps a ZIP entry's stream, hashing what goes into it (for SHA256SUMS)."""
+    """Wraps a ZIP entry's stream, hashing what goes into it (for SHA256SUMS). Small writes
+    (a CSV row, one event) are gathered into 64 KiB blocks before compression and encryption."""
+
+    BLOCK = 64 * 1024
 
     def __init__(self, raw) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
+        self.buffer = bytearray()
 
     def write(self, data) -> int:
         if isinstance(data, str):
             data = data.encode("utf-8")
         self.hash.update(data)
-        return self.raw.write(data)
+        self.buffer += data
+        if len(self.buffer) >= self.BLOCK:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.raw.write(bytes(self.buffer))
+            self.buffer.clear()
 
 
 class Package:
@@ -91,6 +103,7 @@ class _Entry:
         return self.writer
 
     def __exit__(self, *exc) -> None:
+        self.writer.flush()
         self.raw.close()
         self.package.sums.append((self.name, self.writer.hash.hexdigest()))
 
