@@ -18,8 +18,10 @@ reloaded identically before each):
 * ``product``  – ``biometrics.retention.retention_run("recognition_events", as_of=...)`` in its
   own process (its own connection), batches of ``EVENT_BATCH``.
 
-``--rounds N`` alternates N baseline/product pairs (the ratio is taken between medians: other
-work on the machine moves single runs a lot). ``--with-fix`` adds a third purge, ``fix``: the
+``--rounds N`` (default 2) repeats the baseline/product pair; each ratio is taken against the
+baseline of the same round and the median over rounds is reported, for wall time and for CPU
+time (the purging process plus its PostgreSQL backend, read from ``/proc``: far steadier than
+wall time when other work shares the machine). ``--with-fix`` adds a third purge, ``fix``: the
 job's own loop with one change, each batch as a single ``DELETE ... WHERE id IN (SELECT ...
 LIMIT n)`` statement (see ``fixed_job``), to size the suggested fix.
 
@@ -94,7 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--sample-ms", type=int, default=20, help="pg_stat_activity sampling (default 20)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=1, help="baseline/product pairs, alternating (default 1)"
+        "--rounds", type=int, default=2, help="baseline/product pairs, alternating (default 2)"
     )
     parser.add_argument(
         "--with-fix",
@@ -300,13 +302,43 @@ def table_counts(as_of: datetime) -> tuple[int, int]:
 # --- the purging process ---------------------------------------------------------------------
 
 
+def backend_cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) of a PostgreSQL backend on this machine, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None  # the server runs elsewhere
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds spent by this process and by its PostgreSQL backend between start/stop:
+    far less sensitive than wall time to other work on a shared machine."""
+
+    def __init__(self, backend_pid: int):
+        self.pid = backend_pid
+
+    def start(self):
+        self.client = time.process_time()
+        self.server = backend_cpu_seconds(self.pid)
+
+    def stop(self) -> dict:
+        server = backend_cpu_seconds(self.pid)
+        return {
+            "client_cpu": time.process_time() - self.client,
+            "server_cpu": None if server is None or self.server is None else server - self.server,
+        }
+
+
 def worker_baseline(as_of: datetime) -> dict:
     """Plain batched SQL DELETE, each batch in its own transaction."""
     cutoff = as_of - timedelta(days=WINDOW_DAYS)
     batches = []
     deleted = 0
-    started = time.perf_counter()
     with pg_connect(app=APP_NAME) as conn:
+        meter = CpuMeter(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+        meter.start()
+        started = time.perf_counter()
         while True:
             t0 = time.perf_counter()
             with conn.transaction():
@@ -320,9 +352,11 @@ def worker_baseline(as_of: datetime) -> dict:
             if not n:
                 break
             deleted += n
-    total = time.perf_counter() - started
+        total = time.perf_counter() - started
+        cpu = meter.stop()
     return {
         "seconds": total,
+        **cpu,
         "deleted": deleted,
         "batches": len(batches) - 1,
         "reported_longest_ms": max(batches),
@@ -373,7 +407,10 @@ def worker_django(as_of: datetime, variant: str) -> dict:
     connection.ensure_connection()
     with connection.cursor() as cursor:
         cursor.execute("SET application_name = %s", [APP_NAME])
+        cursor.execute("SELECT pg_backend_pid()")
+        meter = CpuMeter(cursor.fetchone()[0])
     spans: list[float] = []
+    span_sql: list[str] = []  # the first statement of each transaction
     current = {"start": None}
     statements = {"select": [], "delete": [], "commit": []}
     first_delete = []
@@ -382,6 +419,7 @@ def worker_django(as_of: datetime, variant: str) -> dict:
         started = time.perf_counter()
         if connection.in_atomic_block and current["start"] is None:
             current["start"] = started
+            span_sql.append(sql[:70])
         try:
             return execute(sql, params, many, context)
         finally:
@@ -405,20 +443,29 @@ def worker_django(as_of: datetime, variant: str) -> dict:
 
     connection.commit = timed_commit  # Atomic.__exit__ calls connection.commit()
     with connection.execute_wrapper(wrapper):
+        meter.start()
         started = time.perf_counter()
         if variant == "product":
             counts = retention_run("recognition_events", as_of=as_of).counts
         else:
             counts = fixed_job(as_of=as_of)
         total = time.perf_counter() - started
+        cpu = meter.stop()
     return {
         "seconds": total,
+        **cpu,
         "deleted": counts["events_deleted"],
         "job_seconds": counts["seconds"],
         "batches": math.ceil(counts["events_deleted"] / EVENT_BATCH),
         "reported_longest_ms": counts["longest_transaction_ms"],
         # Every transaction of the run: the batches (and, for the product, its audit record).
         "wrapped_longest_ms": max(spans) if spans else 0.0,
+        "wrapped_longest_at": (
+            f"transaction {spans.index(max(spans)) + 1} of {len(spans)}, starting with "
+            f"{span_sql[spans.index(max(spans))]}"
+            if spans
+            else ""
+        ),
         "transactions_ms": spans,
         "statements_ms": {k: statistics.median(v) for k, v in statements.items() if v},
         "delete_sql": first_delete[0] if first_delete else "",
@@ -621,23 +668,41 @@ def run(args, created: list[str]) -> int:
     def of(kind):
         return [r for r in results if r["kind"] == kind]
 
-    base_total = statistics.median(r["seconds"] for r in of("baseline"))
+    def paired(kind, key):
+        """Per round, this kind's figure over the baseline's of the same round; the median."""
+        ratios = []
+        for round_ in range(1, args.rounds + 1):
+            mine = next(r for r in of(kind) if r["round"] == round_)
+            base = next(r for r in of("baseline") if r["round"] == round_)
+            if mine[key] is None or base[key] is None:
+                return None
+            ratios.append(mine[key] / base[key])
+        return statistics.median(ratios)
+
+    for r in results:
+        r["cpu"] = None if r["server_cpu"] is None else r["client_cpu"] + r["server_cpu"]
+        base = next(b for b in of("baseline") if b["round"] == r["round"])
+        r["ratio"] = r["seconds"] / base["seconds"]
+        r["cpu_ratio"] = None if r["cpu"] is None or not base["cpu"] else r["cpu"] / base["cpu"]
     print(
         f"\npurging {args.events // 2} of {args.events} events ({args.students} students), "
         f"{args.rounds} round(s); child page every {args.interval_ms} ms during each purge; "
-        f"pg_stat_activity sampled every {args.sample_ms} ms; ratio against the median baseline\n"
+        f"pg_stat_activity sampled every {args.sample_ms} ms. Ratios are against the baseline "
+        f"of the same round; CPU = purging process + its PostgreSQL backend\n"
     )
     print(
-        f"{'run':<11} {'total s':>8} {'ratio':>6} {'batches':>8} {'rows/s':>8} "
-        f"{'longest tx ms: reported':>24} {'wrapped':>8} {'pg_stat':>8} {'median tx':>10} "
-        f"{'p95 tx':>7}"
+        f"{'run':<11} {'total s':>8} {'ratio':>6} {'CPU s':>6} {'ratio':>6} {'batches':>8} "
+        f"{'rows/s':>7} {'longest tx ms: reported':>24} {'wrapped':>8} {'pg_stat':>8} "
+        f"{'median tx':>10} {'p95 tx':>7}"
     )
     for r in results:
         tx = r["transactions_ms"]
         label = r["kind"] + (f" #{r['round']}" if args.rounds > 1 else "")
+        cpu = "-" if r["cpu"] is None else f"{r['cpu']:.1f}"
+        cpu_ratio = "-" if r["cpu_ratio"] is None else f"{r['cpu_ratio']:.2f}"
         print(
-            f"{label:<11} {r['seconds']:>8.1f} {r['seconds'] / base_total:>6.2f} "
-            f"{r['batches']:>8} {r['deleted'] / r['seconds']:>8.0f} "
+            f"{label:<11} {r['seconds']:>8.1f} {r['ratio']:>6.2f} {cpu:>6} {cpu_ratio:>6} "
+            f"{r['batches']:>8} {r['deleted'] / r['seconds']:>7.0f} "
             f"{r['reported_longest_ms']:>24.1f} {r['wrapped_longest_ms']:>8.1f} "
             f"{r['observed_longest_ms']:>8.1f} {statistics.median(tx):>10.1f} "
             f"{percentile(tx, 95):>7.1f}"
@@ -646,6 +711,7 @@ def run(args, created: list[str]) -> int:
         for r in of(kind):
             parts = ", ".join(f"{k} {v:.1f}" for k, v in r["statements_ms"].items())
             print(f"{kind} #{r['round']}, median per batch (ms, wrapped): {parts}")
+            print(f"    longest wrapped: {r['wrapped_longest_at']}")
     print(f"\nchild page /children/<id>/ latency, ms ({REST_REQUESTS} at rest)\n")
     print(f"{'when':<16} {'requests':>8} {'median':>8} {'p95':>8} {'max':>8}")
     for label, times in [
@@ -659,15 +725,17 @@ def run(args, created: list[str]) -> int:
     ok = not problems
     print()
     for kind in kinds[1:]:
-        ratio = statistics.median(r["seconds"] for r in of(kind)) / base_total
+        ratio = paired(kind, "seconds")
+        cpu_ratio = paired(kind, "cpu")
         longest = max(
             max(r["reported_longest_ms"], r["wrapped_longest_ms"], r["observed_longest_ms"])
             for r in of(kind)
         )
         ok_ratio = ratio <= TARGET_RATIO
         ok_longest = longest <= TARGET_LONGEST_MS
+        cpu_text = "" if cpu_ratio is None else f" (CPU {cpu_ratio:.2f}x)"
         print(
-            f"{kind:<8} / baseline: {ratio:.2f}x (target <= {TARGET_RATIO}x): "
+            f"{kind:<8} / baseline: {ratio:.2f}x{cpu_text} (target <= {TARGET_RATIO}x): "
             f"{'met' if ok_ratio else 'MISSED'}; longest transaction {longest:.1f} ms "
             f"(target <= {TARGET_LONGEST_MS:.0f} ms): {'met' if ok_longest else 'MISSED'}"
         )

@@ -86,6 +86,19 @@ def child_key_for_reading(student_id) -> bytes:
     return _open(_kek(), record.wrapped_key, _key_aad(student_id))
 
 
+def child_keys_for_reading(student_ids, batch: int = 2000) -> dict:
+    """Data keys of many children at once (destroyed ones left out), in a few queries."""
+    ids = list(dict.fromkeys(student_ids))
+    keys = {}
+    for start in range(0, len(ids), batch):
+        rows = ChildKey.objects.filter(
+            student_id__in=ids[start : start + batch], wrapped_key__isnull=False
+        ).values_list("student_id", "wrapped_key")
+        for student_id, wrapped in rows:
+            keys[student_id] = _open(_kek(), wrapped, _key_aad(student_id))
+    return keys
+
+
 def child_key_destroy(student: Student) -> bool:
     """Crypto-shred: overwrite the wrapped key. Returns whether a key was destroyed now."""
     return bool(

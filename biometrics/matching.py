@@ -22,7 +22,7 @@ from django.utils import timezone
 from consent.models import Purpose, School
 from consent.rules import is_purpose_active, load_for_rule
 
-from .crypto import KeyDestroyed, child_key_for_reading
+from .crypto import child_keys_for_reading
 from .models import FaceTemplate, MatchIndexVersion, RecognitionEvent
 from .services import template_embedding
 
@@ -67,17 +67,12 @@ def _build(school_id: int, version: str) -> MatchIndex:
             "id", "student_id", "ciphertext"
         )
     )
-    keys: dict = {}
+    keys = child_keys_for_reading([t.student_id for t in templates])
     rows, template_ids, student_ids = [], [], []
     for template in templates:
-        if template.student_id not in keys:
-            try:
-                keys[template.student_id] = child_key_for_reading(template.student_id)
-            except KeyDestroyed:
-                keys[template.student_id] = None
-        key = keys[template.student_id]
+        key = keys.get(template.student_id)
         if key is None:
-            continue
+            continue  # crypto-shredded
         rows.append(template_embedding(template, key=key))
         template_ids.append(template.pk)
         student_ids.append(template.student_id)
