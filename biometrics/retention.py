@@ -139,11 +139,15 @@ def job_recognition_events(*, as_of: datetime, dry_run: bool) -> dict:
         while True:
             started = time.monotonic()
             with transaction.atomic():
-                ids = list(old.order_by("pk").values_list("pk", flat=True)[:EVENT_BATCH])
-                if not ids:
-                    break
-                deleted += RecognitionEvent.objects.filter(pk__in=ids).delete()[0]
+                # A subquery, not a list of ids sent back; ordered by `at` so the (at) index
+                # bounds each batch, including the last, empty one.
+                n = RecognitionEvent.objects.filter(
+                    pk__in=old.order_by("at").values("pk")[:EVENT_BATCH]
+                ).delete()[0]
             longest = max(longest, time.monotonic() - started)
+            if not n:
+                break
+            deleted += n
     return {"events_deleted": deleted, "longest_transaction_ms": round(longest * 1000, 1)}
 
 

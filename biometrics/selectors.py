@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from consent.audit import ACCESS_ACTIONS
 from consent.models import AuditEvent, Student, StudentStatus
@@ -18,6 +19,14 @@ from consent.rules import load_for_rule, purpose_statuses
 
 from .models import ErasureRequest, FaceTemplate, Holder, Photo, PhotoStatus, RecognitionEvent
 
+ACCESS_WORDS = {
+    "biometrics.photo_viewed": _lazy("looked at a photo"),
+    "biometrics.template_viewed": _lazy("looked at a face template"),
+    "biometrics.held_data_viewed": _lazy("looked at what is held"),
+    "export.requested": _lazy("asked for a download"),
+    "export.downloaded": _lazy("downloaded everything"),
+    "admin.child_viewed": _lazy("opened the child's record"),
+}
 RECENT_EVENTS = 20
 ACCESS_LOG_LIMIT = 50
 PORTAL_DB = "Guardian portal database"
@@ -206,6 +215,7 @@ def held_data(student: Student, *, viewer_guardian_id: int | None = None) -> dic
                 "at": a.at,
                 "actor": _actor_words(a, viewer_guardian_id),
                 "action": a.action,
+                "what": str(ACCESS_WORDS.get(a.action, a.action)),
             }
             for a in access
         ],
