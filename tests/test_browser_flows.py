@@ -19,15 +19,10 @@ from portal.exports import export_build
 from portal.models import Export
 
 from .factories import StudentFactory, guardian, link
-from .test_browser import (  # noqa: F401 - fixtures
-    _allow_orm_beside_playwright,
-    artifacts,
-    browser,
-    expect,
-    magic_url,
-    new_phone,
-    sign_in,
-)
+from .test_browser import expect, magic_url, sign_in
+
+# The browser fixtures (browser, new_phone, artifacts) live in tests/test_browser.py and are
+# shared through tests/conftest.py.
 
 pytestmark = pytest.mark.browser
 

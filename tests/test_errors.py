@@ -20,8 +20,11 @@ def test_unknown_page_is_a_friendly_404(db, client):
 
 
 def test_malformed_json_is_400(api_a, child_a):
-    r = api_a.post(f"/api/v1/children/{child_a.pk}/consents/", data="{not json",
-                   content_type="application/json")
+    r = api_a.post(
+        f"/api/v1/children/{child_a.pk}/consents/",
+        data="{not json",
+        content_type="application/json",
+    )
     assert r.status_code == 400
     assert r.json()["error"] == "malformed_request"
 

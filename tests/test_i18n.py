@@ -289,7 +289,9 @@ def _python_msgids(path: Path):
             if i is None or i >= len(args):
                 return None
             arg = args[i]
-            return arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+            return (
+                arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+            )
 
         msgid = const(id_i)
         if msgid and (ctx_i is None or const(ctx_i) is not None):
