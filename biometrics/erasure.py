@@ -17,6 +17,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from consent.actors import Actor
@@ -117,6 +119,10 @@ PREREQUISITES = {
     "cache": {"database"},
     "key": {"database", "media", "cache", "http"},
 }
+# Steps on the portal's own stores run one after another in a single task (each is a few
+# queries or a folder); each holder gets a task of its own, so a slow or failing holder
+# delays nobody else. Whichever task finds the last other step verified destroys the key.
+LOCAL_KINDS = frozenset({"database", "media", "cache", "key"})
 
 
 def _runnable(step: ErasureStep, steps: list[ErasureStep]) -> bool:
@@ -124,16 +130,27 @@ def _runnable(step: ErasureStep, steps: list[ErasureStep]) -> bool:
     return all(s.status == ErasureStatus.VERIFIED for s in steps if s.kind in waits_for)
 
 
+def _steps_of(request_id) -> list[ErasureStep]:
+    return list(ErasureStep.objects.filter(request_id=request_id).select_related("holder"))
+
+
 def erasure_dispatch(*, request_id) -> int:
-    """Queue every unverified step whose prerequisites are verified. Returns how many."""
+    """Queue what an open request can do now: a task per runnable holder step, and one task
+    for the portal's own runnable steps (it runs the rest of them in turn). Returns how many."""
     from .tasks import erasure_step_task  # noqa: PLC0415 - tasks import this module
 
-    steps = list(ErasureStep.objects.filter(request_id=request_id))
+    steps = _steps_of(request_id)
     queued = 0
+    local_queued = False
     for step in steps:
-        if step.status != ErasureStatus.VERIFIED and _runnable(step, steps):
-            erasure_step_task.delay(step.pk)
-            queued += 1
+        if step.status == ErasureStatus.VERIFIED or not _runnable(step, steps):
+            continue
+        if step.kind in LOCAL_KINDS:
+            if local_queued:
+                continue
+            local_queued = True
+        erasure_step_task.delay(step.pk)
+        queued += 1
     return queued
 
 
@@ -141,60 +158,87 @@ def erasure_dispatch(*, request_id) -> int:
 
 
 def erasure_step_run(*, step_id: int) -> ErasureStep:
-    """Run one step: claim it, act, verify, record. Idempotent; safe to deliver twice.
+    """Run one step, then the portal's own steps it unlocks. Idempotent; safe to deliver twice.
 
-    1. Claim: a verified step is left alone; the key step waits for all others.
-    2. Act on the system (every action is idempotent: erasing nothing is success).
-    3. Verify from the outside; only then mark it verified.
-    4. Advance the request (queue the key step, or seal the request).
+    1. A step not yet runnable is left alone (it is run when its prerequisites are verified).
+    2. Claim it, act on the system (every action is idempotent: erasing nothing is success),
+       verify from the outside; only then mark it verified.
+    3. Continue: run the portal's own steps that are now runnable (the key last), and seal the
+       request when every step is verified. A redelivered, already verified step continues too,
+       so a task that failed after its own step still finishes the chain on retry.
     """
     step = ErasureStep.objects.select_related("request", "holder").get(pk=step_id)
-    if step.status == ErasureStatus.VERIFIED:
-        return step
     request = step.request
-    if not _runnable(step, list(ErasureStep.objects.filter(request_id=step.request_id))):
-        return step  # queued again when its prerequisites are verified
-    ErasureStep.objects.filter(pk=step.pk).exclude(status=ErasureStatus.VERIFIED).update(
-        status=ErasureStatus.RUNNING, attempts=step.attempts + 1, updated_at=timezone.now()
-    )
-    ErasureRequest.objects.filter(pk=request.pk, status=ErasureStatus.PENDING).update(
-        status=ErasureStatus.RUNNING
+    if step.status != ErasureStatus.VERIFIED:
+        if not _runnable(step, _steps_of(request.pk)):
+            return step
+        _step_claim(step, running_too=True)  # sent to this task: run it even if marked running
+        _step_execute(step, request)
+    _continue(request)
+    return step
+
+
+def _continue(request: ErasureRequest) -> None:
+    """Run the portal's own steps that are runnable now, one by one; seal when all are done.
+
+    A step another task is running is left to it (claimed with a compare-and-set), so two
+    holders finishing together destroy the key once."""
+    while True:
+        steps = _steps_of(request.pk)
+        pending = [s for s in steps if s.status != ErasureStatus.VERIFIED]
+        if not pending:
+            erasure_seal(request_id=request.pk)
+            return
+        step = next((s for s in pending if s.kind in LOCAL_KINDS and _runnable(s, steps)), None)
+        if step is None or not _step_claim(step, running_too=False):
+            return  # holders still at work, or another task has it; they continue from there
+        step.request = request
+        _step_execute(step, request)
+
+
+def _step_claim(step: ErasureStep, *, running_too: bool) -> bool:
+    """Mark the step running and count the attempt, unless it is verified (or, with
+    `running_too=False`, already running). True when this caller holds it."""
+    claimable = ErasureStep.objects.filter(pk=step.pk).exclude(status=ErasureStatus.VERIFIED)
+    if not running_too:
+        claimable = claimable.exclude(status=ErasureStatus.RUNNING)
+    claimed = claimable.update(
+        status=ErasureStatus.RUNNING, attempts=F("attempts") + 1, updated_at=timezone.now()
     )
     step.attempts += 1
+    return bool(claimed)
+
+
+def _step_execute(step: ErasureStep, request: ErasureRequest) -> None:
+    """Act, verify, record the result. Raises (after recording) when it failed."""
+    if request.status == ErasureStatus.PENDING:
+        ErasureRequest.objects.filter(pk=request.pk, status=ErasureStatus.PENDING).update(
+            status=ErasureStatus.RUNNING
+        )
+        request.status = ErasureStatus.RUNNING
     try:
         erased = ACTIONS[step.kind](step)
     except (HolderUnavailable, HolderRejected, StepFailed, OSError) as exc:
         _record_failure(step, exc)
         raise
-    with transaction.atomic():
-        done = (
-            ErasureStep.objects.filter(pk=step.pk)
-            .exclude(status=ErasureStatus.VERIFIED)
-            .update(
-                status=ErasureStatus.VERIFIED,
-                items_erased=max(erased, step.items_erased),
-                verified_at=timezone.now(),
-                last_error="",
-            )
-        )
-        if done:
-            audit_record(
-                "erasure.step_verified",
-                actor=Actor.system("erasure worker"),
-                school_id=request.school_id,
-                subject=request.subject_id,
-                data={"erasure": str(request.pk), "system": step.system, "items": erased},
-            )
-    erasure_advance(request_id=request.pk, after=step.kind)
-    step.refresh_from_db()
-    return step
+    now = timezone.now()
+    ErasureStep.objects.filter(pk=step.pk).exclude(status=ErasureStatus.VERIFIED).update(
+        status=ErasureStatus.VERIFIED,
+        items_erased=Greatest(F("items_erased"), erased),
+        verified_at=now,
+        updated_at=now,
+        last_error="",
+    )
+    step.status, step.verified_at, step.last_error = ErasureStatus.VERIFIED, now, ""
+    step.items_erased = max(step.items_erased, erased)
 
 
 def _record_failure(step: ErasureStep, exc: Exception) -> None:
     """Record the attempt; after ERASURE_ATTEMPTS_BEFORE_ATTENTION, escalate to the DPO once."""
     message = f"{type(exc).__name__}: {exc}"[:300]
     escalate = step.attempts >= settings.ERASURE_ATTEMPTS_BEFORE_ATTENTION
-    new_status = ErasureStatus.NEEDS_ATTENTION if escalate else ErasureStatus.RUNNING
+    # Pending again (the task's retry, or the watchdog, runs it), or needs attention.
+    new_status = ErasureStatus.NEEDS_ATTENTION if escalate else ErasureStatus.PENDING
     with transaction.atomic():
         changed = (
             ErasureStep.objects.filter(pk=step.pk)
@@ -212,6 +256,14 @@ def _record_failure(step: ErasureStep, exc: Exception) -> None:
             ErasureRequest.objects.filter(pk=step.request_id).exclude(
                 status=ErasureStatus.VERIFIED
             ).update(status=ErasureStatus.NEEDS_ATTENTION)
+        if first_escalation:
+            audit_record(
+                "erasure.needs_attention",
+                actor=Actor.system("erasure worker"),
+                school_id=step.request.school_id,
+                subject=step.request.subject_id,
+                data={"erasure": str(step.request_id), "system": step.system, "error": message},
+            )
     log.warning("erasure step %s (%s) failed: %s", step.pk, step.system, message)
     if first_escalation:
         _email_dpo(step, message)
@@ -334,21 +386,6 @@ ACTIONS = {
 # --- advancing and sealing --------------------------------------------------------------------
 
 
-def erasure_advance(*, request_id, after: str = "") -> ErasureRequest:
-    """After a step: queue the steps that were waiting for it; seal when all are verified."""
-    from .tasks import erasure_step_task  # noqa: PLC0415
-
-    request = ErasureRequest.objects.get(pk=request_id)
-    steps = list(request.steps.all())
-    pending = [s for s in steps if s.status != ErasureStatus.VERIFIED]
-    if not pending:
-        return erasure_seal(request_id=request_id)
-    for step in pending:
-        if after in PREREQUISITES.get(step.kind, set()) and _runnable(step, steps):
-            transaction.on_commit(lambda pk=step.pk: erasure_step_task.delay(pk))
-    return request
-
-
 def erasure_seal(*, request_id) -> ErasureRequest:
     """Mark the request verified, sign its receipt, tell the parents. Once only (CAS)."""
     from .receipts import erasure_receipt_build, erasure_receipt_sign  # noqa: PLC0415
@@ -368,7 +405,13 @@ def erasure_seal(*, request_id) -> ErasureRequest:
             actor=Actor.system("erasure worker"),
             school_id=request.school_id,
             subject=request.subject_id,
-            data={"erasure": str(request.pk), "systems": len(request.receipt["systems"])},
+            data={
+                "erasure": str(request.pk),
+                "systems": [
+                    {"system": s["system"], "items": s["items_erased"], "at": s["verified_at"]}
+                    for s in request.receipt["systems"]
+                ],
+            },
         )
         transaction.on_commit(lambda: _email_parents(request))
     return request

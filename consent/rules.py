@@ -87,19 +87,22 @@ def load_for_rule(student_ids) -> dict:
     return {s.pk: s for s in students}
 
 
-def purpose_statuses(student: Student, *, at: datetime | None = None) -> list[PurposeStatus]:
+def purpose_statuses(
+    student: Student, *, at: datetime | None = None, decisions=None
+) -> list[PurposeStatus]:
     """The status of every purpose of the child's school for this child at time `at`.
 
     Pass a student from `load_for_rule` (or any student; missing prefetches are queried).
+    `decisions` replaces the child's stored decisions (to ask "what if this one were added").
     """
     at = at or timezone.now()
     school = student.school
     validity = timedelta(days=school.consent_validity_days)
     guardianships = list(student.guardianships.all())
     responsible = [g for g in guardianships if g.parental_responsibility]
-    decisions = sorted(
-        (d for d in student.decisions.all() if d.at <= at), key=lambda d: (d.at, d.pk)
-    )
+    if decisions is None:
+        decisions = student.decisions.all()
+    decisions = sorted((d for d in decisions if d.at <= at), key=lambda d: (d.at, d.pk))
     latest = _latest(decisions, at)
 
     # Child's refusal: the child's latest word for a purpose or for all purposes (purpose null).
@@ -166,8 +169,10 @@ def purpose_statuses(student: Student, *, at: datetime | None = None) -> list[Pu
     return result
 
 
-def active_purpose_codes(student: Student, *, at: datetime | None = None) -> set[str]:
-    return {s.code for s in purpose_statuses(student, at=at) if s.active}
+def active_purpose_codes(
+    student: Student, *, at: datetime | None = None, decisions=None
+) -> set[str]:
+    return {s.code for s in purpose_statuses(student, at=at, decisions=decisions) if s.active}
 
 
 def is_purpose_active(student: Student, code: str, *, at: datetime | None = None) -> bool:

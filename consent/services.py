@@ -25,7 +25,7 @@ from .models import (
     Student,
     StudentStatus,
 )
-from .rules import active_purpose_codes
+from .rules import active_purpose_codes, load_for_rule
 from .signals import purposes_changed
 
 STALE_NOTICE = (
@@ -223,17 +223,22 @@ def child_refusal_record(
 def _decision_append(record: ConsentDecision, *, actor: Actor) -> ConsentDecision:
     """Append a decision with its receipt and audit event; announce purposes that ended.
 
-    1. Work out which purposes were active just before.
-    2. Save the decision with its receipt; write the audit event in the same transaction.
-    3. Send `purposes_changed` (in the same transaction) with what ended and what is left.
+    1. Load what the rule reads once; work out which purposes were active just before.
+    2. Save the decision with its receipt; the rule over the same data plus this decision says
+       what is active after.
+    3. Write the audit event, and send `purposes_changed` (in the same transaction) with what
+       ended and what is left.
     """
     from .receipts import receipt_for  # noqa: PLC0415 - receipts import urls, loaded late
 
-    student = record.student
     with transaction.atomic():
-        before = active_purpose_codes(student, at=record.at)
+        student = load_for_rule([record.student_id])[record.student_id]
+        known = list(student.decisions.all())
+        before = active_purpose_codes(student, at=record.at, decisions=known)
+        record.student = student
         record.receipt = receipt_for(record)
         record.save()
+        after = active_purpose_codes(student, at=record.at, decisions=[*known, record])
         audit_record(
             f"consent.{record.decision}",
             actor=actor,
@@ -247,14 +252,11 @@ def _decision_append(record: ConsentDecision, *, actor: Actor) -> ConsentDecisio
             },
             at=record.at,
         )
-        fresh = Student.objects.get(pk=student.pk)
-        after = active_purpose_codes(fresh, at=record.at)
-        ended = before - after
         if after != before:
             # Inside the transaction: what reacts (an erasure request) commits with the
             # decision or not at all, so a crash in between can never lose it.
             purposes_changed.send(
-                sender=ConsentDecision, student=fresh, ended=ended, still_active=after
+                sender=ConsentDecision, student=student, ended=before - after, still_active=after
             )
     return record
 

@@ -199,7 +199,9 @@ def test_watchdog_redrives_steps_that_stopped_moving(held_child, purposes, paren
     assert erasure_watchdog() == 0  # nothing is stale yet
     settings.ERASURE_STUCK_SECONDS = 0
     ErasureStep.objects.filter(request=erasure).update(status="running")
-    assert erasure_watchdog() == 3  # database, media, holder: the cache and key wait their turn
+    # One task for the portal's own steps (database, then media, then the cache and key in
+    # turn) and one for the holder.
+    assert erasure_watchdog() == 2
     assert AuditEvent.objects.filter(action="erasure.watchdog_redrove").exists()
 
 
@@ -284,3 +286,25 @@ def test_crypto_shredding_makes_a_database_copy_useless(held_child, purposes, pa
     assert ciphertext  # the copy still has the ciphertext...
     with pytest.raises(KeyDestroyed):  # ...which nobody can open any more
         decrypt_for_child(held_child.pk, ciphertext, context=f"template:{template.pk}")
+
+
+def test_portal_steps_run_in_one_task_and_the_last_holder_destroys_the_key(
+    held_child, purposes, parent_a
+):
+    erasure = withdraw(held_child, purposes, parent_a)
+    erasure_step_run(step_id=erasure.steps.get(kind="database").pk)
+    assert dict(erasure.steps.values_list("kind", "status")) == {
+        "database": "verified",
+        "media": "verified",
+        "cache": "verified",
+        "http": "pending",  # its own task
+        "key": "pending",  # waits for the holder
+    }
+    erasure_step_run(step_id=erasure.steps.get(kind="http").pk)
+    erasure.refresh_from_db()
+    assert erasure.status == "verified"
+    assert erasure.steps.get(kind="key").status == "verified"
+    sealed = AuditEvent.objects.get(action="erasure.verified", data__erasure=str(erasure.pk))
+    assert [s["system"] for s in sealed.data["systems"]] == [
+        s.system for s in erasure.steps.order_by("id")
+    ]
