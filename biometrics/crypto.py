@@ -108,6 +108,17 @@ def child_key_destroy(student: Student) -> bool:
     )
 
 
+def child_keys_destroy(student_ids) -> set:
+    """Crypto-shred many children's keys in one statement. Returns whose were destroyed now."""
+    live = ChildKey.objects.filter(student_id__in=list(student_ids), wrapped_key__isnull=False)
+    with transaction.atomic(using=live.db):
+        ids = set(live.select_for_update().values_list("student_id", flat=True))
+        ChildKey.objects.filter(student_id__in=ids).update(
+            wrapped_key=None, destroyed_at=timezone.now()
+        )
+    return ids
+
+
 def encrypt_for_child(student: Student, plaintext: bytes, *, context: str) -> bytes:
     return _seal(child_key_get_or_create(student), plaintext, context.encode())
 

@@ -12,20 +12,22 @@ watchdog re-drives any step that has not moved for ERASURE_STUCK_SECONDS.
 from __future__ import annotations
 
 import logging
+import random
+from collections import Counter, defaultdict
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, Count, F, Q, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from consent.actors import Actor
-from consent.audit import audit_record
+from consent.audit import AuditEntry, audit_record, audit_record_many
 from consent.models import Student
 
-from .crypto import KeyDestroyed, child_key_destroy, child_key_for_reading
+from .crypto import child_keys_destroy, child_keys_for_reading
 from .holder_protocol import HolderRejected, HolderUnavailable
 from .holders import client_for
 from .models import (
@@ -154,83 +156,189 @@ def erasure_dispatch(*, request_id) -> int:
     return queued
 
 
-# --- one step ---------------------------------------------------------------------------------
+# --- running steps, in batches --------------------------------------------------------------
+# A task carries one step id, but does the work of every step of that kind that is waiting, up
+# to ERASURE_BATCH: a thousand erasures opened at once cost a few statements per batch, not a
+# few per child. Steps are claimed with SELECT ... FOR UPDATE SKIP LOCKED (another worker's
+# batch is left to it); a claimed step that stops moving is claimable again after
+# ERASURE_STUCK_SECONDS. Each step's outcome is recorded on its own row.
+
+FAILURES = (HolderUnavailable, HolderRejected, StepFailed, OSError)
+
+
+def _claimable(now) -> Q:
+    stale = now - timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
+    return ~Q(status=ErasureStatus.VERIFIED) & (
+        ~Q(status=ErasureStatus.RUNNING) | Q(updated_at__lt=stale)
+    )
+
+
+def _claim(where: Q, *, limit: int, first: int | None = None) -> list[ErasureStep]:
+    """Claim up to `limit` claimable steps matching `where` (`first` ahead of the others):
+    mark them running and count the attempt. Returns the steps this caller now holds."""
+    now = timezone.now()
+    order = [Case(When(pk=first, then=Value(0)), default=Value(1)), "id"] if first else ["id"]
+    with transaction.atomic():
+        ids = list(
+            ErasureStep.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(_claimable(now), where)
+            .order_by(*order)
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        ErasureStep.objects.filter(pk__in=ids).update(
+            status=ErasureStatus.RUNNING, attempts=F("attempts") + 1, updated_at=now
+        )
+    steps = list(
+        ErasureStep.objects.filter(pk__in=ids).select_related("request", "holder").order_by("id")
+    )
+    ErasureRequest.objects.filter(
+        pk__in={s.request_id for s in steps}, status=ErasureStatus.PENDING
+    ).update(status=ErasureStatus.RUNNING)
+    return steps
 
 
 def erasure_step_run(*, step_id: int) -> ErasureStep:
-    """Run one step, then the portal's own steps it unlocks. Idempotent; safe to deliver twice.
+    """Run a step (and the waiting steps of its kind), then whatever that unlocks.
 
-    1. A step not yet runnable is left alone (it is run when its prerequisites are verified).
-    2. Claim it, act on the system (every action is idempotent: erasing nothing is success),
-       verify from the outside; only then mark it verified.
-    3. Continue: run the portal's own steps that are now runnable (the key last), and seal the
-       request when every step is verified. A redelivered, already verified step continues too,
-       so a task that failed after its own step still finishes the chain on retry.
+    Idempotent and safe to deliver twice: a verified step only finishes its request (destroy
+    the key when everything else is verified, seal), so a task retried after its own step
+    still completes the chain. A step that failed is recorded on its row; the task raises for
+    its own step (Celery retries it with backoff) and queues a retry for batch-mates.
     """
     step = ErasureStep.objects.select_related("request", "holder").get(pk=step_id)
-    request = step.request
-    if step.status != ErasureStatus.VERIFIED:
-        if not _runnable(step, _steps_of(request.pk)):
-            return step
-        _step_claim(step, running_too=True)  # sent to this task: run it even if marked running
-        _step_execute(step, request)
-    _continue(request)
+    if step.status == ErasureStatus.VERIFIED:
+        _finish([step.request_id])
+    elif step.kind == "http":
+        _holder_sweep(step)
+    elif step.kind == "key":
+        _finish([step.request_id])
+    else:
+        _portal_sweep(step)
+    step.refresh_from_db()
     return step
 
 
-def _continue(request: ErasureRequest) -> None:
-    """Run the portal's own steps that are runnable now, one by one; seal when all are done.
-
-    A step another task is running is left to it (claimed with a compare-and-set), so two
-    holders finishing together destroy the key once."""
-    while True:
-        steps = _steps_of(request.pk)
-        pending = [s for s in steps if s.status != ErasureStatus.VERIFIED]
-        if not pending:
-            erasure_seal(request_id=request.pk)
-            return
-        step = next((s for s in pending if s.kind in LOCAL_KINDS and _runnable(s, steps)), None)
-        if step is None or not _step_claim(step, running_too=False):
-            return  # holders still at work, or another task has it; they continue from there
-        step.request = request
-        _step_execute(step, request)
-
-
-def _step_claim(step: ErasureStep, *, running_too: bool) -> bool:
-    """Mark the step running and count the attempt, unless it is verified (or, with
-    `running_too=False`, already running). True when this caller holds it."""
-    claimable = ErasureStep.objects.filter(pk=step.pk).exclude(status=ErasureStatus.VERIFIED)
-    if not running_too:
-        claimable = claimable.exclude(status=ErasureStatus.RUNNING)
-    claimed = claimable.update(
-        status=ErasureStatus.RUNNING, attempts=F("attempts") + 1, updated_at=timezone.now()
-    )
-    step.attempts += 1
-    return bool(claimed)
-
-
-def _step_execute(step: ErasureStep, request: ErasureRequest) -> None:
-    """Act, verify, record the result. Raises (after recording) when it failed."""
-    if request.status == ErasureStatus.PENDING:
-        ErasureRequest.objects.filter(pk=request.pk, status=ErasureStatus.PENDING).update(
-            status=ErasureStatus.RUNNING
-        )
-        request.status = ErasureStatus.RUNNING
-    try:
-        erased = ACTIONS[step.kind](step)
-    except (HolderUnavailable, HolderRejected, StepFailed, OSError) as exc:
-        _record_failure(step, exc)
-        raise
+def _portal_sweep(step: ErasureStep) -> None:
+    """The portal's own stores for this request and up to ERASURE_BATCH - 1 others waiting:
+    database rows, then photo files, then the match cache (which waits for the rows)."""
     now = timezone.now()
-    ErasureStep.objects.filter(pk=step.pk).exclude(status=ErasureStatus.VERIFIED).update(
-        status=ErasureStatus.VERIFIED,
-        items_erased=Greatest(F("items_erased"), erased),
-        verified_at=now,
-        updated_at=now,
-        last_error="",
+    others = (
+        ErasureStep.objects.filter(_claimable(now), kind="database", request__status__in=OPEN)
+        .exclude(request_id=step.request_id)
+        .order_by("id")
+        .values_list("request_id", flat=True)[: settings.ERASURE_BATCH - 1]
     )
-    step.status, step.verified_at, step.last_error = ErasureStatus.VERIFIED, now, ""
-    step.items_erased = max(step.items_erased, erased)
+    request_ids = [step.request_id, *others]
+    failed = {}
+    for kind in ("database", "media", "cache"):
+        where = Q(kind=kind, request_id__in=request_ids)
+        if kind == "cache":
+            where &= Q(
+                request_id__in=ErasureStep.objects.filter(
+                    kind="database", status=ErasureStatus.VERIFIED, request_id__in=request_ids
+                ).values("request_id")
+            )
+        claimed = _claim(where, limit=len(request_ids), first=step.pk)
+        if claimed:
+            failed.update(
+                _settle(claimed, BATCH_ACTIONS[kind](claimed), own_request=step.request_id)
+            )
+    _finish(request_ids)
+    _raise_own(step, failed)
+
+
+def _holder_sweep(step: ErasureStep) -> None:
+    """One holder: this subject and up to ERASURE_BATCH - 1 others waiting for that holder."""
+    claimed = _claim(
+        Q(kind="http", holder_id=step.holder_id, request__status__in=OPEN) | Q(pk=step.pk),
+        limit=settings.ERASURE_BATCH,
+        first=step.pk,
+    )
+    failed = (
+        _settle(claimed, _erase_http_batch(claimed), own_request=step.request_id) if claimed else {}
+    )
+    _finish([s.request_id for s in claimed if s not in failed])
+    _raise_own(step, failed)
+
+
+def _raise_own(step: ErasureStep, failed: dict) -> None:
+    """Raise the failure of this task's request (Celery retries the task with backoff)."""
+    own = [exc for failed_step, exc in failed.items() if failed_step.request_id == step.request_id]
+    if own:
+        raise own[0]
+
+
+def _settle(steps: list[ErasureStep], outcome: tuple[dict, dict], *, own_request) -> dict:
+    """Record a batch's outcome: verified steps in a few statements, failures one by one, each
+    with a retry queued (the calling task's own request is retried by the task itself).
+    Returns {step: exception} for the failures."""
+    from .tasks import erasure_step_task  # noqa: PLC0415 - tasks import this module
+
+    done, failed = outcome
+    now = timezone.now()
+    by_count = defaultdict(list)
+    for pk, erased in done.items():
+        by_count[erased].append(pk)
+    for erased, pks in by_count.items():
+        ErasureStep.objects.filter(pk__in=pks).exclude(status=ErasureStatus.VERIFIED).update(
+            status=ErasureStatus.VERIFIED,
+            items_erased=Greatest(F("items_erased"), Value(erased)),
+            verified_at=now,  # updated_at stays the claim's time: verified_at - updated_at = run
+            last_error="",
+        )
+    failures = {}
+    for step in steps:
+        if step.pk in done:
+            step.status = ErasureStatus.VERIFIED
+        if step.pk not in failed:
+            continue
+        failures[step] = failed[step.pk]
+        _record_failure(step, failed[step.pk])
+        if step.request_id != own_request:
+            delay = min(
+                settings.ERASURE_RETRY_BACKOFF_MAX,
+                settings.ERASURE_RETRY_BACKOFF * 2 ** max(step.attempts - 1, 0),
+            )
+            transaction.on_commit(
+                lambda pk=step.pk, d=delay: erasure_step_task.apply_async(
+                    (pk,),
+                    countdown=random.uniform(0, d),  # noqa: S311 - jitter, not secrecy
+                )
+            )
+    return failures
+
+
+def _finish(request_ids) -> None:
+    """Destroy the keys of the requests whose other steps are all verified; seal those done."""
+    steps = list(ErasureStep.objects.filter(request_id__in=request_ids).select_related("request"))
+    by_request = defaultdict(list)
+    for step in steps:
+        by_request[step.request_id].append(step)
+    ready = [
+        s.pk
+        for s in steps
+        if s.kind == "key"
+        and s.status != ErasureStatus.VERIFIED
+        and _runnable(s, by_request[s.request_id])
+    ]
+    if ready:
+        claimed = _claim(Q(pk__in=ready), limit=len(ready))
+        if claimed:
+            _settle(claimed, _destroy_keys(claimed), own_request=None)
+            verified = {s.pk for s in claimed if s.status == ErasureStatus.VERIFIED}
+            for step in steps:
+                if step.pk in verified:
+                    step.status = ErasureStatus.VERIFIED
+    sealable = [
+        request_id
+        for request_id, its in by_request.items()
+        if all(s.status == ErasureStatus.VERIFIED for s in its)
+        and its[0].request.status != ErasureStatus.VERIFIED
+    ]
+    if sealable:
+        erasure_seal_many(sealable)
 
 
 def _record_failure(step: ErasureStep, exc: Exception) -> None:
@@ -285,151 +393,235 @@ def _email_dpo(step: ErasureStep, message: str) -> None:
     )
 
 
-# --- actions: each erases, verifies, and returns how many items it erased ---------------------
+# --- actions: each erases a batch, verifies, and returns ({step pk: items}, {step pk: error}) --
 
 
-def _erase_database(step: ErasureStep) -> int:
-    """Delete the child's events (in batches), templates and photo rows; verify none is left.
+def _grouped_counts(model, student_ids) -> Counter:
+    rows = (
+        model.objects.filter(student_id__in=student_ids)
+        .order_by()
+        .values("student_id")
+        .annotate(n=Count("pk"))
+        .values_list("student_id", "n")
+    )
+    return Counter(dict(rows))
 
-    With no template row left, no match index built from now on can hold the child, and
-    identify() answers only for children who still have a template row — so the child's former
+
+def _erase_database_batch(steps: list[ErasureStep]) -> tuple[dict, dict]:
+    """Delete the children's events (in batches), templates and photo rows; verify none is left.
+
+    With no template row left, no match index built from now on can hold a child, and
+    identify() answers only for children who still have a template row — so a child's former
     face identifies no one (tests/test_erasure.py checks it with the real face). Rebuilding an
     index here to show it again would cost every erasure a decryption of the whole school.
     """
-    request = step.request
-    student_id = request.student_id
-    erased = 0
-    while True:  # in batches, so no transaction holds a long lock
+    from .matching import match_index_bump  # noqa: PLC0415
+
+    student_ids = [s.request.student_id for s in steps if s.request.student_id]
+    erased = Counter()
+    for model in (RecognitionEvent, FaceTemplate, Photo):
+        erased.update(_grouped_counts(model, student_ids))
+    while True:  # events in batches, so no transaction holds a long lock
         with transaction.atomic():
             ids = list(
-                RecognitionEvent.objects.filter(student_id=student_id).values_list("pk", flat=True)[
-                    :EVENT_BATCH
-                ]
+                RecognitionEvent.objects.filter(student_id__in=student_ids).values_list(
+                    "pk", flat=True
+                )[:EVENT_BATCH]
             )
             if not ids:
                 break
-            erased += RecognitionEvent.objects.filter(pk__in=ids).delete()[0]
-    from .matching import match_index_bump  # noqa: PLC0415
-
+            RecognitionEvent.objects.filter(pk__in=ids).delete()
     with transaction.atomic():
-        templates = FaceTemplate.objects.filter(student_id=student_id)
-        erased += templates.count()
-        templates.delete()  # copies' bookkeeping rows go with them
-        photos = Photo.objects.filter(student_id=student_id)
-        erased += photos.count()
-        photos.delete()
-        match_index_bump(request.school_id)
-    left = (
-        Photo.objects.filter(student_id=student_id).count()
-        + FaceTemplate.objects.filter(student_id=student_id).count()
-        + RecognitionEvent.objects.filter(student_id=student_id).count()
-    )
-    if left:
-        raise StepFailed(f"{left} rows still present")
-    return erased
+        FaceTemplate.objects.filter(student_id__in=student_ids).delete()  # copies go too
+        Photo.objects.filter(student_id__in=student_ids).delete()
+        for school_id in sorted({s.request.school_id for s in steps}):
+            match_index_bump(school_id)
+    left = Counter()
+    for model in (RecognitionEvent, FaceTemplate, Photo):
+        left.update(_grouped_counts(model, student_ids))
+    done, failed = {}, {}
+    for step in steps:
+        student_id = step.request.student_id
+        if left[student_id]:
+            failed[step.pk] = StepFailed(f"{left[student_id]} rows still present")
+        else:
+            done[step.pk] = erased[student_id]
+    return done, failed
 
 
-def _erase_media(step: ErasureStep) -> int:
-    erased = subject_files_delete(step.request.subject_id)
-    if subject_files(step.request.subject_id):
-        raise StepFailed("photo files still present")
-    return erased
+def _erase_media_batch(steps: list[ErasureStep]) -> tuple[dict, dict]:
+    done, failed = {}, {}
+    for step in steps:
+        try:
+            erased = subject_files_delete(step.request.subject_id)
+            if subject_files(step.request.subject_id):
+                raise StepFailed("photo files still present")
+        except (StepFailed, OSError) as exc:
+            failed[step.pk] = exc
+        else:
+            done[step.pk] = erased
+    return done, failed
 
 
-def _erase_cache(step: ErasureStep) -> int:
-    """Invalidate every process's match index. It runs after the database step, so an index
-    rebuilt from now on cannot contain the child; checked without rebuilding one."""
+def _erase_cache_batch(steps: list[ErasureStep]) -> tuple[dict, dict]:
+    """Invalidate every process's match index of the schools concerned. It runs after the
+    database step, so an index rebuilt from now on cannot contain the child; checked without
+    rebuilding one."""
     from .matching import _current_version, match_cache_forget, match_index_bump  # noqa: PLC0415
 
-    request = step.request
-    before = _current_version(request.school_id)
+    schools = sorted({s.request.school_id for s in steps})
+    before = {school_id: _current_version(school_id) for school_id in schools}
     with transaction.atomic():
-        match_index_bump(request.school_id)  # every process reloads before its next match
-    match_cache_forget(request.school_id)
-    if _current_version(request.school_id) == before:
-        raise StepFailed("the match index version did not change")
-    if FaceTemplate.objects.filter(student_id=request.student_id).exists():
-        raise StepFailed("the child's templates are still in the database")
-    return 0
+        for school_id in schools:
+            match_index_bump(school_id)  # every process reloads before its next match
+    for school_id in schools:
+        match_cache_forget(school_id)
+    unchanged = {
+        school_id for school_id in schools if _current_version(school_id) == before[school_id]
+    }
+    still_held = set(
+        FaceTemplate.objects.filter(
+            student_id__in=[s.request.student_id for s in steps]
+        ).values_list("student_id", flat=True)
+    )
+    done, failed = {}, {}
+    for step in steps:
+        if step.request.school_id in unchanged:
+            failed[step.pk] = StepFailed("the match index version did not change")
+        elif step.request.student_id in still_held:
+            failed[step.pk] = StepFailed("the child's templates are still in the database")
+        else:
+            done[step.pk] = 0
+    return done, failed
 
 
-def _erase_http(step: ErasureStep) -> int:
-    if step.holder is None:
-        return 0  # the holder was removed from the configuration; nothing to reach
-    client = client_for(step.holder, timeout=settings.HOLDER_TIMEOUT_SECONDS)
-    subject = str(step.request.subject_id)
-    erased = client.delete_subject(subject)
-    if client.get_subject(subject) is not None:
-        raise StepFailed("the holder still reports data for the subject")
-    return erased
+def _erase_http_batch(steps: list[ErasureStep]) -> tuple[dict, dict]:
+    """DELETE then GET (expect 404) each subject on one holder. A holder that cannot be
+    reached fails the rest of the batch at once instead of timing out on every subject."""
+    done, failed = {}, {}
+    holder = steps[0].holder
+    if holder is None:  # the holder was removed from the configuration; nothing to reach
+        return {s.pk: 0 for s in steps}, {}
+    client = client_for(holder, timeout=settings.HOLDER_TIMEOUT_SECONDS)
+    down = None
+    for step in steps:
+        if down is not None:
+            failed[step.pk] = down
+            continue
+        subject = str(step.request.subject_id)
+        try:
+            erased = client.delete_subject(subject)
+            if client.get_subject(subject) is not None:
+                raise StepFailed("the holder still reports data for the subject")
+        except HolderUnavailable as exc:
+            failed[step.pk] = down = exc
+        except (HolderRejected, StepFailed, OSError) as exc:
+            failed[step.pk] = exc
+        else:
+            done[step.pk] = erased
+    return done, failed
 
 
-def _erase_key(step: ErasureStep) -> int:
-    student = Student(pk=step.request.student_id)
-    destroyed = child_key_destroy(student)
-    try:
-        child_key_for_reading(student.pk)
-    except KeyDestroyed:
-        return int(destroyed)
-    raise StepFailed("the data key can still be read")
+def _destroy_keys(steps: list[ErasureStep]) -> tuple[dict, dict]:
+    student_ids = [s.request.student_id for s in steps]
+    destroyed = child_keys_destroy(student_ids)
+    readable = child_keys_for_reading(student_ids)
+    done, failed = {}, {}
+    for step in steps:
+        if step.request.student_id in readable:
+            failed[step.pk] = StepFailed("the data key can still be read")
+        else:
+            done[step.pk] = int(step.request.student_id in destroyed)
+    return done, failed
 
 
-ACTIONS = {
-    "database": _erase_database,
-    "media": _erase_media,
-    "cache": _erase_cache,
-    "http": _erase_http,
-    "key": _erase_key,
+BATCH_ACTIONS = {
+    "database": _erase_database_batch,
+    "media": _erase_media_batch,
+    "cache": _erase_cache_batch,
 }
 
 
-# --- advancing and sealing --------------------------------------------------------------------
+# --- sealing ----------------------------------------------------------------------------------
 
 
 def erasure_seal(*, request_id) -> ErasureRequest:
-    """Mark the request verified, sign its receipt, tell the parents. Once only (CAS)."""
+    """Mark one request verified, sign its receipt, tell the parents (see erasure_seal_many)."""
+    erasure_seal_many([request_id])
+    return ErasureRequest.objects.get(pk=request_id)
+
+
+def erasure_seal_many(request_ids) -> int:
+    """Mark requests whose steps are all verified as verified, sign their receipts, write
+    their audit events, and email the parents after commit. Once only (row locks + CAS).
+    Returns how many were sealed now."""
     from .receipts import erasure_receipt_build, erasure_receipt_sign  # noqa: PLC0415
 
     with transaction.atomic():
-        request = ErasureRequest.objects.select_for_update().get(pk=request_id)
-        if request.status == ErasureStatus.VERIFIED:
-            return request
-        now = timezone.now()
-        request.status = ErasureStatus.VERIFIED
-        request.completed_at = now
-        request.receipt = erasure_receipt_build(request)
-        request.receipt_signature = erasure_receipt_sign(request.receipt)
-        request.save(update_fields=["status", "completed_at", "receipt", "receipt_signature"])
-        audit_record(
-            "erasure.verified",
-            actor=Actor.system("erasure worker"),
-            school_id=request.school_id,
-            subject=request.subject_id,
-            data={
-                "erasure": str(request.pk),
-                "systems": [
-                    {"system": s["system"], "items": s["items_erased"], "at": s["verified_at"]}
-                    for s in request.receipt["systems"]
-                ],
-            },
+        requests = list(
+            ErasureRequest.objects.select_for_update(of=("self",))
+            .filter(pk__in=request_ids)
+            .exclude(status=ErasureStatus.VERIFIED)
+            .select_related("school")
+            .order_by("pk")
         )
-        transaction.on_commit(lambda: _email_parents(request))
-    return request
+        steps = defaultdict(list)
+        for step in ErasureStep.objects.filter(request__in=requests).order_by("id"):
+            steps[step.request_id].append(step)
+        requests = [
+            r for r in requests if all(s.status == ErasureStatus.VERIFIED for s in steps[r.pk])
+        ]
+        if not requests:
+            return 0
+        now = timezone.now()
+        events = []
+        for request in requests:
+            request.status = ErasureStatus.VERIFIED
+            request.completed_at = now
+            request.receipt = erasure_receipt_build(request, steps=steps[request.pk])
+            request.receipt_signature = erasure_receipt_sign(request.receipt)
+            events.append(
+                AuditEntry(
+                    "erasure.verified",
+                    actor=Actor.system("erasure worker"),
+                    school_id=request.school_id,
+                    subject=request.subject_id,
+                    data={
+                        "erasure": str(request.pk),
+                        "systems": [
+                            {"system": s.system, "items": s.items_erased, "at": s.verified_at}
+                            for s in steps[request.pk]
+                        ],
+                    },
+                )
+            )
+        ErasureRequest.objects.bulk_update(
+            requests, ["status", "completed_at", "receipt", "receipt_signature"]
+        )
+        audit_record_many(events)
+        transaction.on_commit(lambda: _email_parents(requests))
+    return len(requests)
 
 
-def _email_parents(request: ErasureRequest) -> None:
+def _email_parents(requests: list[ErasureRequest]) -> None:
     from django.template.loader import render_to_string  # noqa: PLC0415
     from django.urls import reverse  # noqa: PLC0415
     from django.utils import translation  # noqa: PLC0415
 
-    if request.student_id is None:
-        return
-    url = settings.SITE_URL.rstrip("/") + reverse("portal:erasure", args=[request.pk])
-    for link in request.student.guardianships.select_related("guardian"):
+    from consent.models import Guardianship  # noqa: PLC0415
+
+    urls = {
+        r.student_id: settings.SITE_URL.rstrip("/") + reverse("portal:erasure", args=[r.pk])
+        for r in requests
+        if r.student_id is not None
+    }
+    links = Guardianship.objects.filter(student_id__in=urls).select_related("guardian")
+    for link in links.order_by("id"):
         guardian = link.guardian
         with translation.override(guardian.language):
             body = render_to_string(
-                "portal/email/erasure_done.txt", {"guardian": guardian, "url": url}
+                "portal/email/erasure_done.txt",
+                {"guardian": guardian, "url": urls[link.student_id]},
             )
             subject = render_to_string("portal/email/erasure_done_subject.txt").strip()
         send_mail(subject, body, None, [guardian.email])
@@ -446,15 +638,19 @@ def erasure_watchdog(*, now=None) -> int:
     """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
-    requests = ErasureRequest.objects.filter(status__in=OPEN).values_list("pk", flat=True)
-    redriven = 0
-    for request_id in requests:
-        stuck = ErasureStep.objects.filter(request_id=request_id, updated_at__lt=stale_before)
-        stuck = stuck.exclude(status=ErasureStatus.VERIFIED)
-        if not stuck.exists():
-            continue
-        stuck.update(updated_at=now)
-        redriven += erasure_dispatch(request_id=request_id)
+    stuck = ErasureStep.objects.filter(
+        request__status__in=OPEN, updated_at__lt=stale_before
+    ).exclude(status=ErasureStatus.VERIFIED)
+    request_ids = sorted(set(stuck.values_list("request_id", flat=True)))
+    # A step left "running" by a dead worker is pending again; every stuck step's clock restarts.
+    ErasureStep.objects.filter(pk__in=stuck.values("pk")).update(
+        status=Case(
+            When(status=ErasureStatus.RUNNING, then=Value(ErasureStatus.PENDING)),
+            default=F("status"),
+        ),
+        updated_at=now,
+    )
+    redriven = sum(erasure_dispatch(request_id=request_id) for request_id in request_ids)
     if redriven:
         audit_record(
             "erasure.watchdog_redrove",

@@ -37,10 +37,10 @@ def canonical(receipt: dict) -> bytes:
     return json.dumps(receipt, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def erasure_receipt_build(request: ErasureRequest) -> dict:
+def erasure_receipt_build(request: ErasureRequest, steps=None) -> dict:
     from .erasure import VERIFICATION  # noqa: PLC0415
 
-    steps = list(request.steps.order_by("id"))
+    steps = list(request.steps.order_by("id")) if steps is None else steps
     return {
         "version": RECEIPT_VERSION,
         "receipt_id": str(request.pk),

@@ -25,6 +25,18 @@ ACCESS_ACTIONS = (
 FORBIDDEN_KEYS = {"embedding", "image", "photo_bytes", "name", "student_name", "email"}
 
 
+@dataclass
+class AuditEntry:
+    """One event to append (see audit_record)."""
+
+    action: str
+    actor: Actor
+    school_id: int | None = None
+    subject: str = ""
+    data: dict | None = None
+    at: datetime | None = None
+
+
 def audit_record(
     action: str,
     *,
@@ -34,34 +46,54 @@ def audit_record(
     data: dict | None = None,
     at: datetime | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain. Joins the caller's transaction (write it inside the action).
+    """Append one event to the chain. Joins the caller's transaction (write it inside the
+    action)."""
+    return audit_record_many([AuditEntry(action, actor, school_id, subject, data, at)])[0]
 
-    1. Normalise `data` through JSON so the hash computed now equals the one recomputed later.
-    2. Lock the chain head, link the new event to it, move the head.
+
+def audit_record_many(entries: list[AuditEntry]) -> list[AuditEvent]:
+    """Append events to the chain in order, holding the chain head once for all of them.
+
+    1. Normalise each `data` through JSON so the hash computed now equals the one recomputed
+       later; refuse keys that could carry biometric or identifying data.
+    2. Lock the chain head, link each new event to the one before, move the head.
     """
-    payload = json.loads(json.dumps(data or {}, default=str))
-    leaked = FORBIDDEN_KEYS.intersection(payload)
-    if leaked:
-        raise ValueError(f"Audit events never carry {sorted(leaked)}")
+    payloads = []
+    for entry in entries:
+        payload = json.loads(json.dumps(entry.data or {}, default=str))
+        leaked = FORBIDDEN_KEYS.intersection(payload)
+        if leaked:
+            raise ValueError(f"Audit events never carry {sorted(leaked)}")
+        payloads.append(payload)
+    if not entries:
+        return []
+    now = timezone.now()
     with transaction.atomic():
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
-        event = AuditEvent(
-            at=at or timezone.now(),
-            action=action,
-            school_id=school_id,
-            subject=str(subject or ""),
-            actor_kind=actor.kind,
-            actor_id=actor.id,
-            actor_label=actor.label[:200],
-            data=payload,
-            prev_hash=head.last_hash,
-        )
-        event.hash = event.compute_hash()
-        event.save()
-        head.last_hash = event.hash
-        head.last_event_id = event.pk
+        prev = head.last_hash
+        events = []
+        for entry, payload in zip(entries, payloads, strict=True):
+            event = AuditEvent(
+                at=entry.at or now,
+                action=entry.action,
+                school_id=entry.school_id,
+                subject=str(entry.subject or ""),
+                actor_kind=entry.actor.kind,
+                actor_id=entry.actor.id,
+                actor_label=entry.actor.label[:200],
+                data=payload,
+                prev_hash=prev,
+            )
+            event.hash = prev = event.compute_hash()
+            events.append(event)
+        if len(events) == 1:
+            events[0].save()
+        else:
+            AuditEvent.objects.bulk_create(events)
+        head.last_hash = prev
+        head.last_event_id = events[-1].pk
         head.save(update_fields=["last_hash", "last_event_id"])
-    return event
+    return events
 
 
 @dataclass

@@ -297,6 +297,8 @@ ERASURE_RETRY_BACKOFF = env.int("ERASURE_RETRY_BACKOFF", default=2)
 ERASURE_RETRY_BACKOFF_MAX = env.int("ERASURE_RETRY_BACKOFF_MAX", default=600)
 ERASURE_ATTEMPTS_BEFORE_ATTENTION = env.int("ERASURE_ATTEMPTS_BEFORE_ATTENTION", default=8)
 ERASURE_STUCK_SECONDS = env.int("ERASURE_STUCK_SECONDS", default=180)
+# How many waiting steps of one kind a worker takes on together (one holder's, or the portal's).
+ERASURE_BATCH = env.int("ERASURE_BATCH", default=50)
 
 LOGGING = {
     "version": 1,

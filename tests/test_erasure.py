@@ -308,3 +308,83 @@ def test_portal_steps_run_in_one_task_and_the_last_holder_destroys_the_key(
     assert [s["system"] for s in sealed.data["systems"]] == [
         s.system for s in erasure.steps.order_by("id")
     ]
+
+
+def test_one_task_erases_every_waiting_child_in_a_batch(held_child, child_b, purposes, holder):
+    """A thousand erasures opened at once are worked in batches: the task for one child's
+    step does the same step for the others waiting, each recorded on its own row."""
+    import numpy as np
+
+    from biometrics.services import template_create
+
+    template_create(student=child_b, photo=None, embedding=np.full(128, 0.05))
+    for copy in TemplateCopy.objects.filter(template__student=child_b):
+        template_copy_push(copy_id=copy.pk)
+    first = erasure_request_open(student=held_child, trigger="staff", actor=TEST_ACTOR)
+    second = erasure_request_open(student=child_b, trigger="staff", actor=TEST_ACTOR)
+
+    erasure_step_run(step_id=first.steps.get(kind="database").pk)
+    for erasure in (first, second):
+        statuses = dict(erasure.steps.values_list("kind", "status"))
+        assert statuses == {
+            "database": "verified",
+            "media": "verified",
+            "cache": "verified",
+            "http": "pending",
+            "key": "pending",
+        }
+    assert second.steps.get(kind="database").items_erased == 1  # its template
+    assert not FaceTemplate.objects.filter(student__in=[held_child, child_b]).exists()
+
+    erasure_step_run(step_id=first.steps.get(kind="http").pk)
+    for erasure in (first, second):
+        erasure.refresh_from_db()
+        assert erasure.status == "verified"
+        assert receipt_verify(signed_receipt(erasure))
+    from biometrics.holders import client_for
+
+    for child in (held_child, child_b):
+        assert client_for(holder).get_subject(str(child.subject_id)) is None
+        with pytest.raises(KeyDestroyed):
+            decrypt_for_child(child.pk, b"x" * 40, context="photo:x")
+    # each sealed once, with one audit event each
+    assert AuditEvent.objects.filter(action="erasure.verified").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_is_claimed_while_another_worker_holds_its_request_row(
+    held_child, purposes, parent_a
+):
+    """Claims lock only step rows: a worker holding the request row (another holder's claim,
+    a seal) must not make this step look taken (it would wait for the watchdog)."""
+    import threading
+
+    from django.db import connections, transaction
+    from django.db.models import Q
+
+    from biometrics.erasure import _claim
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks with SKIP LOCKED are PostgreSQL's; SQLite serialises writers")
+    erasure = withdraw(held_child, purposes, parent_a)
+    step = erasure.steps.get(kind="http")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_request_row():
+        try:
+            with transaction.atomic():
+                ErasureRequest.objects.select_for_update().get(pk=erasure.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    other = threading.Thread(target=hold_request_row)
+    other.start()
+    try:
+        assert locked.wait(10)
+        claimed = _claim(Q(kind="http", request__status__in=["pending", "running"]), limit=5)
+        assert [s.pk for s in claimed] == [step.pk]
+    finally:
+        release.set()
+        other.join()
