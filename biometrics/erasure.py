@@ -64,17 +64,16 @@ class StepFailed(Exception):
     """A step could not finish now; it will be retried."""
 
 
-def erasure_steps_for(school_id: int) -> list[ErasureStep]:
+def erasure_steps_for(school_id: int, holders=None) -> list[ErasureStep]:
     """The systems an erasure must reach; the key step is destroyed last."""
+    if holders is None:
+        holders = Holder.objects.filter(school_id=school_id).order_by("name")
     steps = [
         ErasureStep(system=PORTAL_DB, kind="database"),
         ErasureStep(system=PHOTO_STORAGE, kind="media"),
         ErasureStep(system=MATCH_CACHE, kind="cache"),
     ]
-    steps += [
-        ErasureStep(system=h.name, kind="http", holder=h)
-        for h in Holder.objects.filter(school_id=school_id).order_by("name")
-    ]
+    steps += [ErasureStep(system=h.name, kind="http", holder=h) for h in holders]
     steps.append(ErasureStep(system=KEY_STORE, kind="key"))
     return steps
 
@@ -84,34 +83,95 @@ def erasure_request_open(*, student: Student, trigger: str, actor: Actor) -> Era
 
     Joins the caller's transaction; the steps are queued after commit.
     """
+    return erasure_requests_open(students=[student], trigger=trigger, actor=actor)[0]
+
+
+def erasure_requests_open(*, students, trigger: str, actor: Actor) -> list[ErasureRequest]:
+    """Open erasures for many children at once (joining any already open), in a few statements.
+
+    Joins the caller's transaction. After commit one task is queued per ERASURE_BATCH
+    children for the portal's stores and per holder (each task works a whole batch).
+    Returns each child's open request, in the order given.
+    """
+    students = list({s.pk: s for s in students}.values())
+    found = {
+        r.student_id: r
+        for r in ErasureRequest.objects.filter(student__in=students, status__in=OPEN)
+    }
+    new = [s for s in students if s.pk not in found]
+    if new:
+        try:
+            found.update(_requests_create(new, trigger, actor))
+        except IntegrityError:
+            # Another trigger opened one for some child at the same moment: join it, one by one.
+            return [_request_open_one(s, trigger, actor) for s in students]
+    return [found[s.pk] for s in students]
+
+
+def _request_open_one(student: Student, trigger: str, actor: Actor) -> ErasureRequest:
     existing = ErasureRequest.objects.filter(student=student, status__in=OPEN).first()
     if existing:
         return existing
     try:
-        with transaction.atomic():
-            request = ErasureRequest.objects.create(
-                student=student,
-                school_id=student.school_id,
-                subject_id=student.subject_id,
-                trigger=trigger,
-                requested_at=timezone.now(),
-            )
-            steps = erasure_steps_for(student.school_id)
-            for step in steps:
-                step.request = request
-            ErasureStep.objects.bulk_create(steps)
-            audit_record(
-                "erasure.requested",
-                actor=actor,
-                school_id=student.school_id,
-                subject=student.subject_id,
-                data={"erasure": str(request.pk), "trigger": trigger, "systems": len(steps)},
-            )
+        return _requests_create([student], trigger, actor)[student.pk]
     except IntegrityError:
-        # Another trigger opened one at the same moment: join it.
         return ErasureRequest.objects.get(student=student, status__in=OPEN)
-    transaction.on_commit(lambda: erasure_dispatch(request_id=request.pk))
-    return request
+
+
+def _requests_create(students, trigger: str, actor: Actor) -> dict:
+    now = timezone.now()
+    holders = {}
+    with transaction.atomic():
+        requests = ErasureRequest.objects.bulk_create(
+            [
+                ErasureRequest(
+                    student=s,
+                    school_id=s.school_id,
+                    subject_id=s.subject_id,
+                    trigger=trigger,
+                    requested_at=now,
+                )
+                for s in students
+            ]
+        )
+        steps, events = [], []
+        for request in requests:
+            if request.school_id not in holders:
+                holders[request.school_id] = list(
+                    Holder.objects.filter(school_id=request.school_id).order_by("name")
+                )
+            its = erasure_steps_for(request.school_id, holders[request.school_id])
+            for step in its:
+                step.request = request
+            steps += its
+            events.append(
+                AuditEntry(
+                    "erasure.requested",
+                    actor=actor,
+                    school_id=request.school_id,
+                    subject=request.subject_id,
+                    data={"erasure": str(request.pk), "trigger": trigger, "systems": len(its)},
+                )
+            )
+        ErasureStep.objects.bulk_create(steps)
+        audit_record_many(events)
+    transaction.on_commit(lambda: _dispatch_new(steps))
+    return {r.student_id: r for r in requests}
+
+
+def _dispatch_new(steps: list[ErasureStep]) -> None:
+    """Queue the first step of every ERASURE_BATCH of new database steps and of each holder's
+    new steps; the task for it sweeps the batch (and queues a follow-up while work is left)."""
+    from .tasks import erasure_step_task  # noqa: PLC0415 - tasks import this module
+
+    groups = defaultdict(list)
+    for step in steps:
+        if step.kind in ("database", "http"):
+            groups[(step.kind, step.holder_id)].append(step.pk)
+    for pks in groups.values():
+        pks.sort()
+        for start in range(0, len(pks), settings.ERASURE_BATCH):
+            erasure_step_task.delay(pks[start])
 
 
 # A step runs once the kinds it waits for are verified: the match cache is dropped after the
@@ -246,6 +306,8 @@ def _portal_sweep(step: ErasureStep) -> None:
                 _settle(claimed, BATCH_ACTIONS[kind](claimed), own_request=step.request_id)
             )
     _finish(request_ids)
+    if len(request_ids) >= settings.ERASURE_BATCH:
+        _follow_up(Q(kind="database"))
     _raise_own(step, failed)
 
 
@@ -260,7 +322,24 @@ def _holder_sweep(step: ErasureStep) -> None:
         _settle(claimed, _erase_http_batch(claimed), own_request=step.request_id) if claimed else {}
     )
     _finish([s.request_id for s in claimed if s not in failed])
+    if len(claimed) >= settings.ERASURE_BATCH:
+        _follow_up(Q(kind="http", holder_id=step.holder_id))
     _raise_own(step, failed)
+
+
+def _follow_up(where: Q) -> None:
+    """A full batch may have left more waiting: queue a task for the next one, so a backlog
+    drains batch after batch without a message per step."""
+    from .tasks import erasure_step_task  # noqa: PLC0415 - tasks import this module
+
+    waiting = (
+        ErasureStep.objects.filter(_claimable(timezone.now()), where, request__status__in=OPEN)
+        .order_by("id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if waiting:
+        transaction.on_commit(lambda: erasure_step_task.delay(waiting))
 
 
 def _raise_own(step: ErasureStep, failed: dict) -> None:
@@ -553,13 +632,14 @@ def erasure_seal(*, request_id) -> ErasureRequest:
 
 def erasure_seal_many(request_ids) -> int:
     """Mark requests whose steps are all verified as verified, sign their receipts, write
-    their audit events, and email the parents after commit. Once only (row locks + CAS).
+    their audit events, and email the parents after commit. Once only: rows are locked, and
+    a request another worker is sealing is skipped (the watchdog seals any left behind).
     Returns how many were sealed now."""
     from .receipts import erasure_receipt_build, erasure_receipt_sign  # noqa: PLC0415
 
     with transaction.atomic():
         requests = list(
-            ErasureRequest.objects.select_for_update(of=("self",))
+            ErasureRequest.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk__in=request_ids)
             .exclude(status=ErasureStatus.VERIFIED)
             .select_related("school")
@@ -651,6 +731,13 @@ def erasure_watchdog(*, now=None) -> int:
         updated_at=now,
     )
     redriven = sum(erasure_dispatch(request_id=request_id) for request_id in request_ids)
+    # Every step verified but not sealed (the sealing worker died in between): seal now.
+    finished = (
+        ErasureRequest.objects.filter(status__in=OPEN, requested_at__lt=stale_before)
+        .exclude(steps__status__in=[s for s in ErasureStatus.values if s != ErasureStatus.VERIFIED])
+        .values_list("pk", flat=True)
+    )
+    redriven += erasure_seal_many(list(finished))
     if redriven:
         audit_record(
             "erasure.watchdog_redrove",

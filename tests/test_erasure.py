@@ -388,3 +388,50 @@ def test_a_step_is_claimed_while_another_worker_holds_its_request_row(
     finally:
         release.set()
         other.join()
+
+
+def test_many_erasures_opened_at_once_drain_in_batches_of_tasks(
+    school, holder, child_a, child_b, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Opened together, erasures are queued one task per batch (per holder, and for the
+    portal's stores); a full batch queues a follow-up while steps are left; all end sealed."""
+    from biometrics import tasks
+    from biometrics.erasure import erasure_requests_open
+
+    from .factories import StudentFactory
+
+    settings.ERASURE_BATCH = 2
+    queued = []
+    monkeypatch.setattr(tasks.erasure_step_task, "delay", lambda pk: queued.append(pk))
+    children = [child_a, child_b, StudentFactory(school=school, name="Child C")]
+    with django_capture_on_commit_callbacks(execute=True):
+        erasures = erasure_requests_open(students=children, trigger="staff", actor=TEST_ACTOR)
+    assert len({e.pk for e in erasures}) == 3
+    kinds = sorted(ErasureStep.objects.get(pk=pk).kind for pk in queued)
+    assert kinds == ["database", "database", "http", "http"]  # 3 children, batches of 2
+    assert erasure_requests_open(students=children[:1], trigger="staff", actor=TEST_ACTOR) == [
+        erasures[0]
+    ]  # joins the open one
+    ran = 0
+    while queued:
+        with django_capture_on_commit_callbacks(execute=True):
+            erasure_step_run(step_id=queued.pop(0))
+        ran += 1
+    assert ran <= 6
+    assert set(ErasureRequest.objects.values_list("status", flat=True)) == {"verified"}
+    assert AuditEvent.objects.filter(action="erasure.requested").count() == 3
+
+
+def test_watchdog_seals_an_erasure_whose_steps_all_verified(held_child, settings):
+    erasure = erasure_request_open(student=held_child, trigger="staff", actor=TEST_ACTOR)
+    # As if the worker that verified the last step died before sealing.
+    ErasureStep.objects.filter(request=erasure).update(status="verified")
+    ErasureRequest.objects.filter(pk=erasure.pk).update(status="running")
+    erasure_watchdog()  # not stale yet: left alone
+    erasure.refresh_from_db()
+    assert erasure.status == "running"
+    settings.ERASURE_STUCK_SECONDS = 0
+    erasure_watchdog()
+    erasure.refresh_from_db()
+    assert erasure.status == "verified"
+    assert receipt_verify(signed_receipt(erasure))
