@@ -11,6 +11,7 @@ watchdog re-drives any step that has not moved for ERASURE_STUCK_SECONDS.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections import Counter, defaultdict
@@ -168,10 +169,13 @@ def _dispatch_new(steps: list[ErasureStep]) -> None:
     for step in steps:
         if step.kind in ("database", "http"):
             groups[(step.kind, step.holder_id)].append(step.pk)
-    for pks in groups.values():
-        pks.sort()
-        for start in range(0, len(pks), settings.ERASURE_BATCH):
-            erasure_step_task.delay(pks[start])
+    # Round-robin over the groups, so the first children's portal stores and holders are all
+    # reached early and their keys destroyed and receipts signed while the rest drain.
+    firsts = [sorted(pks)[:: settings.ERASURE_BATCH] for pks in groups.values()]
+    for round_ in itertools.zip_longest(*firsts):
+        for pk in round_:
+            if pk is not None:
+                erasure_step_task.delay(pk)
 
 
 # A step runs once the kinds it waits for are verified: the match cache is dropped after the
