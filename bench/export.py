@@ -11,9 +11,13 @@ What it does:
    child has ``--other-events`` recognition events so the events table is never only ours.
 2. The measured child gets ``--small`` events (bulk-inserted, batches of 10,000); an export is
    requested (``portal.exports.export_request``) and built in a FRESH child process, which is
-   what a Celery worker is: Django set up, the task modules imported, and (mode ``worker``)
-   face_recognition's models loaded as ``portal/celery.py`` does at ``worker_process_init``;
-   mode ``bare`` skips the models, to show the build's own footprint. The child calls
+   what a Celery worker process is: Django set up, the task modules imported, and
+   ``portal/celery.py``'s ``worker_process_init`` handler run. Mode ``worker`` is the process
+   that builds exports in production (the Procfile's ``worker``, queues default,erasure: no
+   face models); mode ``faces`` sets ``GUARDIAN_LOAD_FACE_MODELS=1`` as the Procfile's
+   ``faces`` worker does, so face_recognition's models (~116 MiB) are loaded too — what a
+   single worker serving every queue would hold. The targets apply to ``worker``. The child
+   calls
    ``portal.exports.export_build(export_id=...)`` and reports
    - wall time of the build,
    - RSS just before the build, the peak RSS while building, and the difference (the build's
@@ -75,7 +79,7 @@ DEVICES = {
     "attendance": ["Entrance hall camera", "Year 5 corridor camera"],
     "library": ["Library desk camera"],
 }
-MODES = ("worker", "bare")
+MODES = ("worker", "faces")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -92,8 +96,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--modes",
         default=",".join(MODES),
-        help="child-process modes, comma-separated: worker (face models loaded, as a Celery "
-        "worker process) and/or bare (default both)",
+        help="child-process modes, comma-separated: worker (the export worker, as the Procfile "
+        "runs it) and/or faces (a worker that also holds the face models) (default both)",
     )
     parser.add_argument(
         "--growth-tolerance",
@@ -188,10 +192,13 @@ def child_main(args) -> int:
     from portal.celery import app  # noqa: PLC0415
 
     app.loader.import_default_modules()
-    if args.mode == "worker":
-        from biometrics.faces import warm_up  # noqa: PLC0415
+    if args.mode == "faces":
+        os.environ["GUARDIAN_LOAD_FACE_MODELS"] = "1"
+    else:
+        os.environ.pop("GUARDIAN_LOAD_FACE_MODELS", None)
+    from portal.celery import _load_face_models  # noqa: PLC0415
 
-        warm_up()  # what portal/celery.py does at worker_process_init
+    _load_face_models()  # what every worker process runs at worker_process_init
     import gc  # noqa: PLC0415
 
     from portal.exports import export_build  # noqa: PLC0415
