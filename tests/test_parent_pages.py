@@ -78,3 +78,16 @@ def test_show_with_a_bad_template_id_is_404(web_a, enrolled_child_a, show):
 def test_pages_are_not_cached(web_a, child_a):
     r = web_a.get(f"/children/{child_a.pk}/")
     assert "no-store" in r["Cache-Control"]
+
+
+def test_child_page_speaks_the_parents_language_in_words_and_dates(web_a, enrolled_child_a):
+    """Decisions and statuses in words, never raw codes; dates as the language writes them."""
+    english = web_a.get(f"/children/{enrolled_child_a.pk}/").content.decode()
+    assert ": Granted" in english and ": grant" not in english
+    year = enrolled_child_a.decisions.get().at.year
+    assert "Destroyed by <strong>" in english
+    web_a.cookies["django_language"] = "zh-hans"
+    chinese = web_a.get(f"/children/{enrolled_child_a.pk}/").content.decode()
+    assert ": grant" not in chinese and ": Granted" not in chinese
+    assert "最迟于 <strong>" in chinese
+    assert f"{year}年" in chinese  # e.g. 2026年11月29日, not "29 11月 2026"

@@ -1,0 +1,27 @@
+"""Words for the codes the parent's pages show (decisions, statuses), in the page's language."""
+
+from django import template
+from django.utils.translation import gettext_lazy as _
+
+from biometrics.models import ErasureStatus
+from consent.models import Decision
+
+register = template.Library()
+
+STATUS_WORDS = {
+    "active": _("active"),
+    "inactive": _("inactive"),
+    **dict(ErasureStatus.choices),
+}
+
+
+@register.filter
+def decision_label(code: str) -> str:
+    """'withdraw' → 'Withdrawn' (translated); an unknown code is shown as it is."""
+    return dict(Decision.choices).get(code, code)
+
+
+@register.filter
+def status_label(code: str) -> str:
+    """A purpose's or an erasure's status code in words (translated)."""
+    return STATUS_WORDS.get(code, code)
