@@ -24,7 +24,7 @@ from consent.audit import audit_record
 from consent.models import ConsentDecision, Decision, School, Student, StudentStatus
 from consent.rules import load_for_rule, purpose_statuses
 
-from .erasure import OPEN, erasure_request_open, erasure_watchdog
+from .erasure import OPEN, erasure_request_open, erasure_requests_open, erasure_watchdog
 from .holder_protocol import HolderError
 from .holders import client_for
 from .models import (
@@ -59,12 +59,19 @@ def _has_data(student_ids) -> set:
     return held
 
 
-def _open_erasure(student: Student, trigger: str, dry_run: bool) -> bool:
-    if ErasureRequest.objects.filter(student=student, status__in=OPEN).exists():
-        return False
-    if not dry_run:
-        erasure_request_open(student=student, trigger=trigger, actor=ACTOR)
-    return True
+def _open_erasures(students: list[Student], trigger: str, dry_run: bool) -> int:
+    """Open erasures for those of `students` without one open, together (one transaction, one
+    task per batch of them). Returns how many were opened (or would be, with dry_run)."""
+    already = set(
+        ErasureRequest.objects.filter(student__in=students, status__in=OPEN).values_list(
+            "student_id", flat=True
+        )
+    )
+    new = [s for s in students if s.pk not in already]
+    if new and not dry_run:
+        with transaction.atomic():
+            erasure_requests_open(students=new, trigger=trigger, actor=ACTOR)
+    return len(new)
 
 
 def _students_in_batches(queryset):
@@ -90,9 +97,7 @@ def job_leavers(*, as_of: datetime, dry_run: bool) -> dict:
         )
         for batch in _students_in_batches(leavers):
             held = _has_data([s.pk for s in batch])
-            for student in batch:
-                if student.pk in held and _open_erasure(student, "leaver", dry_run):
-                    erased += 1
+            erased += _open_erasures([s for s in batch if s.pk in held], "leaver", dry_run)
     return {"erasures_started": erased}
 
 
@@ -117,12 +122,13 @@ def job_template_age(*, as_of: datetime, dry_run: bool) -> dict:
                 .annotate(last=Max("created_at"))
                 .values_list("student_id", "last")
             )
-            for student in batch:
-                last = max(
-                    d for d in (last_event.get(student.pk), last_template.get(student.pk)) if d
-                )
-                if last <= cutoff and _open_erasure(student, "template_age", dry_run):
-                    erased += 1
+            expired = [
+                student
+                for student in batch
+                if max(d for d in (last_event.get(student.pk), last_template.get(student.pk)) if d)
+                <= cutoff
+            ]
+            erased += _open_erasures(expired, "template_age", dry_run)
     return {"erasures_started": erased}
 
 
@@ -172,12 +178,12 @@ def job_consents(*, as_of: datetime, dry_run: bool) -> dict:
         with_data = Student.objects.filter(school=school, templates__isnull=False).distinct()
         for batch in _students_in_batches(with_data):
             loaded = load_for_rule([s.pk for s in batch])
-            for student in batch:
-                statuses = purpose_statuses(loaded[student.pk], at=as_of)
-                if not any(s.active for s in statuses) and _open_erasure(
-                    student, "consent_expired", dry_run
-                ):
-                    erased += 1
+            lapsed = [
+                student
+                for student in batch
+                if not any(s.active for s in purpose_statuses(loaded[student.pk], at=as_of))
+            ]
+            erased += _open_erasures(lapsed, "consent_expired", dry_run)
     return {"reminders_sent": reminded, "erasures_started": erased}
 
 

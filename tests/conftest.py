@@ -68,6 +68,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """A request in another language leaves it active in the thread: reset it after each test."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def media_dir(tmp_path, settings):
     """Each test writes photo files to its own folder, so "no file stored" is checkable."""
     media = tmp_path / "media"
