@@ -64,6 +64,7 @@ class RosterImport(models.Model):
     guardians_created = models.PositiveIntegerField(default=0)
     links_created = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)  # [[line, message], ...]
+    claim = models.CharField(max_length=32, blank=True)  # the run that owns the job now
     attempts = models.PositiveSmallIntegerField(default=0)
     failure = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
