@@ -242,8 +242,13 @@ class NotificationStatusMixin:
     delete re-runs the rule for the child, in the admin's transaction."""
 
     def save_model(self, request, obj, form, change):
+        # The child it belonged to before a change, too (read before the row is saved).
         before = (
-            type(obj).objects.filter(pk=obj.pk).values_list("guardianship__student_id", flat=True)
+            list(
+                type(obj)
+                .objects.filter(pk=obj.pk)
+                .values_list("guardianship__student_id", flat=True)
+            )
             if change
             else []
         )

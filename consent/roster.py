@@ -113,15 +113,18 @@ class _Importer:
     def chunk(self, numbered_rows: list[tuple[int, dict]], report: ImportReport) -> None:
         """Import some rows in one transaction, each row in its own savepoint (a bad row
         changes nothing); then store the consent statuses of the children it touched."""
-        cleaned = []
+        cleaned, errors = [], []
         for line, row in numbered_rows:
             try:
                 cleaned.append((line, _clean(row, line)))
             except ValueError as exc:
-                report.errors.append((line, str(exc)))
+                errors.append((line, str(exc)))
         todo = [(line, v) for line, v in cleaned if self._has_work(v)]
-        if not todo:  # a re-run: no transaction, no write lock
-            return
+        if todo:  # a re-run has nothing to do: no transaction, no write lock
+            self._write(todo, report, errors)
+        report.errors.extend(sorted(errors))
+
+    def _write(self, todo: list[tuple[int, dict]], report: ImportReport, errors: list) -> None:
         User = get_user_model()
         new_emails = {v["guardian_email"].lower() for _, v in todo} - self.known_guardians
         taken = set(User.objects.filter(username__in=new_emails).values_list("username", flat=True))
@@ -133,9 +136,9 @@ class _Importer:
                     with transaction.atomic():
                         learned = self._row(values, counts, touched, taken)
                 except (ValueError, ValidationError) as exc:
-                    report.errors.append((line, str(exc)))
+                    errors.append((line, str(exc)))
                 except IntegrityError:
-                    report.errors.append((line, CONFLICT))
+                    errors.append((line, CONFLICT))
                 else:
                     self.remember(learned)
                     report.add(counts)

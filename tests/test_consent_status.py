@@ -4,6 +4,7 @@ write, and the drift check finds a row that does not."""
 from __future__ import annotations
 
 from datetime import timedelta
+from html.parser import HTMLParser
 
 import pytest
 from django.core.management import call_command
@@ -214,3 +215,98 @@ def test_the_filter_costs_a_fixed_number_of_queries(school, purposes, parent_a):
     large = queries_for(30)
     assert small[0] == 3 and large[0] == 33
     assert small[1] == large[1] <= 6
+
+
+# --- Write paths in Django admin ----------------------------------------------------------
+
+
+class _FormData(HTMLParser):
+    """The values a browser would submit from the page's main form (inputs, selects,
+    textareas), so a test can change one field and post the rest as they were."""
+
+    def __init__(self):
+        super().__init__()
+        self.data: dict[str, str] = {}
+        self._select = self._textarea = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        name = a.get("name")
+        if tag == "input" and name and a.get("type") not in ("submit", "button", "file"):
+            if a.get("type") in ("checkbox", "radio"):
+                if "checked" in a:
+                    self.data[name] = a.get("value", "on")
+            else:
+                self.data[name] = a.get("value", "")
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select and "selected" in a:
+            self.data[self._select] = a.get("value", "")
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.data[name] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.data[self._textarea] += data
+
+
+def page_form(client, url: str) -> dict:
+    parser = _FormData()
+    parser.feed(client.get(url).content.decode())
+    return parser.data
+
+
+@pytest.fixture
+def staff(client, django_user_model, school):
+    from .test_admin import staff_user
+
+    client.force_login(staff_user(django_user_model, school, name="status_staff"))
+    return client
+
+
+def listed(client, value: str) -> str:
+    return client.get(f"/admin/consent/student/?consent={value}").content.decode()
+
+
+def test_admin_disabling_a_purpose_and_shortening_validity(staff, school, purposes, crowd):
+    assert "Kid 0" in listed(staff, "active")
+    gate = purposes["gate_access"]
+    data = page_form(staff, f"/admin/consent/purpose/{gate.pk}/change/")
+    data.pop("enabled", None)
+    r = staff.post(f"/admin/consent/purpose/{gate.pk}/change/", data)
+    assert r.status_code == 302, r.content.decode()[:3000]
+    active = listed(staff, "active")
+    assert "Kid 0" not in active and "Kid 3" in active  # Kid 3 has attendance
+    assert_table_agrees(school)
+
+    decision = crowd[3].decisions.get()
+    school_url = f"/admin/consent/school/{school.pk}/change/"
+    data = page_form(staff, school_url)
+    data["consent_validity_days"] = "1"
+    # The grant was given two days ago as far as a 1-day validity is concerned.
+    later = decision.at + timedelta(days=2)
+    r = staff.post(school_url, data)
+    assert r.status_code == 302
+    assert crowd[3].pk in active_ids(school)  # still inside one day
+    assert crowd[3].pk not in active_ids(school, at=later)
+    assert_table_agrees(school, at=later)
+
+
+def test_admin_recording_a_notification_exception(staff, school, purposes, crowd):
+    late = guardian("late2@example.com")
+    link_row = link(late, crowd[0], notified=False)
+    assert "Kid 0" not in listed(staff, "active")
+    r = staff.post(
+        "/admin/consent/notificationexception/add/",
+        {"guardianship": link_row.pk, "reason": "welfare", "note": "Court order"},
+    )
+    assert r.status_code == 302, r.content.decode()[:3000]
+    assert "Kid 0" in listed(staff, "active")
+    assert_table_agrees(school)
