@@ -7,6 +7,7 @@ parent's grant.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.urls import path
 
 from .actors import Actor
@@ -26,8 +27,13 @@ from .models import (
     Student,
     StudentStatus,
 )
-from .rules import load_for_rule, purpose_statuses
 from .services import child_refusal_record
+from .status import (
+    consent_status_refresh,
+    consent_status_refresh_school,
+    consent_status_table,
+    students_by_consent,
+)
 
 
 class ReadOnlyMixin:
@@ -79,6 +85,11 @@ class SchoolAdmin(SchoolScopedAdmin):
     def has_add_permission(self, request) -> bool:
         return request.user.is_superuser
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "consent_validity_days" in form.changed_data:
+            consent_status_refresh_school(obj)  # in the admin's transaction
+
 
 class NoticeInline(admin.TabularInline):
     model = Notice
@@ -107,6 +118,12 @@ class PurposeAdmin(SchoolScopedAdmin):
                 notice.version = (last.version + 1) if last else 1
                 notice.save()
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Enabled, notice, alternative or DPIA: all rule inputs for every child of the school.
+        # The admin's change view holds one transaction, so the statuses commit with the change.
+        consent_status_refresh_school(form.instance.school_id)
+
 
 class GuardianshipInline(admin.TabularInline):
     model = Guardianship
@@ -133,19 +150,10 @@ class ConsentFilter(admin.SimpleListFilter):
             return queryset
         if value == "leaver":
             return queryset.filter(status=StudentStatus.LEAVER)
-        loaded = load_for_rule(queryset.values("pk"))
-        wanted = []
-        for student in loaded.values():
-            reasons = {s.reason for s in purpose_statuses(student)}
-            decided = any(d.guardian_id for d in student.decisions.all())
-            if (
-                (value == "active" and "active" in reasons)
-                or (value == "undecided" and not decided)
-                or (value == "objected" and reasons & {"guardian_objected", "guardian_withdrew"})
-                or (value == "child_refused" and "child_refused" in reasons)
-            ):
-                wanted.append(student.pk)
-        return queryset.filter(pk__in=wanted)
+        if value not in {v for v, _ in self.lookups(request, None)}:
+            return queryset
+        # The rule's answers as stored by consent.status: a fixed number of queries.
+        return students_by_consent(queryset, value)
 
 
 @admin.register(Student)
@@ -161,8 +169,7 @@ class StudentAdmin(SchoolScopedAdmin):
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
         # The consent column for the whole page in a fixed number of queries.
-        loaded = load_for_rule([s.pk for s in changelist.result_list])
-        request._consent_statuses = {pk: purpose_statuses(s) for pk, s in loaded.items()}
+        request._consent_statuses = consent_status_table([s.pk for s in changelist.result_list])
         return changelist
 
     @admin.display(description="Consent per purpose")
@@ -170,8 +177,13 @@ class StudentAdmin(SchoolScopedAdmin):
         request = current_request.get()
         statuses = getattr(request, "_consent_statuses", {}).get(obj.pk)
         if statuses is None:
-            statuses = purpose_statuses(load_for_rule([obj.pk])[obj.pk])
-        return ", ".join(f"{s.code}: {s.status}" for s in statuses) or "—"
+            statuses = consent_status_table([obj.pk])[obj.pk]
+        return ", ".join(f"{code}: {status}" for code, status in statuses) or "—"
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Guardians added, removed or their parental responsibility changed inline.
+        consent_status_refresh([form.instance.pk])
 
     @admin.action(description="Record the child's own refusal (all purposes)")
     def record_child_refusal(self, request, queryset):
@@ -210,6 +222,48 @@ class GuardianAdmin(SchoolScopedAdmin):
     search_fields = ["name", "email"]
     exclude = ["user"]
 
+    def delete_model(self, request, obj):
+        self.delete_queryset(request, Guardian.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        # Their guardianships go with them: a rule input of each of their children.
+        with transaction.atomic():
+            students = list(
+                Guardianship.objects.filter(guardian__in=queryset).values_list(
+                    "student_id", flat=True
+                )
+            )
+            super().delete_queryset(request, queryset)
+            consent_status_refresh(students)
+
+
+class NotificationStatusMixin:
+    """Notifications and their exceptions are rule inputs (SPEC §2.2): every add, change or
+    delete re-runs the rule for the child, in the admin's transaction."""
+
+    def save_model(self, request, obj, form, change):
+        # The child it belonged to before a change, too (read before the row is saved).
+        before = (
+            list(
+                type(obj)
+                .objects.filter(pk=obj.pk)
+                .values_list("guardianship__student_id", flat=True)
+            )
+            if change
+            else []
+        )
+        super().save_model(request, obj, form, change)
+        consent_status_refresh({*before, obj.guardianship.student_id})
+
+    def delete_model(self, request, obj):
+        self.delete_queryset(request, type(obj).objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            students = list(queryset.values_list("guardianship__student_id", flat=True))
+            super().delete_queryset(request, queryset)
+            consent_status_refresh(students)
+
 
 @admin.register(StaffMembership)
 class StaffMembershipAdmin(SchoolScopedAdmin):
@@ -220,13 +274,13 @@ class StaffMembershipAdmin(SchoolScopedAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(SchoolScopedAdmin):
+class NotificationAdmin(NotificationStatusMixin, SchoolScopedAdmin):
     school_path = "guardianship__student__school"
     list_display = ["guardianship", "method", "sent_at"]
 
 
 @admin.register(NotificationException)
-class NotificationExceptionAdmin(SchoolScopedAdmin):
+class NotificationExceptionAdmin(NotificationStatusMixin, SchoolScopedAdmin):
     school_path = "guardianship__student__school"
     list_display = ["guardianship", "reason", "recorded_at"]
 

@@ -27,6 +27,7 @@ from .models import (
 )
 from .rules import active_purpose_codes, load_for_rule
 from .signals import purposes_changed
+from .status import consent_status_refresh, consent_status_refresh_school
 
 STALE_NOTICE = (
     "This notice version is not the current one; read the current notice and decide again."
@@ -119,6 +120,7 @@ def guardianship_link(
             subject=student.subject_id,
             data={"guardian": guardian.pk, "parental_responsibility": parental_responsibility},
         )
+        consent_status_refresh([student.pk])
     return link
 
 
@@ -135,6 +137,7 @@ def notice_publish(*, purpose: Purpose, text: str, actor: Actor) -> Notice:
             school_id=purpose.school_id,
             data={"purpose": purpose.code, "version": notice.version, "sha256": notice.sha256},
         )
+        consent_status_refresh_school(purpose.school_id)
     return notice
 
 
@@ -258,6 +261,7 @@ def _decision_append(record: ConsentDecision, *, actor: Actor) -> ConsentDecisio
             purposes_changed.send(
                 sender=ConsentDecision, student=student, ended=before - after, still_active=after
             )
+        consent_status_refresh([student.pk])
     return record
 
 
@@ -279,4 +283,5 @@ def student_leave(*, student: Student, actor: Actor, at: datetime | None = None)
                 at=at,
             )
             purposes_changed.send(sender=Student, student=student, ended=before, still_active=set())
+        consent_status_refresh([student.pk])
     return student

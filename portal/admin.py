@@ -8,15 +8,24 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from biometrics.models import ErasureRequest, ErasureStatus
-from consent.actors import Actor
 from consent.admin_scoping import SchoolScopedAdmin, scope, staff_school_ids
-from consent.models import ConsentDecision, Decision, Purpose, School, Student, StudentStatus
-from consent.roster import read_csv, roster_import
+from consent.models import (
+    ConsentDecision,
+    Decision,
+    Purpose,
+    RosterImport,
+    School,
+    Student,
+    StudentStatus,
+)
+from consent.roster import roster_job_create
 from consent.rules import load_for_rule, purpose_statuses
 
 from .campaigns import campaign_coverage, campaign_send
@@ -78,33 +87,72 @@ class ConsentCampaignAdmin(SchoolScopedAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
 
+ROSTER_MAX_BYTES = 20 * 1024 * 1024
+ROSTER_TOO_LARGE = _("The file is larger than 20 MB; split the roster into smaller files.")
+ROSTER_NOT_CSV = _("This is not a roster CSV: %(problem)s")
+ROSTER_NOT_UTF8 = _("The file is not UTF-8 text; save the spreadsheet as “CSV UTF-8”.")
+
+
 class RosterForm(forms.Form):
-    school = forms.ModelChoiceField(queryset=School.objects.none())
-    csv = forms.FileField(label="Roster CSV")
+    school = forms.ModelChoiceField(label=_("School"), queryset=School.objects.none())
+    csv = forms.FileField(label=_("Roster CSV"))
+
+    def clean_csv(self):
+        upload = self.cleaned_data["csv"]
+        if upload.size > ROSTER_MAX_BYTES:
+            raise forms.ValidationError(ROSTER_TOO_LARGE)
+        return upload
+
+
+def _may_import(request) -> None:
+    if not request.user.has_perm("consent.add_student"):
+        raise PermissionDenied
 
 
 def roster_view(request):
-    if not request.user.has_perm("consent.add_student"):
-        raise PermissionDenied
+    """Upload a roster: the import is queued (a worker runs it in chunks) and this page sends
+    the staff member to its progress page at once, whatever the roster's size."""
+    _may_import(request)
     form = RosterForm(request.POST or None, request.FILES or None)
-    form.fields["school"].queryset = scope(School.objects.all(), request.user, "pk")
-    report = None
+    schools = scope(School.objects.all(), request.user, "pk")
+    form.fields["school"].queryset = schools
     if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["csv"]
         try:
-            rows = read_csv(form.cleaned_data["csv"].read())
-        except (ValueError, UnicodeDecodeError) as exc:
-            form.add_error("csv", str(exc))
-        else:
-            report = roster_import(
-                school=form.cleaned_data["school"], rows=rows, actor=Actor.staff(request.user)
+            job = roster_job_create(
+                school=form.cleaned_data["school"],
+                data=upload.read(),
+                filename=upload.name or "",
+                user=request.user,
             )
+        except UnicodeDecodeError:
+            form.add_error("csv", ROSTER_NOT_UTF8)
+        except ValueError as exc:
+            form.add_error("csv", ROSTER_NOT_CSV % {"problem": exc})
+        else:
+            return redirect("admin:guardian-roster-job", job_id=job.pk)
     context = {
         **admin.site.each_context(request),
-        "title": "Import the roster",
+        "title": _("Import the roster"),
         "form": form,
-        "report": report,
+        "jobs": RosterImport.objects.filter(school__in=schools).select_related("school")[:10],
     }
     return TemplateResponse(request, "admin/roster_import.html", context)
+
+
+def roster_job_view(request, job_id: int):
+    """An import's progress (the page reloads itself until it ends), then its report."""
+    _may_import(request)
+    schools = scope(School.objects.all(), request.user, "pk")
+    job = get_object_or_404(
+        RosterImport.objects.select_related("school"), pk=job_id, school__in=schools
+    )
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Roster import"),
+        "job": job,
+    }
+    return TemplateResponse(request, "admin/roster_job.html", context)
 
 
 def dashboard_view(request):
@@ -165,6 +213,11 @@ def _get_urls():
     return [
         path("dashboard/", admin.site.admin_view(dashboard_view), name="guardian-dashboard"),
         path("roster/", admin.site.admin_view(roster_view), name="guardian-roster"),
+        path(
+            "roster/<int:job_id>/",
+            admin.site.admin_view(roster_job_view),
+            name="guardian-roster-job",
+        ),
         *_original_get_urls(),
     ]
 

@@ -13,6 +13,7 @@ from consent.services import (
     guardianship_link,
     notice_publish,
 )
+from consent.status import consent_status_refresh_school
 
 TEST_ACTOR = Actor.system("tests")
 
@@ -51,6 +52,7 @@ def purpose_with_notice(school: School, code: str = "gate_access", *, enabled=Tr
     if enabled:
         purpose.enabled = True
         purpose.save(update_fields=["enabled"])
+        consent_status_refresh_school(school)
     return purpose
 
 

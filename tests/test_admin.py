@@ -1,15 +1,20 @@
 """School admin: scoping (a school-A staff member never reaches school-B objects), roster
 import, campaigns, logged views, the dashboard."""
 
+import base64
 import csv
 import io
+import json
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.db.models.signals import pre_save
 from django.urls import reverse
 from django.utils import timezone
 
@@ -24,10 +29,12 @@ from consent.models import (
     Guardian,
     Notification,
     Purpose,
+    RosterImport,
     StaffMembership,
     Student,
 )
-from consent.roster import roster_import
+from consent.roster import roster_import, roster_job_create, roster_job_run, roster_job_watchdog
+from consent.tasks import roster_import_task
 from portal.exports import export_request
 from portal.models import ConsentCampaign
 
@@ -254,21 +261,118 @@ def test_roster_import_of_2000_students_with_bad_rows(school, tmp_path, capsys):
     assert AuditEvent.objects.count() == audit_before
 
 
-def test_roster_import_page(client, school_admin, school):
+def queued_roster_jobs() -> list[int]:
+    """Ids of roster import tasks waiting on the (real, filesystem) broker; takes them off."""
+    found = []
+    for path in (settings.BROKER_DIR / "queue").glob("*.default.msg"):
+        message = json.loads(path.read_bytes())
+        if message["headers"]["task"] == "consent.tasks.roster_import_task":
+            body = json.loads(base64.b64decode(message["body"]))
+            found.append(body[0][0])
+            path.unlink()
+    return found
+
+
+def test_roster_import_page_queues_the_job_and_shows_the_report(
+    client, school_admin, school, django_capture_on_commit_callbacks
+):
     client.force_login(school_admin)
+    queued_roster_jobs()
     text, _ = roster_csv(
         n_students=5, n_guardians=7, bad_lines=[(2, {"external_id": "", "name": "x"})]
     )
-    r = client.post(
-        "/admin/roster/",
-        {
-            "school": school.pk,
-            "csv": SimpleUploadedFile("r.csv", text.encode(), "text/csv"),
-        },
-    )
-    page = r.content.decode()
-    assert "5 students created" in page
-    assert "line 4" in page or "<td>4</td>" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(
+            "/admin/roster/",
+            {"school": school.pk, "csv": SimpleUploadedFile("r.csv", text.encode(), "text/csv")},
+        )
+    job = RosterImport.objects.get()
+    assert r.status_code == 302 and r["Location"] == f"/admin/roster/{job.pk}/"
+    assert queued_roster_jobs() == [job.pk]  # the page queued it and did not import anything
+    assert not Student.objects.filter(school=school).exists()
+    waiting = client.get(r["Location"]).content.decode()
+    assert 'http-equiv="refresh"' in waiting and "0 of 8 rows" in waiting
+
+    roster_import_task(job.pk)  # what the worker does with the message
+
+    page = client.get(r["Location"]).content.decode()
+    assert 'http-equiv="refresh"' not in page
+    assert "8 rows: 5 students created, 0 updated, 7 guardians created, 7 links, 1 errors" in page
+    assert "<td>4</td><td>external_id is empty</td>" in page
+    job.refresh_from_db()
+    assert job.status == "done" and job.csv_text == ""  # the roster is not kept
+    assert Student.objects.filter(school=school).count() == 5
+    listing = client.get("/admin/roster/").content.decode()
+    assert f"/admin/roster/{job.pk}/" in listing
+
+
+def test_roster_import_page_refuses_bad_files_with_a_message(client, school_admin, school):
+    client.force_login(school_admin)
+    cases = [
+        (b"name,class\nA,1\n", "This is not a roster CSV: the CSV has no external_id column"),
+        ("external_id,name\nA,Zoë\n".encode("utf-16"), "The file is not UTF-8 text"),
+    ]
+    for data, message in cases:
+        r = client.post(
+            "/admin/roster/",
+            {"school": school.pk, "csv": SimpleUploadedFile("r.csv", data, "text/csv")},
+        )
+        assert r.status_code == 200
+        assert message in r.content.decode()
+    assert not RosterImport.objects.exists()
+
+
+def test_roster_job_of_another_school_is_404(client, school_admin, other_school):
+    job = RosterImport.objects.create(school=other_school, total_rows=1, csv_text="x")
+    client.force_login(school_admin)
+    assert client.get(f"/admin/roster/{job.pk}/").status_code == 404
+
+
+def test_a_stopped_import_is_requeued_and_resumes_where_it_stopped(school, school_admin):
+    text, _ = roster_csv(n_students=30, n_guardians=50)
+    job = roster_job_create(school=school, data=text.encode(), filename="r.csv", user=school_admin)
+    # A first run imports two chunks of 10, then its worker dies: the job stays "running".
+    first = roster_job_run_chunks(job.pk, chunks=2)
+    assert (first.status, first.rows_done) == ("running", 20)
+    assert roster_job_watchdog() == []  # not stuck yet
+    later = timezone.now() + timedelta(minutes=6)
+    queued_roster_jobs()
+    assert roster_job_watchdog(now=later) == [job.pk]
+    assert queued_roster_jobs() == [job.pk]
+    done = roster_job_run(job_id=job.pk, chunk_rows=10)
+    assert (done.status, done.rows_done, done.attempts) == ("done", 50, 2)
+    assert (done.students_created, done.guardians_created, done.links_created) == (30, 50, 50)
+    assert Student.objects.filter(school=school).count() == 30
+    assert roster_job_run(job_id=job.pk) == done  # a late duplicate delivery does nothing
+    assert Student.objects.filter(school=school).count() == 30
+
+
+def roster_job_run_chunks(job_id: int, *, chunks: int) -> RosterImport:
+    """Run an import for `chunks` chunks only, as a worker killed after them would: the next
+    chunk's commit is interrupted by an exception no `except Exception` catches."""
+    committed = 0
+
+    class Killed(BaseException):
+        pass
+
+    def count(**kwargs):
+        nonlocal committed
+        committed += 1
+        if committed > chunks:
+            raise Killed
+
+    def before_save(sender, instance, update_fields=None, **kwargs):
+        if instance.pk == job_id and instance.status == "running" and not update_fields:
+            count()
+
+    pre_save.connect(before_save, sender=RosterImport)
+    try:
+        roster_job_run(job_id=job_id, chunk_rows=10)
+    except Killed:
+        pass
+    finally:
+        pre_save.disconnect(before_save, sender=RosterImport)
+    return RosterImport.objects.get(pk=job_id)
 
 
 def test_campaign_emails_undecided_guardians_with_a_link_to_the_decision(

@@ -9,11 +9,13 @@ from .people import (
     StudentStatus,
 )
 from .schools import Notice, Purpose, School, StaffMembership
+from .status import ConsentStatus, RosterImport
 
 __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "ConsentDecision",
+    "ConsentStatus",
     "Decision",
     "Guardian",
     "Guardianship",
@@ -22,6 +24,7 @@ __all__ = [
     "Notification",
     "NotificationException",
     "Purpose",
+    "RosterImport",
     "School",
     "StaffMembership",
     "Student",

@@ -27,6 +27,7 @@ from consent.services import (
     student_create,
     student_leave,
 )
+from consent.status import consent_status_refresh
 
 from .authentication import ApiKeyAuthentication
 from .errors import ApiError, error_response
@@ -86,6 +87,7 @@ class StudentsView(StaffView):
                     class_name=data.get("class_name", ""),
                     actor=self.actor,
                 )
+                consent_status_refresh([student.pk])
         except IntegrityError as exc:
             raise ApiError(
                 "duplicate_student", "A student with this external_id exists.", 409

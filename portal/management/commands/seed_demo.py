@@ -22,6 +22,7 @@ from consent.services import (
     notice_publish,
     student_create,
 )
+from consent.status import consent_status_refresh_school
 
 ACTOR = Actor.system("seed_demo")
 
@@ -88,6 +89,7 @@ class Command(BaseCommand):
             if not purpose.enabled:
                 purpose.enabled = True
                 purpose.save(update_fields=["enabled"])
+                consent_status_refresh_school(school)
             purposes[code] = purpose
 
         Holder.objects.get_or_create(

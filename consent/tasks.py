@@ -1,0 +1,18 @@
+"""Celery tasks of the consent app: ids in, a service call, nothing else."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .roster import roster_job_run, roster_job_watchdog
+
+
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=2400)
+def roster_import_task(job_id: int) -> None:
+    # Resumable and idempotent: a second delivery takes the job over from its last chunk.
+    roster_job_run(job_id=job_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def roster_import_watchdog_task() -> None:
+    roster_job_watchdog()
