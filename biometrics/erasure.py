@@ -1,9 +1,11 @@
 """Erasure of everything held about a child, in every system, verified (SPEC §4).
 
 The database holds the state of every erasure: one ErasureRequest per child at a time, one
-ErasureStep per system. Tasks carry step ids only. Each step is claimed with a compare-and-set,
-acts idempotently, verifies, and records the attempt. The child's data key is destroyed last,
-once every other step is verified; then the request is sealed with a signed receipt.
+ErasureStep per system. Tasks carry step ids only; a task works every waiting step of its kind
+(the portal's stores, or one holder), up to ERASURE_BATCH of them, claimed with SELECT ... FOR
+UPDATE SKIP LOCKED. Every action is idempotent and verified, and each step's attempts, result
+and error are recorded on its own row. The child's data key is destroyed last, once every other
+step is verified; then the request is sealed with a signed receipt.
 
 A worker killed mid-step, a restarted broker or a holder that is down only delay this: the
 watchdog re-drives any step that has not moved for ERASURE_STUCK_SECONDS.
@@ -226,9 +228,6 @@ def erasure_dispatch(*, request_id) -> int:
 # few per child. Steps are claimed with SELECT ... FOR UPDATE SKIP LOCKED (another worker's
 # batch is left to it); a claimed step that stops moving is claimable again after
 # ERASURE_STUCK_SECONDS. Each step's outcome is recorded on its own row.
-
-FAILURES = (HolderUnavailable, HolderRejected, StepFailed, OSError)
-
 
 def _claimable(now) -> Q:
     stale = now - timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
