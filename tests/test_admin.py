@@ -262,13 +262,28 @@ def test_roster_import_of_2000_students_with_bad_rows(school, tmp_path, capsys):
 
 
 def queued_roster_jobs() -> list[int]:
-    """Ids of roster import tasks waiting on the (real, filesystem) broker; takes them off."""
+    """Ids of roster import tasks waiting on the real broker (filesystem or Redis); takes them
+    off the queue."""
+
+    def job_id(raw: bytes) -> int | None:
+        message = json.loads(raw)
+        if message["headers"]["task"] != "consent.tasks.roster_import_task":
+            return None
+        return json.loads(base64.b64decode(message["body"]))[0][0]
+
     found = []
+    if settings.CELERY_BROKER_URL.startswith("redis"):
+        import redis
+
+        broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        for raw in broker.lrange("default", 0, -1):
+            if (pk := job_id(raw)) is not None:
+                found.append(pk)
+                broker.lrem("default", 1, raw)
+        return found
     for path in (settings.BROKER_DIR / "queue").glob("*.default.msg"):
-        message = json.loads(path.read_bytes())
-        if message["headers"]["task"] == "consent.tasks.roster_import_task":
-            body = json.loads(base64.b64decode(message["body"]))
-            found.append(body[0][0])
+        if (pk := job_id(path.read_bytes())) is not None:
+            found.append(pk)
             path.unlink()
     return found
 
