@@ -4,6 +4,11 @@ Decisions (SPEC §9, research/face.md):
 - EXIF rotation is applied before detection (face_recognition does not do it).
 - Large phone photos are decoded at reduced size (JPEG draft mode) and downscaled before HOG
   detection; a 12 MP photo at full size takes seconds.
+- The face is *found* on the reduced image but *encoded* at full resolution: the box is mapped
+  back, and the landmarks and the 150×150 chip are computed on a full-resolution crop around
+  it. Landmarks located on a 4× reduced image are off by a few original pixels, and the chip
+  resampled from it is softer; each moved the template by ~0.05–0.1 (bench/faces.py, issue #3).
+  Only the crop is turned upright and converted to an array, not the whole 12 MP picture.
 - Exactly one face of a minimum size is required.
 - The 5-point landmark model (`model="small"`): the 68-point model is not licensed for
   commercial use.
@@ -58,6 +63,9 @@ class CheckedImage:
     width: int  # original, after EXIF rotation
     height: int
     content_type: str
+    orientation: int = 1  # EXIF orientation of the stored pixels
+    data: bytes = b""  # the upload, to decode a full-resolution crop when rgb is reduced
+    full: Image.Image | None = None  # the full-resolution decoded image, when already at hand
 
 
 @cache
@@ -92,10 +100,13 @@ def open_image(data: bytes) -> CheckedImage:
             if width * height > settings.FACE_MAX_PIXELS or width <= 0 or height <= 0:
                 raise ImageRejected("decompression_bomb")
             content_type = ALLOWED_FORMATS[img.format]
+            drafted = False
             if img.format == "JPEG":
                 # Let the JPEG decoder scale by 1/2, 1/4 or 1/8 while decoding: far cheaper
-                # than decoding 12 MP and resizing afterwards.
+                # than decoding 12 MP and resizing afterwards. The full-resolution pixels are
+                # decoded again later, for the crop around the face only.
                 img.draft("RGB", (max_side, max_side))
+                drafted = img.size != (width, height)
             img.load()
     except ImageRejected:
         raise
@@ -107,13 +118,19 @@ def open_image(data: bytes) -> CheckedImage:
         raise ImageRejected("truncated_image") from exc
 
     # EXIF orientations 5–8 turn the picture a quarter: width and height swap.
-    if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+    orientation = img.getexif().get(0x0112, 1)
+    if orientation not in range(1, 9):
+        orientation = 1
+    if orientation in (5, 6, 7, 8):
         width, height = height, width
+    full = None if drafted else img
     img = ImageOps.exif_transpose(img).convert("RGB")
     if max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     scale = img.size[0] / width
-    return CheckedImage(np.asarray(img), scale, width, height, content_type)
+    return CheckedImage(
+        np.asarray(img), scale, width, height, content_type, orientation, data, full
+    )
 
 
 def image_dimensions(data: bytes) -> tuple[int, int]:
@@ -138,9 +155,79 @@ def find_single_face(image: CheckedImage) -> tuple[int, int, int, int]:
     return boxes[0]
 
 
+# Transposes that ImageOps.exif_transpose applies for each EXIF orientation.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def stored_region(
+    region: tuple[int, int, int, int], orientation: int, width: int, height: int
+) -> tuple[int, int, int, int]:
+    """An upright (left, top, right, bottom) region of a width×height upright picture, in the
+    coordinates of the pixels as stored (before the EXIF orientation is applied)."""
+    left, top, right, bottom = region
+    w, h = width, height
+
+    def point(x: int, y: int) -> tuple[int, int]:
+        return {
+            1: (x, y),
+            2: (w - x, y),
+            3: (w - x, h - y),
+            4: (x, h - y),
+            5: (y, x),
+            6: (y, w - x),
+            7: (h - y, w - x),
+            8: (h - y, x),
+        }[orientation]
+
+    (x1, y1), (x2, y2) = point(left, top), point(right, bottom)
+    return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+
+
+def upright_crop(image: CheckedImage, region: tuple[int, int, int, int]) -> np.ndarray:
+    """The full-resolution pixels of an upright region, as uint8 RGB: only the region is cut
+    from the stored pixels, turned upright and converted."""
+    full = image.full
+    if full is None:
+        try:
+            full = Image.open(io.BytesIO(image.data))
+            full.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageRejected("truncated_image") from exc
+    crop = full.crop(stored_region(region, image.orientation, image.width, image.height))
+    if image.orientation in _TRANSPOSE:
+        crop = crop.transpose(_TRANSPOSE[image.orientation])
+    return np.asarray(crop.convert("RGB"))
+
+
+# Around the face box, the full-resolution crop keeps this fraction of the box's side on
+# every side: the landmarks and the aligned chip (25 % padding, possibly turned) stay inside.
+CROP_MARGIN = 0.75
+
+
 def embed(image: CheckedImage, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The template of the face in `box` (reduced coordinates), computed at full resolution."""
     fr = _engine()
-    (encoding,) = fr.face_encodings(image.rgb, [box], num_jitters=1, model="small")
+    if image.scale == 1:
+        (encoding,) = fr.face_encodings(image.rgb, [box], num_jitters=1, model="small")
+        return np.asarray(encoding, dtype=np.float64)
+    # The box in original upright pixels, kept inside the picture as face_locations does.
+    top, right, bottom, left = (round(v / image.scale) for v in box)
+    top, left = max(top, 0), max(left, 0)
+    bottom, right = min(bottom, image.height), min(right, image.width)
+    margin = round(CROP_MARGIN * max(bottom - top, right - left))
+    x0, y0 = max(left - margin, 0), max(top - margin, 0)
+    x1, y1 = min(right + margin, image.width), min(bottom + margin, image.height)
+    crop = upright_crop(image, (x0, y0, x1, y1))
+    crop_box = (top - y0, right - x0, bottom - y0, left - x0)
+    (encoding,) = fr.face_encodings(crop, [crop_box], num_jitters=1, model="small")
     return np.asarray(encoding, dtype=np.float64)
 
 
