@@ -148,7 +148,7 @@ def identify(
     index = match_index_for(school.pk)
     now = timezone.now()
     for student_id, distance in candidates(index, embedding, tolerance):
-        student = load_for_rule([student_id]).get(student_id)
+        student = load_for_rule([student_id], rule_only=True).get(student_id)
         if student is None or not is_purpose_active(student, purpose.code, at=now):
             continue
         if not FaceTemplate.objects.filter(student_id=student_id).exists():
