@@ -5,7 +5,7 @@ Decisions (SPEC §9, research/face.md):
 - Large phone photos are decoded at reduced size (JPEG draft mode) and HOG detection runs on a
   reduced picture; a 12 MP photo at full size takes seconds.
 - The template is face_recognition's own for the upright photo (issue #3): the dlib template
-  moves by 0.05–0.12 when its box moves by 2 px, so finding "about the same" box is not
+  moves by up to 0.12 when its box moves by 2 px, so finding "about the same" box is not
   enough. The reduced picture is made to be exactly one level of the image pyramid dlib's
   detector builds for the full-size photo (same size, same geometry), so the detector finds the
   face at the same pyramid positions, and the box is mapped back with dlib's own pyramid
@@ -189,11 +189,11 @@ def _dlib():
 def _pyramid_sizes(width: int, height: int) -> list[tuple[int, int]]:
     """The sizes of the images dlib's HOG detector scans for a width×height picture with one
     upsampling (face_recognition's default): the picture doubled (pyramid_up), then each
-    level 5/6 of the one before (pyramid_down<6>, integer sizes), down to the 80 px window."""
+    level 5/6 of the one before (pyramid_down<6>, integer sizes), down past the 80 px window."""
     dlib = _dlib()
     up = dlib.pyramid_down(2).rect_up(dlib.rectangle(0, 0, width - 1, height - 1))
     sizes = [(up.right() + 1, up.bottom() + 1)]
-    while min(sizes[-1]) * 5 // 6 >= 80:
+    while min(sizes[-1]) * 5 // 6 >= 40:
         sizes.append((sizes[-1][0] * 5 // 6, sizes[-1][1] * 5 // 6))
     return sizes
 
@@ -281,8 +281,8 @@ def find_single_face(image: CheckedImage) -> tuple[int, int, int, int]:
     """The one face's box (top, right, bottom, left) in the original upright picture."""
     detector = _engine().api.face_detector
     # No upsampling: the level is already at the right scale. Faces from the detector's 80 px
-    # window at this level are found (~170 px of a 4000×3000 photo, as on the former 1024 px
-    # reduction with one upsampling). In colour, as face_recognition scans: on luminance it
+    # window at this level are found (~170 px of a 4000×3000 photo; ~160 px with the former
+    # 1024 px reduction and one upsampling). In colour, as face_recognition scans: on luminance it
     # is a third faster but lands on a neighbouring window now and then.
     level_w, level_h = image.pyramid[image.level]
     level = _level_pixels(image, image.level, (0, 0, level_w, level_h))
