@@ -34,8 +34,8 @@ class MatchIndex:
     version: str
     template_ids: np.ndarray  # object array of UUIDs
     student_ids: np.ndarray  # object array of UUIDs
-    matrix: np.ndarray  # float32, n × 128
-    norms: np.ndarray  # float32, n — squared row norms
+    columns: np.ndarray  # float32, 128 × n (C order): one column per template
+    norms: np.ndarray  # float32, n — squared norms of the columns
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,9 @@ def _build(school_id: int, version: str) -> MatchIndex:
         version=version,
         template_ids=np.asarray(template_ids, dtype=object),
         student_ids=np.asarray(student_ids, dtype=object),
-        matrix=matrix,
+        # Stored 128 × n: the probe-times-matrix product streams it row by row, about twice
+        # as fast as n × 128 rows at 100,000 templates on this 2-core machine.
+        columns=np.ascontiguousarray(matrix.T),
         norms=np.einsum("ij,ij->i", matrix, matrix),
     )
 
@@ -114,11 +116,13 @@ def candidates(index: MatchIndex, embedding: np.ndarray, tolerance: float):
         return []
     probe = embedding.astype(np.float32)
     # |a-b|² = |a|² + |b|² - 2a·b : one matrix-vector product over all templates.
-    squared = index.norms + float(probe @ probe) - 2.0 * (index.matrix @ probe)
+    # numpy's own loop, not BLAS: OpenBLAS splits this product over threads, which on a busy
+    # 2-core machine made it 2× slower (8 ms vs 3.7 ms median at 100,000 templates).
+    squared = index.norms + float(probe @ probe) - 2.0 * np.einsum("i,ij->j", probe, index.columns)
     near = np.flatnonzero(squared <= (tolerance + 0.01) ** 2)
     if not len(near):
         return []
-    exact = np.linalg.norm(index.matrix[near].astype(np.float64) - embedding, axis=1)
+    exact = np.linalg.norm(index.columns[:, near].T.astype(np.float64) - embedding, axis=1)
     order = np.argsort(exact)
     seen, result = set(), []
     for i in order:
@@ -148,7 +152,7 @@ def identify(
     index = match_index_for(school.pk)
     now = timezone.now()
     for student_id, distance in candidates(index, embedding, tolerance):
-        student = load_for_rule([student_id]).get(student_id)
+        student = load_for_rule([student_id], rule_only=True).get(student_id)
         if student is None or not is_purpose_active(student, purpose.code, at=now):
             continue
         if not FaceTemplate.objects.filter(student_id=student_id).exists():
