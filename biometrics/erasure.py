@@ -256,9 +256,11 @@ def _claim(where: Q, *, limit: int, first: int | None = None) -> list[ErasureSte
     steps = list(
         ErasureStep.objects.filter(pk__in=ids).select_related("request", "holder").order_by("id")
     )
-    ErasureRequest.objects.filter(
-        pk__in={s.request_id for s in steps}, status=ErasureStatus.PENDING
-    ).update(status=ErasureStatus.RUNNING)
+    starting = {s.request_id for s in steps if s.request.status == ErasureStatus.PENDING}
+    if starting:
+        ErasureRequest.objects.filter(pk__in=starting, status=ErasureStatus.PENDING).update(
+            status=ErasureStatus.RUNNING
+        )
     return steps
 
 
@@ -271,6 +273,9 @@ def erasure_step_run(*, step_id: int) -> ErasureStep:
     its own step (Celery retries it with backoff) and queues a retry for batch-mates.
     """
     step = ErasureStep.objects.select_related("request", "holder").get(pk=step_id)
+    stale = timezone.now() - timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
+    if step.status == ErasureStatus.RUNNING and step.updated_at >= stale:
+        return step  # in another worker's batch right now; that worker finishes it
     if step.status == ErasureStatus.VERIFIED:
         _finish([step.request_id])
     elif step.kind == "http":
