@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from consent.actors import Actor
@@ -30,6 +30,8 @@ from .holders import client_for
 from .models import (
     ConsentReminder,
     ErasureRequest,
+    ErasureStatus,
+    ErasureStep,
     FaceTemplate,
     Holder,
     Photo,
@@ -61,17 +63,37 @@ def _has_data(student_ids) -> set:
 
 def _open_erasures(students: list[Student], trigger: str, dry_run: bool) -> int:
     """Open erasures for those of `students` without one open, together (one transaction, one
-    task per batch of them). Returns how many were opened (or would be, with dry_run)."""
-    already = set(
-        ErasureRequest.objects.filter(student__in=students, status__in=OPEN).values_list(
-            "student_id", flat=True
+    task per batch of them). Returns how many were opened (or would be, with dry_run).
+
+    Two runs at once: the children's rows are locked and the check repeated under the lock, so
+    each child is opened, and counted, by one run only (the other finds it open)."""
+
+    def without_open(batch):
+        already = set(
+            ErasureRequest.objects.filter(student__in=batch, status__in=OPEN).values_list(
+                "student_id", flat=True
+            )
         )
-    )
-    new = [s for s in students if s.pk not in already]
-    if new and not dry_run:
-        with transaction.atomic():
-            erasure_requests_open(students=new, trigger=trigger, actor=ACTOR)
-    return len(new)
+        return [s for s in batch if s.pk not in already]
+
+    new = without_open(students)
+    if not new or dry_run:
+        return len(new)
+    with transaction.atomic():
+        # FOR NO KEY UPDATE: two runs wait for each other, but rows that merely reference the
+        # child (an event, a parent's erasure or decision) are not held up.
+        locked = set(
+            Student.objects.select_for_update(no_key=True)
+            .filter(pk__in=[s.pk for s in new])
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        new = without_open([s for s in new if s.pk in locked])
+        if not new:
+            return 0
+        opened = erasure_requests_open(students=new, trigger=trigger, actor=ACTOR)
+    # A child another trigger (a parent, a withdrawal) opened meanwhile was joined, not opened.
+    return sum(1 for request in opened if request.trigger == trigger)
 
 
 def _students_in_batches(queryset):
@@ -164,13 +186,26 @@ def job_consents(*, as_of: datetime, dry_run: bool) -> dict:
     for school in School.objects.all():
         validity = timedelta(days=school.consent_validity_days)
         soon = as_of - validity + timedelta(days=REMINDER_DAYS)
-        due = ConsentDecision.objects.filter(
-            student__school=school,
-            decision=Decision.GRANT,
-            guardian__isnull=False,
-            at__lte=soon,
-            at__gt=as_of - validity,
-        ).exclude(pk__in=ConsentReminder.objects.values("decision_id"))
+        # Only a guardian's latest word on a purpose: a grant since withdrawn, or renewed by a
+        # newer grant, does not end on the date a reminder would give.
+        superseded = ConsentDecision.objects.filter(
+            Q(at__gt=OuterRef("at")) | Q(at=OuterRef("at"), pk__gt=OuterRef("pk")),
+            student=OuterRef("student"),
+            purpose=OuterRef("purpose"),
+            guardian=OuterRef("guardian"),
+            at__lte=as_of,
+        )
+        due = (
+            ConsentDecision.objects.filter(
+                student__school=school,
+                decision=Decision.GRANT,
+                guardian__isnull=False,
+                at__lte=soon,
+                at__gt=as_of - validity,
+            )
+            .exclude(Exists(superseded))
+            .exclude(pk__in=ConsentReminder.objects.values("decision_id"))
+        )
         for decision in due.select_related("guardian", "purpose", "student").iterator():
             if not dry_run:
                 _remind(decision, expires=decision.at + validity)
@@ -219,7 +254,18 @@ def job_exports(*, as_of: datetime, dry_run: bool) -> dict:
 
 
 def job_erasure_watchdog(*, as_of: datetime, dry_run: bool) -> dict:
-    return {"steps_redriven": 0 if dry_run else erasure_watchdog(now=as_of)}
+    """Re-drive erasure steps that stopped moving. Both runs count the stuck steps (so a dry
+    run says what the real one would pick up); the real run also reports what it re-drove."""
+    stale_before = as_of - timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
+    stuck = (
+        ErasureStep.objects.filter(request__status__in=OPEN, updated_at__lt=stale_before)
+        .exclude(status=ErasureStatus.VERIFIED)
+        .count()
+    )
+    return {
+        "steps_stuck": stuck,
+        "steps_redriven": 0 if dry_run else erasure_watchdog(now=as_of),
+    }
 
 
 def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:

@@ -3,21 +3,39 @@
 import signal
 import subprocess
 import sys
+import threading
 import uuid
-from datetime import timedelta
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.db import connection, connections
 from django.utils import timezone
 
-from biometrics.models import ErasureRequest, Holder, RecognitionEvent, RetentionRun
-from biometrics.retention import retention_run
-from consent.models import AuditEvent
-from consent.services import student_leave
+from biometrics.erasure import erasure_request_open, erasure_step_run
+from biometrics.models import (
+    ConsentReminder,
+    ErasureRequest,
+    ErasureStep,
+    FaceTemplate,
+    Holder,
+    Photo,
+    RecognitionEvent,
+    RetentionRun,
+)
+from biometrics.retention import JOBS, retention_run
+from consent.models import AuditEvent, ConsentDecision, Decision, Student
+from consent.services import consent_decide, student_leave
+from portal.exports import export_build, export_request
+from portal.models import Export
 
-from .factories import TEST_ACTOR, StudentFactory
+from .factories import TEST_ACTOR, StudentFactory, grant, link
 from .processes import ROOT, process_env, start_holder, wait_for
 
 
@@ -167,3 +185,436 @@ def test_a_killed_purge_resumes_with_no_double_effect(child_a, purposes, tmp_pat
     assert "recognition_events" in second.stdout
     assert RecognitionEvent.objects.count() == new
     assert all((now - e.at).days < 30 for e in RecognitionEvent.objects.all()[:50])
+
+
+# --- every job through the command: --as-of, --dry-run, the summary (issue #7) ---------------
+
+
+@dataclass
+class Scenario:
+    """A fixture for one job: when to run it, what its summary must count (dry and real), how
+    to check the work was done, and any state held outside the database (a holder)."""
+
+    as_of: datetime
+    counts: dict
+    done: Callable[[], None]
+    outside: Callable[[], object] = lambda: None
+
+
+def _leavers(request) -> Scenario:
+    child = request.getfixturevalue("enrolled_child_a")
+    left = timezone.now()
+    student_leave(student=child, actor=TEST_ACTOR, at=left)
+
+    def done():
+        assert ErasureRequest.objects.get(student=child).trigger == "leaver"
+
+    return Scenario(left + timedelta(days=30), {"erasures_started": 1}, done)
+
+
+def _template_age(request) -> Scenario:
+    child = request.getfixturevalue("enrolled_child_a")
+    max_age = timedelta(days=child.school.template_max_age_days)
+
+    def done():
+        assert ErasureRequest.objects.get(student=child).trigger == "template_age"
+
+    return Scenario(timezone.now() + max_age + timedelta(days=1), {"erasures_started": 1}, done)
+
+
+def _recognition_events(request) -> Scenario:
+    child = request.getfixturevalue("child_a")
+    purpose = request.getfixturevalue("purposes")["gate_access"]
+    now = timezone.now()
+    for at in (now - timedelta(days=2), now):
+        RecognitionEvent.objects.create(
+            student=child, purpose=purpose, device="d", distance=0.3, at=at
+        )
+
+    def done():
+        (kept,) = RecognitionEvent.objects.all()
+        assert kept.at == now
+
+    # 29 days on, the event from two days ago is 31 days old: past the 30-day window.
+    return Scenario(now + timedelta(days=29), {"events_deleted": 1}, done)
+
+
+def _consents(request) -> Scenario:
+    child = request.getfixturevalue("enrolled_child_a")
+    parent_b = request.getfixturevalue("parent_b")
+    purpose = request.getfixturevalue("purposes")["gate_access"]
+    granted = child.decisions.get().at
+    validity = timedelta(days=child.school.consent_validity_days)
+    # another child whose grant (ten days later) expires within the next 30 days: reminded
+    later = StudentFactory(school=child.school)
+    link(parent_b, later)
+    grant(later, purpose, parent_b, at=granted + timedelta(days=10))
+
+    def done():
+        assert ErasureRequest.objects.get(student=child).trigger == "consent_expired"
+        assert not ErasureRequest.objects.filter(student=later).exists()
+        assert [m.to for m in mail.outbox] == [[parent_b.email]]
+
+    return Scenario(
+        granted + validity + timedelta(seconds=1),
+        {"erasures_started": 1, "reminders_sent": 1},
+        done,
+    )
+
+
+def _exports(request) -> Scenario:
+    media_dir = request.getfixturevalue("media_dir")
+    export = build_export(request.getfixturevalue("child_a"), request.getfixturevalue("parent_a"))
+    stored = media_dir / export.storage_name
+    assert stored.exists()
+
+    def done():
+        export.refresh_from_db()
+        assert export.status == "expired"
+        assert not stored.exists()
+
+    return Scenario(export.expires_at + timedelta(seconds=1), {"exports_expired": 1}, done)
+
+
+def _erasure_watchdog(request) -> Scenario:
+    child = request.getfixturevalue("child_a")
+    queued = request.getfixturevalue("queued_steps")
+    erasure = erasure_request_open(student=child, trigger="staff", actor=TEST_ACTOR)
+    # As if the worker running it died: every step left "running", none moving.
+    ErasureStep.objects.filter(request=erasure).update(status="running")
+    stuck = timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
+
+    def done():
+        assert set(erasure.steps.values_list("status", flat=True)) == {"pending"}
+        assert [ErasureStep.objects.get(pk=pk).kind for pk in queued] == ["database"]
+        assert RetentionRun.objects.get(dry_run=False).counts["steps_redriven"] == 1
+
+    steps = erasure.steps.count()
+    return Scenario(timezone.now() + stuck + timedelta(seconds=1), {"steps_stuck": steps}, done)
+
+
+def _reconcile(request) -> Scenario:
+    tmp_path = request.getfixturevalue("tmp_path")
+    school = request.getfixturevalue("school")
+    child = request.getfixturevalue("child_a")
+    parent_b = request.getfixturevalue("parent_b")
+    purpose = request.getfixturevalue("purposes")["gate_access"]
+    proc = start_holder(tmp_path)
+    request.addfinalizer(proc.stop)
+    Holder.objects.create(
+        school=school, name="Gate", base_url=proc.info["url"], secret=proc.info["secret"]
+    )
+    client = proc.info["client"]
+    validity = timedelta(days=school.consent_validity_days)
+    as_of = timezone.now() + validity + timedelta(days=1)
+    # A child granted later is still consented then: the holder keeps their copy.
+    renewed = StudentFactory(school=school)
+    link(parent_b, renewed)
+    grant(renewed, purpose, parent_b, at=as_of - timedelta(days=5))
+    stranger = str(uuid.uuid4())
+    for subject in (stranger, str(child.subject_id), str(renewed.subject_id)):
+        client.put_template(subject, str(uuid.uuid4()), [0.1] * 128, "m")
+
+    def done():
+        assert client.get_subject(stranger) is None
+        assert client.get_subject(str(child.subject_id)) is None  # consent expired by then
+        assert client.get_subject(str(renewed.subject_id)) is not None
+
+    return Scenario(
+        as_of,
+        {"subjects_checked": 3, "unknown_subjects_erased": 1, "erasures_started": 1},
+        done,
+        outside=lambda: sorted(client.iter_subjects()),
+    )
+
+
+SCENARIOS = {
+    "leavers": _leavers,
+    "template_age": _template_age,
+    "recognition_events": _recognition_events,
+    "consents": _consents,
+    "exports": _exports,
+    "erasure_watchdog": _erasure_watchdog,
+    "reconcile": _reconcile,
+}
+WATCHED = [
+    Student,
+    ConsentDecision,
+    ConsentReminder,
+    Photo,
+    FaceTemplate,
+    RecognitionEvent,
+    ErasureRequest,
+    ErasureStep,
+    Export,
+    Holder,
+]
+
+
+def build_export(child, parent):
+    return export_build(export_id=export_request(student=child, guardian=parent).pk)
+
+
+@pytest.fixture
+def queued_steps(monkeypatch):
+    """Erasure tasks queued (captured instead of sent to the broker)."""
+    from biometrics import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.erasure_step_task, "delay", queued.append)
+    return queued
+
+
+def state(media_dir, scenario: Scenario):
+    """Everything a retention job may change: rows, stored files, mail, a holder's subjects."""
+    rows = {m.__name__: list(m.objects.order_by("pk").values()) for m in WATCHED}
+    rows["audit"] = list(
+        AuditEvent.objects.exclude(action__startswith="retention.")
+        .order_by("pk")
+        .values_list("pk", "action")
+    )
+    files = sorted(str(p.relative_to(media_dir)) for p in media_dir.rglob("*") if p.is_file())
+    return rows, files, len(mail.outbox), scenario.outside()
+
+
+def test_every_job_has_a_scenario():
+    assert set(SCENARIOS) == set(JOBS)
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_each_job_dry_run_changes_nothing_then_the_command_does_the_work(
+    job, request, db, media_dir, queued_steps
+):
+    scenario = SCENARIOS[job](request)
+    before = state(media_dir, scenario)
+
+    enforce(job, scenario.as_of, "--dry-run")
+    assert state(media_dir, scenario) == before
+    assert not queued_steps
+    dry = RetentionRun.objects.get(job=job)
+    assert dry.dry_run is True
+    assert dry.as_of == scenario.as_of
+    assert dry.finished_at is not None
+    assert "seconds" in dry.counts
+    assert {k: dry.counts.get(k) for k in scenario.counts} == scenario.counts  # would do
+    (audit,) = AuditEvent.objects.filter(action=f"retention.{job}")
+    assert audit.data["dry_run"] is True
+    assert audit.data["as_of"] == scenario.as_of.isoformat()
+    assert {k: audit.data.get(k) for k in scenario.counts} == scenario.counts
+
+    enforce(job, scenario.as_of)
+    real = RetentionRun.objects.get(job=job, dry_run=False)
+    assert {k: real.counts.get(k) for k in scenario.counts} == scenario.counts
+    assert AuditEvent.objects.filter(action=f"retention.{job}", data__dry_run=False).count() == 1
+    scenario.done()
+    assert state(media_dir, scenario) != before
+
+
+# --- exports, the watchdog, two copies at once, the admin ---------------------------------------
+
+
+def test_an_expired_export_file_is_deleted_by_the_job_and_its_link_answers_410(
+    child_a, parent_a, api_a, web_a, media_dir
+):
+    old = build_export(child_a, parent_a)
+    child_a.school.export_expiry_hours = 96
+    child_a.school.save(update_fields=["export_expiry_hours"])
+    fresh = build_export(child_a, parent_a)
+    old_file, fresh_file = media_dir / old.storage_name, media_dir / fresh.storage_name
+    assert fresh.expires_at - old.expires_at > timedelta(hours=23)
+
+    enforce("exports", old.expires_at - timedelta(minutes=1))
+    old.refresh_from_db()
+    assert old.status == "ready"
+    assert old_file.exists()
+
+    enforce("exports", old.expires_at + timedelta(minutes=1))
+    old.refresh_from_db()
+    fresh.refresh_from_db()
+    assert old.status == "expired"
+    assert not old_file.exists()
+    assert fresh.status == "ready"
+    assert fresh_file.exists()
+    counts = [r.counts["exports_expired"] for r in RetentionRun.objects.order_by("started_at")]
+    assert counts == [0, 1]
+    # The real clock has not reached the expiry: the link is gone because the job expired it.
+    assert timezone.now() < old.expires_at
+    r = api_a.get(f"/api/v1/exports/{old.pk}/download/")
+    assert r.status_code == 410
+    assert r.json()["error"] == "expired"
+    assert web_a.get(f"/exports/{old.pk}/download/").status_code == 410
+    assert api_a.get(f"/api/v1/exports/{fresh.pk}/download/").status_code == 200
+
+
+def test_the_watchdog_job_redrives_a_stale_step_and_the_erasure_completes(
+    enrolled_child_a, media_dir, queued_steps, django_capture_on_commit_callbacks
+):
+    erasure = erasure_request_open(student=enrolled_child_a, trigger="staff", actor=TEST_ACTOR)
+    db_step = erasure.steps.get(kind="database")
+    ErasureStep.objects.filter(pk=db_step.pk).update(status="running")  # its worker died
+    stuck = timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
+
+    enforce("erasure_watchdog", db_step.updated_at + stuck - timedelta(seconds=1))
+    db_step.refresh_from_db()
+    assert db_step.status == "running"
+    assert not queued_steps
+
+    enforce("erasure_watchdog", db_step.updated_at + stuck + timedelta(seconds=1))
+    db_step.refresh_from_db()
+    assert db_step.status == "pending"
+    assert queued_steps == [db_step.pk]
+    run = RetentionRun.objects.filter(job="erasure_watchdog").order_by("-started_at").first()
+    assert run.counts["steps_redriven"] == 1
+    assert run.counts["steps_stuck"] == erasure.steps.count()
+    assert AuditEvent.objects.filter(action="erasure.watchdog_redrove").count() == 1
+
+    # The re-driven task does the work: the child's data is gone and the erasure is sealed.
+    with django_capture_on_commit_callbacks(execute=True):
+        erasure_step_run(step_id=queued_steps.pop(0))
+    erasure.refresh_from_db()
+    assert erasure.status == "verified"
+    assert not FaceTemplate.objects.filter(student=enrolled_child_a).exists()
+    assert not Photo.objects.filter(student=enrolled_child_a).exists()
+    assert not [p for p in media_dir.rglob("*") if p.is_file()]
+
+
+def test_the_leavers_job_run_twice_opens_one_erasure(enrolled_child_a, child_b):
+    left = timezone.now()
+    for child in (enrolled_child_a, child_b):  # child B holds no biometric data
+        student_leave(student=child, actor=TEST_ACTOR, at=left)
+    as_of = left + timedelta(days=30)
+    first = retention_run("leavers", as_of=as_of)
+    second = retention_run("leavers", as_of=as_of)
+    assert (first.counts["erasures_started"], second.counts["erasures_started"]) == (1, 0)
+    assert list(ErasureRequest.objects.values_list("student_id", flat=True)) == [
+        enrolled_child_a.pk
+    ]
+    assert AuditEvent.objects.filter(action="erasure.requested").count() == 1
+
+
+def test_the_consents_job_run_twice_reminds_once_and_erases_once(enrolled_child_a, parent_a):
+    granted = enrolled_child_a.decisions.get().at
+    validity = timedelta(days=enrolled_child_a.school.consent_validity_days)
+    soon = granted + validity - timedelta(days=29)
+    counts = [retention_run("consents", as_of=soon).counts["reminders_sent"] for _ in range(2)]
+    assert counts == [1, 0]
+    assert [m.to for m in mail.outbox] == [[parent_a.email]]
+    after = granted + validity + timedelta(seconds=1)
+    counts = [retention_run("consents", as_of=after).counts["erasures_started"] for _ in range(2)]
+    assert counts == [1, 0]
+    assert ErasureRequest.objects.get().trigger == "consent_expired"
+
+
+def test_no_reminder_for_a_grant_that_was_withdrawn_or_renewed(enrolled_child_a, parent_a):
+    """'Your consent ends on ...' to a parent who withdrew, or who granted again since, is
+    false: only a guardian's latest decision, if it is a grant, is reminded."""
+    purpose = enrolled_child_a.decisions.get().purpose
+    granted = enrolled_child_a.decisions.get().at
+    validity = timedelta(days=enrolled_child_a.school.consent_validity_days)
+    grant(enrolled_child_a, purpose, parent_a, at=granted + timedelta(days=100))  # renewed
+    retention_run("consents", as_of=granted + validity - timedelta(days=29))
+    assert not mail.outbox
+    # the renewed grant is reminded before it ends
+    retention_run("consents", as_of=granted + timedelta(days=100) + validity - timedelta(days=29))
+    assert [m.to for m in mail.outbox] == [[parent_a.email]]
+
+
+def test_no_reminder_after_the_parent_withdrew(child_a, parent_a, purposes):
+    granted = child_a.decisions.get().at
+    validity = timedelta(days=child_a.school.consent_validity_days)
+    consent_decide(
+        student=child_a,
+        purpose=purposes["gate_access"],
+        guardian=parent_a,
+        decision=Decision.WITHDRAW,
+        notice_version=1,
+        at=granted + timedelta(days=1),
+    )
+    run = retention_run("consents", as_of=granted + validity - timedelta(days=29))
+    assert run.counts["reminders_sent"] == 0
+    assert not mail.outbox
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("job", ["leavers", "consents"])
+def test_two_copies_of_a_job_at_once_open_one_erasure_per_child(
+    job, school, purposes, parent_a, monkeypatch, queued_steps
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite lets one writer at a time, so nothing can race")
+    from biometrics import retention
+
+    now = timezone.now()
+    children = []
+    for _ in range(20):
+        child = StudentFactory(school=school)
+        link(parent_a, child)
+        grant(child, purposes["gate_access"], parent_a, at=now)
+        FaceTemplate.objects.create(student=child, ciphertext=b"sealed")
+        children.append(child)
+    if job == "leavers":
+        for child in children:
+            student_leave(student=child, actor=TEST_ACTOR, at=now)
+        as_of = now + timedelta(days=30)
+    else:
+        as_of = now + timedelta(days=school.consent_validity_days, seconds=1)
+
+    # Both copies look for children without an open erasure at the same moment, then open.
+    together = threading.Barrier(2, timeout=30)
+    real_open = retention._open_erasures
+
+    def open_together(*args, **kwargs):
+        together.wait()
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(retention, "_open_erasures", open_together)
+    runs, errors = [], []
+
+    def copy():
+        try:
+            runs.append(retention_run(job, as_of=as_of))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=copy) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert len(runs) == 2
+    open_per_child = Counter(ErasureRequest.objects.values_list("student_id", flat=True))
+    assert open_per_child == Counter({c.pk: 1 for c in children})
+    assert ErasureStep.objects.count() == 4 * len(children)
+    assert AuditEvent.objects.filter(action="erasure.requested").count() == len(children)
+    # The two summaries add up to what was done: no child counted by both copies.
+    assert sum(r.counts["erasures_started"] for r in runs) == len(children)
+
+
+def test_the_admin_lists_each_run_with_its_counts(enrolled_child_a, client, django_user_model):
+    left = timezone.now()
+    student_leave(student=enrolled_child_a, actor=TEST_ACTOR, at=left)
+    enforce("leavers", left + timedelta(days=30), "--dry-run")
+    enforce("recognition_events", left)
+    admin_user = django_user_model.objects.create_superuser("dpo", "dpo@example.com", "pw-dpo")
+    client.force_login(admin_user)
+    page = client.get("/admin/biometrics/retentionrun/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "2 retention runs" in html
+    rows = changelist_rows(html)
+    assert set(rows) == {"leavers", "recognition_events"}
+    assert "erasures_started" in rows["leavers"]
+    assert "icon-yes" in rows["leavers"]  # dry run
+    assert "events_deleted" in rows["recognition_events"]
+    assert "icon-no" in rows["recognition_events"]
+    dry_only = client.get("/admin/biometrics/retentionrun/?dry_run__exact=1")
+    assert set(changelist_rows(dry_only.content.decode())) == {"leavers"}
+
+
+def changelist_rows(html: str) -> dict:
+    """The admin changelist's rows, by the job named in the first column."""
+    rows = [r.split("</tr>")[0] for r in html.split("<tr") if 'class="field-job"' in r]
+    return {r.split('class="field-job">')[1].split(">")[1].split("<")[0]: r for r in rows}
