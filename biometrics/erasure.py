@@ -229,6 +229,7 @@ def erasure_dispatch(*, request_id) -> int:
 # batch is left to it); a claimed step that stops moving is claimable again after
 # ERASURE_STUCK_SECONDS. Each step's outcome is recorded on its own row.
 
+
 def _claimable(now) -> Q:
     stale = now - timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
     return ~Q(status=ErasureStatus.VERIFIED) & (
@@ -719,7 +720,8 @@ def _email_parents(requests: list[ErasureRequest]) -> None:
 
 
 def erasure_watchdog(*, now=None) -> int:
-    """Re-drive every step of an open erasure that has not moved for a while. Returns how many.
+    """Re-drive every step of an open erasure that has not moved for a while, and seal any
+    whose steps are all verified. Returns how many tasks were queued plus requests sealed.
 
     The database, not the broker, says what is left to do: a message lost with a dead worker
     or a restarted Redis is simply sent again.
@@ -730,13 +732,14 @@ def erasure_watchdog(*, now=None) -> int:
         request__status__in=OPEN, updated_at__lt=stale_before
     ).exclude(status=ErasureStatus.VERIFIED)
     request_ids = sorted(set(stuck.values_list("request_id", flat=True)))
-    # A step left "running" by a dead worker is pending again; every stuck step's clock restarts.
+    # A step left "running" by a dead worker is pending again; every stuck step's clock restarts
+    # (at the real time, never at a future `now` a time-travelling job was given).
     ErasureStep.objects.filter(pk__in=stuck.values("pk")).update(
         status=Case(
             When(status=ErasureStatus.RUNNING, then=Value(ErasureStatus.PENDING)),
             default=F("status"),
         ),
-        updated_at=now,
+        updated_at=min(now, timezone.now()),
     )
     redriven = sum(erasure_dispatch(request_id=request_id) for request_id in request_ids)
     # Every step verified but not sealed (the sealing worker died in between): seal now.
