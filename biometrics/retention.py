@@ -210,7 +210,13 @@ def job_consents(*, as_of: datetime, dry_run: bool) -> dict:
             if not dry_run:
                 _remind(decision, expires=decision.at + validity)
             reminded += 1
-        with_data = Student.objects.filter(school=school, templates__isnull=False).distinct()
+        # Anyone the portal still holds biometric data about: a template, a photo (one that is
+        # still being processed, say) or recognition events.
+        with_data = Student.objects.filter(school=school).filter(
+            Exists(FaceTemplate.objects.filter(student=OuterRef("pk")))
+            | Exists(Photo.objects.filter(student=OuterRef("pk")))
+            | Exists(RecognitionEvent.objects.filter(student=OuterRef("pk")))
+        )
         for batch in _students_in_batches(with_data):
             loaded = load_for_rule([s.pk for s in batch])
             lapsed = [
@@ -223,12 +229,18 @@ def job_consents(*, as_of: datetime, dry_run: bool) -> dict:
 
 
 def _remind(decision: ConsentDecision, *, expires: datetime) -> None:
+    """Email the guardian once per grant. The reminder row commits only after the email went
+    out: a job killed in between sends it on its next run (at worst twice, never not at all);
+    a second copy of the job waits on the row and then finds it."""
     with transaction.atomic():
         _, created = ConsentReminder.objects.get_or_create(
             decision_id=decision.pk, defaults={"sent_at": timezone.now()}
         )
-    if not created:
-        return
+        if created:
+            _remind_send(decision, expires=expires)
+
+
+def _remind_send(decision: ConsentDecision, *, expires: datetime) -> None:
     send_mail(
         f"Consent for {decision.purpose.name} ends on {expires:%d %B %Y}",
         (

@@ -18,6 +18,7 @@ from django.core.management import call_command
 from django.db import connection, connections
 from django.utils import timezone
 
+from biometrics import demo_photos
 from biometrics.erasure import erasure_request_open, erasure_step_run
 from biometrics.models import (
     ConsentReminder,
@@ -30,6 +31,7 @@ from biometrics.models import (
     RetentionRun,
 )
 from biometrics.retention import JOBS, retention_run
+from biometrics.services import photo_enrol
 from consent.models import AuditEvent, ConsentDecision, Decision, Student
 from consent.services import consent_decide, student_leave
 from portal.exports import export_build, export_request
@@ -618,3 +620,40 @@ def changelist_rows(html: str) -> dict:
     """The admin changelist's rows, by the job named in the first column."""
     rows = [r.split("</tr>")[0] for r in html.split("<tr") if 'class="field-job"' in r]
     return {r.split('class="field-job">')[1].split(">")[1].split("<")[0]: r for r in rows}
+
+
+def test_expired_consent_erases_a_child_held_only_as_a_photo_and_events(child_a, purposes):
+    """No template (a photo still waiting for the faces worker), yet data is held: consent
+    running out must still start the erasure."""
+    photo_enrol(student=child_a, data=demo_photos.grace_hopper(), actor=TEST_ACTOR)
+    assert Photo.objects.filter(student=child_a).exists()
+    assert not FaceTemplate.objects.filter(student=child_a).exists()
+    granted = child_a.decisions.get().at
+    validity = timedelta(days=child_a.school.consent_validity_days)
+    enforce("consents", granted + validity - timedelta(days=1))
+    assert not ErasureRequest.objects.exists()
+    enforce("consents", granted + validity + timedelta(seconds=1))
+    assert ErasureRequest.objects.get(student=child_a).trigger == "consent_expired"
+
+
+def test_a_reminder_that_could_not_be_sent_is_sent_on_the_next_run(
+    enrolled_child_a, parent_a, monkeypatch
+):
+    import smtplib
+
+    from biometrics import retention
+
+    granted = enrolled_child_a.decisions.get().at
+    due = granted + timedelta(days=enrolled_child_a.school.consent_validity_days - 29)
+    real_send = retention.send_mail
+
+    def mail_server_down(*args, **kwargs):
+        raise smtplib.SMTPServerDisconnected("down")
+
+    monkeypatch.setattr(retention, "send_mail", mail_server_down)
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        enforce("consents", due)
+    assert not mail.outbox
+    monkeypatch.setattr(retention, "send_mail", real_send)
+    enforce("consents", due + timedelta(hours=1))
+    assert [m.to for m in mail.outbox] == [[parent_a.email]]
