@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -19,8 +18,8 @@ from django.utils import timezone
 
 from .actors import Actor
 from .audit import audit_record
-from .models import Guardian, Guardianship, Notification, RosterImport, School, Student
-from .services import guardian_get_or_create, student_create
+from .models import Guardian, Guardianship, RosterImport, School, Student
+from .services import guardian_get_or_create, guardianship_link, student_create
 from .status import consent_status_refresh
 
 COLUMNS = [
@@ -192,15 +191,20 @@ class _Importer:
                     email=email, name=values["guardian_name"], language=values["language"]
                 )
             elif guardian is None:
-                guardian = _guardian_new(
-                    email=email, name=values["guardian_name"], language=values["language"]
+                guardian = guardian_get_or_create(
+                    email=email,
+                    name=values["guardian_name"],
+                    language=values["language"],
+                    known_new=True,
                 )
                 report.guardians_created += 1
-            _link_new(
+            guardianship_link(
                 guardian=guardian,
                 student=student,
                 parental_responsibility=values["pr"],
                 actor=self.actor,
+                known_new=True,
+                refresh_status=False,  # once per chunk, by the caller
             )
             touched.add(student.pk)
             report.links_created += 1
@@ -216,35 +220,6 @@ class _Importer:
                 self.links.add((email, external_id))
                 self.guardians[email] = guardian
                 self.known_guardians.add(email)
-
-
-def _guardian_new(*, email: str, name: str, language: str) -> Guardian:
-    """`guardian_get_or_create` for an address the import knows has no guardian and no user:
-    two inserts, without re-selecting either or updating the password just set."""
-    user = get_user_model().objects.create(
-        username=email, email=email, password=make_password(None)
-    )
-    return Guardian.objects.create(user=user, email=email, name=name, language=language)
-
-
-def _link_new(
-    *, guardian: Guardian, student: Student, parental_responsibility: bool, actor: Actor
-) -> Guardianship:
-    """`guardianship_link` for a link the import knows does not exist yet: the link, the
-    notification and the same audit event, without its look-ups. The consent statuses are
-    refreshed once per chunk by the caller."""
-    link = Guardianship.objects.create(
-        guardian=guardian, student=student, parental_responsibility=parental_responsibility
-    )
-    Notification.objects.create(guardianship=link, method="email", sent_at=timezone.now())
-    audit_record(
-        "roster.guardian_linked",
-        actor=actor,
-        school_id=student.school_id,
-        subject=student.subject_id,
-        data={"guardian": guardian.pk, "parental_responsibility": parental_responsibility},
-    )
-    return link
 
 
 def _numbered(rows: list[dict], start: int, size: int) -> list[tuple[int, dict]]:

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
@@ -77,15 +78,25 @@ def student_create(
     return student
 
 
-def guardian_get_or_create(*, email: str, name: str, language: str = "en") -> Guardian:
+def guardian_get_or_create(
+    *, email: str, name: str, language: str = "en", known_new: bool = False
+) -> Guardian:
+    """The guardian with this address, created (with a user that cannot sign in by password)
+    if there is none. `known_new`: the caller knows there is no guardian and no user with it
+    (the roster import checks a whole file at once), so nothing is looked up."""
     email = email.strip().lower()
+    User = get_user_model()
+    if known_new:
+        user = User.objects.create(username=email, email=email, password=make_password(None))
+        return Guardian.objects.create(user=user, email=email, name=name, language=language)
     guardian = Guardian.objects.filter(email=email).first()
     if guardian:
         return guardian
-    User = get_user_model()
     with transaction.atomic():
-        user, _ = User.objects.get_or_create(username=email, defaults={"email": email})
-        if user.has_usable_password():
+        user, created = User.objects.get_or_create(
+            username=email, defaults={"email": email, "password": make_password(None)}
+        )
+        if not created and user.has_usable_password():
             user.set_unusable_password()
             user.save(update_fields=["password"])
         return Guardian.objects.create(user=user, email=email, name=name, language=language)
@@ -98,18 +109,34 @@ def guardianship_link(
     parental_responsibility: bool = True,
     notified_by: str = "email",
     actor: Actor,
+    known_new: bool = False,
+    refresh_status: bool = True,
 ) -> Guardianship:
-    """Link a guardian to a child and record that the school's notice reached them."""
+    """Link a guardian to a child and record that the school's notice reached them.
+
+    `known_new`: the caller knows the link does not exist (nothing is looked up).
+    `refresh_status=False`: the caller refreshes the consent statuses itself, for many children
+    at once, in the same transaction (the roster import, per chunk)."""
     with transaction.atomic():
-        link, created = Guardianship.objects.get_or_create(
-            guardian=guardian,
-            student=student,
-            defaults={"parental_responsibility": parental_responsibility},
-        )
+        if known_new:
+            link, created = (
+                Guardianship.objects.create(
+                    guardian=guardian,
+                    student=student,
+                    parental_responsibility=parental_responsibility,
+                ),
+                True,
+            )
+        else:
+            link, created = Guardianship.objects.get_or_create(
+                guardian=guardian,
+                student=student,
+                defaults={"parental_responsibility": parental_responsibility},
+            )
         if not created and link.parental_responsibility != parental_responsibility:
             link.parental_responsibility = parental_responsibility
             link.save(update_fields=["parental_responsibility"])
-        if notified_by and not link.notifications.exists():
+        if notified_by and (created or not link.notifications.exists()):
             Notification.objects.create(
                 guardianship=link, method=notified_by, sent_at=timezone.now()
             )
@@ -120,7 +147,8 @@ def guardianship_link(
             subject=student.subject_id,
             data={"guardian": guardian.pk, "parental_responsibility": parental_responsibility},
         )
-        consent_status_refresh([student.pk])
+        if refresh_status:
+            consent_status_refresh([student.pk])
     return link
 
 
