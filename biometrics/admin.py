@@ -26,7 +26,7 @@ from .models import (
     RecognitionEvent,
     RetentionRun,
 )
-from .services import template_embedding
+from .selectors import template_embedding
 
 
 @admin.register(Holder)

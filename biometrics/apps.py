@@ -6,8 +6,4 @@ class BiometricsConfig(AppConfig):
     verbose_name = "Biometric data"
 
     def ready(self) -> None:
-        from consent import receipts
-
-        from . import receivers  # connects consent's signals
-
-        receipts.storage_locations_hook = receivers.holder_names
+        from . import receivers  # noqa: F401, PLC0415 - connects to consent's signals

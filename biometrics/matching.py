@@ -24,7 +24,7 @@ from consent.rules import is_purpose_active, load_for_rule
 
 from .crypto import child_keys_for_reading
 from .models import FaceTemplate, MatchIndexVersion, RecognitionEvent
-from .services import template_embedding
+from .selectors import template_embedding
 
 MAX_CANDIDATES = 8
 
@@ -56,7 +56,7 @@ def match_index_bump(school_id: int) -> None:
     )
 
 
-def _current_version(school_id: int) -> str:
+def match_index_version(school_id: int) -> str:
     row = MatchIndexVersion.objects.filter(school_id=school_id).values_list("version", flat=True)
     return next(iter(row), "")
 
@@ -89,7 +89,7 @@ def _build(school_id: int, version: str) -> MatchIndex:
 
 
 def match_index_for(school_id: int) -> MatchIndex:
-    version = _current_version(school_id)
+    version = match_index_version(school_id)
     index = _indexes.get(school_id)
     if index is not None and index.version == version:
         return index

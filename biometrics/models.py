@@ -131,6 +131,10 @@ class ErasureStatus(models.TextChoices):
     NEEDS_ATTENTION = "needs_attention", _("Needs attention")
 
 
+#: An erasure in one of these states is still open: one per child at a time.
+OPEN = [ErasureStatus.PENDING, ErasureStatus.RUNNING, ErasureStatus.NEEDS_ATTENTION]
+
+
 class ErasureRequest(models.Model):
     """One erasure of everything held about a child. Kept afterwards as a non-biometric record."""
 

@@ -12,15 +12,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings
 
 from .models import ErasureRequest
+from .systems import BY_KIND
 
 RECEIPT_VERSION = "guardian-erasure-receipt/1"
-CATEGORIES = {
-    "database": ["photo records", "face templates", "recognition events"],
-    "media": ["photos"],
-    "cache": ["match index entries"],
-    "http": ["face template copies", "recognition events held there"],
-    "key": ["the child's data key (crypto-shredding)"],
-}
 
 
 @cache
@@ -38,8 +32,6 @@ def canonical(receipt: dict) -> bytes:
 
 
 def erasure_receipt_build(request: ErasureRequest, steps=None) -> dict:
-    from .erasure import VERIFICATION  # noqa: PLC0415
-
     steps = list(request.steps.order_by("id")) if steps is None else steps
     return {
         "version": RECEIPT_VERSION,
@@ -53,11 +45,11 @@ def erasure_receipt_build(request: ErasureRequest, steps=None) -> dict:
             {
                 "system": s.system,
                 "kind": s.kind,
-                "erased": CATEGORIES[s.kind],
+                "erased": list(BY_KIND[s.kind].erased),
                 "items_erased": s.items_erased,
                 "attempts": s.attempts,
                 "verified_at": s.verified_at.isoformat() if s.verified_at else None,
-                "verification": VERIFICATION[s.kind],
+                "verification": BY_KIND[s.kind].verification,
             }
             for s in steps
         ],

@@ -8,10 +8,11 @@ from django.dispatch import receiver
 from consent.actors import Actor
 from consent.audit import audit_record
 from consent.models import Student
-from consent.signals import purposes_changed
+from consent.signals import purposes_changed, storage_locations_asked
 
-from .erasure import erasure_request_open
+from .erasure import erasure_open
 from .models import FaceTemplate, Holder, Photo, RecognitionEvent
+from .systems import STORAGE_LOCATIONS
 
 SYSTEM = Actor.system("consent change")
 
@@ -35,7 +36,7 @@ def on_purposes_changed(sender, *, student, ended: set, still_active: set, **kwa
         return
     if not still_active:
         if holds_biometric_data(student):
-            erasure_request_open(student=student, trigger="consent_lost", actor=SYSTEM)
+            erasure_open(student=student, trigger="consent_lost", actor=SYSTEM)
         return
     with transaction.atomic():
         deleted, _ = RecognitionEvent.objects.filter(
@@ -50,5 +51,8 @@ def on_purposes_changed(sender, *, student, ended: set, still_active: set, **kwa
         )
 
 
-def holder_names(school_id: int) -> list[str]:
-    return list(Holder.objects.filter(school_id=school_id).values_list("name", flat=True))
+@receiver(storage_locations_asked)
+def on_storage_locations_asked(sender, *, school_id: int, **kwargs) -> list[str]:
+    """Where a consent receipt says the child's data is stored: ours, then each holder."""
+    holders = Holder.objects.filter(school_id=school_id).values_list("name", flat=True)
+    return [*STORAGE_LOCATIONS, *holders]

@@ -1,16 +1,16 @@
-"""Retention: scheduled jobs that keep nothing longer than allowed (SPEC §6).
+"""Retention: scheduled jobs that keep nothing longer than allowed (docs/retention.md).
 
 Every job takes an "as of" time (for testing and for catching up), can run dry, works in short
 batches so no transaction holds locks for long, is idempotent (a killed run resumes where it
 stopped; two runs at once do no harm), and writes a summary to RetentionRun and the audit
-trail. Each is a Celery beat task (schedules editable in admin) and part of
-`manage.py enforce_retention`.
+trail. Beat runs them through `retention_job_task` (schedules editable in admin);
+`manage.py enforce_retention` runs them together with the portal's own job (expired exports).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -24,7 +24,7 @@ from consent.audit import audit_record
 from consent.models import ConsentDecision, Decision, School, Student, StudentStatus
 from consent.rules import load_for_rule, purpose_statuses
 
-from .erasure import OPEN, erasure_request_open, erasure_requests_open, erasure_watchdog
+from .erasure import OPEN, erasure_open, erasure_open_many, erasure_watchdog
 from .holder_protocol import HolderError
 from .holders import client_for
 from .models import (
@@ -91,7 +91,7 @@ def _open_erasures(students: list[Student], trigger: str, dry_run: bool) -> int:
         new = without_open([s for s in new if s.pk in locked])
         if not new:
             return 0
-        opened = erasure_requests_open(students=new, trigger=trigger, actor=ACTOR)
+        opened = erasure_open_many(students=new, trigger=trigger, actor=ACTOR)
     # A child another trigger (a parent, a withdrawal) opened meanwhile was joined, not opened.
     return sum(1 for request in opened if request.trigger == trigger)
 
@@ -254,17 +254,6 @@ def _remind_send(decision: ConsentDecision, *, expires: datetime) -> None:
     )
 
 
-def job_exports(*, as_of: datetime, dry_run: bool) -> dict:
-    from portal.exports import export_expire_due  # noqa: PLC0415 - portal sits above us
-    from portal.models import Export  # noqa: PLC0415
-
-    if dry_run:
-        return {
-            "exports_expired": Export.objects.filter(status="ready", expires_at__lte=as_of).count()
-        }
-    return {"exports_expired": export_expire_due(now=as_of)}
-
-
 def job_erasure_watchdog(*, as_of: datetime, dry_run: bool) -> dict:
     """Re-drive erasure steps that stopped moving. Both runs count the stuck steps (so a dry
     run says what the real one would pick up); the real run also reports what it re-drove."""
@@ -318,7 +307,7 @@ def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:
             if dry_run or ErasureRequest.objects.filter(student=student, status__in=OPEN).exists():
                 continue  # an open erasure reaches this holder itself
             if _has_data([student.pk]):
-                erasure_request_open(student=student, trigger="reconciliation", actor=ACTOR)
+                erasure_open(student=student, trigger="reconciliation", actor=ACTOR)
             else:  # the portal holds nothing, yet the holder kept a copy: erase it there
                 client.delete_subject(subject)
                 audit_record(
@@ -336,27 +325,32 @@ def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:
     }
 
 
-JOBS: dict[str, Callable[..., dict]] = {
+Job = Callable[..., dict]
+
+JOBS: dict[str, Job] = {
     "leavers": job_leavers,
     "template_age": job_template_age,
     "recognition_events": job_recognition_events,
     "consents": job_consents,
-    "exports": job_exports,
     "erasure_watchdog": job_erasure_watchdog,
     "reconcile": job_reconcile,
 }
 
 
 def retention_run(
-    job: str, *, as_of: datetime | None = None, dry_run: bool = False
+    job: str,
+    *,
+    as_of: datetime | None = None,
+    dry_run: bool = False,
+    jobs: Mapping[str, Job] = JOBS,
 ) -> RetentionRun:
-    """Run one job and record what it did (RetentionRun + audit)."""
+    """Run one job (by its name in `jobs`) and record what it did (RetentionRun + audit)."""
     as_of = as_of or timezone.now()
     run = RetentionRun.objects.create(
         job=job, as_of=as_of, dry_run=dry_run, started_at=timezone.now()
     )
     started = time.monotonic()
-    counts = JOBS[job](as_of=as_of, dry_run=dry_run)
+    counts = jobs[job](as_of=as_of, dry_run=dry_run)
     counts["seconds"] = round(time.monotonic() - started, 3)
     RetentionRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), counts=counts)
     audit_record(

@@ -8,16 +8,29 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import numpy as np
 from django.db.models import Count, Max, Q
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
 from consent.audit import ACCESS_ACTIONS
-from consent.models import AuditEvent, Student, StudentStatus
+from consent.models import AuditEvent, Guardian, Student, StudentStatus
 from consent.rules import load_for_rule, purpose_statuses
+from consent.selectors import children_for_guardian
 
-from .models import ErasureRequest, FaceTemplate, Holder, Photo, PhotoStatus, RecognitionEvent
+from .crypto import decrypt_for_child
+from .models import (
+    OPEN,
+    ErasureRequest,
+    FaceTemplate,
+    Holder,
+    Photo,
+    PhotoStatus,
+    RecognitionEvent,
+)
+from .storage import photo_file_read
 
 ACCESS_WORDS = {
     "biometrics.photo_viewed": _lazy("looked at a photo"),
@@ -248,14 +261,33 @@ def _actor_words(event: AuditEvent, viewer_guardian_id: int | None) -> str:
     return f"{event.actor_label} ({label})" if event.actor_label else label
 
 
-def erasure_for_guardian(guardian, erasure_id) -> ErasureRequest:
+def erasure_for_guardian(guardian: Guardian, erasure_id: object) -> ErasureRequest:
     """An erasure of one of this guardian's children; Http404 otherwise."""
-    from django.shortcuts import get_object_or_404
-
-    from consent.selectors import children_for_guardian
-
     return get_object_or_404(
         ErasureRequest.objects.prefetch_related("steps"),
         pk=erasure_id,
         student__in=children_for_guardian(guardian),
     )
+
+
+def erasure_get_open(*, student: Student) -> ErasureRequest | None:
+    """The child's erasure still under way, if there is one (at most one at a time)."""
+    return ErasureRequest.objects.filter(student=student, status__in=OPEN).first()
+
+
+def template_context(template_id: object) -> str:
+    """The associated data a template's ciphertext is bound to (its row, not another's)."""
+    return f"template:{template_id}"
+
+
+def template_embedding(template: FaceTemplate, key: bytes | None = None) -> np.ndarray:
+    """The 128 numbers of a template, decrypted under the child's key."""
+    raw = decrypt_for_child(
+        template.student_id, template.ciphertext, context=template_context(template.pk), key=key
+    )
+    return np.frombuffer(raw, dtype="<f8").copy()
+
+
+def photo_bytes(photo: Photo, key: bytes | None = None) -> bytes:
+    """The enrolment photo's original bytes, decrypted under the child's key."""
+    return photo_file_read(photo.student_id, photo.pk, photo.storage_name, key=key)

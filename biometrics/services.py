@@ -12,13 +12,23 @@ from django.utils import timezone
 
 from consent.actors import Actor
 from consent.audit import audit_record
-from consent.models import Student
-from consent.rules import active_purpose_codes
+from consent.jobs import job_enqueue
+from consent.models import Decision, Guardian, Method, Student
+from consent.rules import active_purpose_codes, load_for_rule, purpose_statuses
+from consent.services import consent_decide
 
 from . import faces
-from .crypto import decrypt_for_child, encrypt_for_child
-from .models import FaceTemplate, Holder, Photo, PhotoStatus, TemplateCopy
+from .crypto import encrypt_for_child
+from .erasure import erasure_open
+from .holders import client_for
+from .matching import match_index_bump
+from .models import ErasureRequest, FaceTemplate, Holder, Photo, PhotoStatus, TemplateCopy
+from .selectors import erasure_get_open, template_context, template_embedding
 from .storage import photo_file_delete, photo_file_read, photo_file_write
+
+#: Registered in biometrics.tasks under these names.
+PHOTO_TASK = "biometrics.tasks.photo_process_task"
+COPY_TASK = "biometrics.tasks.template_copy_push_task"
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +38,6 @@ NO_ACTIVE_CONSENT = "No purpose is active for this child, so no photo may be enr
 class NoActiveConsent(Exception):
     code = "no_active_consent"
     detail = NO_ACTIVE_CONSENT
-
-
-def template_context(template_id) -> str:
-    return f"template:{template_id}"
 
 
 def photo_enrol(
@@ -51,7 +57,7 @@ def photo_enrol(
     3. Store the photo encrypted under the child's key, create the row, audit it.
     4. After commit, the `faces` queue computes the template (or now, with process_now).
     """
-    if not active_purpose_codes(student) or _erasure_open(student):
+    if not active_purpose_codes(student) or erasure_get_open(student=student):
         audit_record(
             "biometrics.enrolment_refused",
             actor=actor,
@@ -95,9 +101,7 @@ def photo_enrol(
                 data={"photo": str(photo.id), "bytes": len(data), "face_box": list(box)},
             )
             if not process_now:
-                from .tasks import photo_process_task  # noqa: PLC0415 - tasks import services
-
-                transaction.on_commit(lambda: photo_process_task.delay(str(photo.id)))
+                job_enqueue(PHOTO_TASK, photo.id)
     except Exception:
         photo_file_delete(photo.storage_name)
         raise
@@ -118,7 +122,7 @@ def photo_process(*, photo_id) -> Photo:
     if photo.status != PhotoStatus.PENDING:
         return photo
     student = photo.student
-    if not active_purpose_codes(student) or _erasure_open(student):
+    if not active_purpose_codes(student) or erasure_get_open(student=student):
         return _photo_reject(photo, "no_active_consent")
     data = photo_file_read(student.pk, photo.pk, photo.storage_name)
     try:
@@ -142,12 +146,6 @@ def photo_process(*, photo_id) -> Photo:
         )
     photo.refresh_from_db()
     return photo
-
-
-def _erasure_open(student: Student) -> bool:
-    from .erasure import erasure_open_for  # noqa: PLC0415 - erasure imports services
-
-    return erasure_open_for(student) is not None
 
 
 def _photo_reject(photo: Photo, code: str) -> Photo:
@@ -187,8 +185,6 @@ def template_create(
         student, vector.tobytes(), context=template_context(template.id)
     )
     template.save()
-    from .matching import match_index_bump  # noqa: PLC0415 - matching imports services
-
     match_index_bump(student.school_id)
     holders = Holder.objects.filter(
         school_id=student.school_id, enabled=True, receives_templates=True
@@ -196,29 +192,13 @@ def template_create(
     copies = TemplateCopy.objects.bulk_create(
         [TemplateCopy(template=template, holder=h) for h in holders]
     )
-    if copies:
-        from .tasks import template_copy_push_task  # noqa: PLC0415
-
-        ids = [c.pk for c in copies]
-        transaction.on_commit(lambda: [template_copy_push_task.delay(i) for i in ids])
+    for copy in copies:
+        job_enqueue(COPY_TASK, copy.pk)
     return template
-
-
-def template_embedding(template: FaceTemplate, key: bytes | None = None) -> np.ndarray:
-    raw = decrypt_for_child(
-        template.student_id, template.ciphertext, context=template_context(template.pk), key=key
-    )
-    return np.frombuffer(raw, dtype="<f8").copy()
-
-
-def photo_bytes(photo: Photo, key: bytes | None = None) -> bytes:
-    return photo_file_read(photo.student_id, photo.pk, photo.storage_name, key=key)
 
 
 def template_copy_push(*, copy_id: int) -> TemplateCopy:
     """Send one template copy to its holder. Idempotent (PUT); raises HolderUnavailable to retry."""
-    from .holders import client_for  # noqa: PLC0415
-
     copy = TemplateCopy.objects.select_related("template__student", "holder").get(pk=copy_id)
     if copy.status == TemplateCopy.Status.STORED:
         return copy
@@ -239,3 +219,43 @@ def template_copy_push(*, copy_id: int) -> TemplateCopy:
     )
     copy.refresh_from_db()
     return copy
+
+
+def erasure_request_by_parent(
+    *, student: Student, guardian: Guardian, ip: str = "", user_agent: str = ""
+) -> ErasureRequest:
+    """ "Delete everything": stop every active purpose (this parent's no wins) and erase.
+
+    1. Open the erasure (trigger parent_request), or join the open one.
+    2. For each purpose still active, record this parent's withdrawal (if they had granted)
+       or objection, so no one can re-enrol the child until a parent decides again.
+    """
+    actor = Actor.guardian(guardian)
+    with transaction.atomic():
+        request = erasure_open(student=student, trigger="parent_request", actor=actor)
+        loaded = load_for_rule([student.pk])[student.pk]
+        for status in purpose_statuses(loaded):
+            if not status.active:
+                continue
+            mine = [
+                d
+                for d in loaded.decisions.all()
+                if d.guardian_id == guardian.pk and d.purpose_id == status.purpose.pk
+            ]
+            latest = max(mine, key=lambda d: (d.at, d.pk)) if mine else None
+            decision = (
+                Decision.WITHDRAW
+                if latest and latest.decision == Decision.GRANT
+                else Decision.OBJECT
+            )
+            consent_decide(
+                student=student,
+                purpose=status.purpose,
+                guardian=guardian,
+                decision=decision,
+                notice_version=None,
+                method=Method.WEB,
+                ip=ip,
+                user_agent=user_agent,
+            )
+    return request

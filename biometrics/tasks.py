@@ -1,4 +1,8 @@
-"""Celery tasks: ids in, a service call, nothing else. No images or embeddings on the broker."""
+"""Celery tasks: ids in, a service call, nothing else. No images or embeddings on the broker.
+
+This module sits on top of the app: it imports the services it runs, and nothing imports it.
+Services queue these tasks by name (consent.jobs.job_enqueue), after their transaction commits.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,19 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from .erasure import StepFailed, erasure_step_run, erasure_watchdog
+from .erasure import STEP_TASK, StepFailed, erasure_step_run, erasure_watchdog
 from .holder_protocol import HolderRejected, HolderUnavailable
-from .services import photo_process, template_copy_push
+from .retention import retention_run
+from .services import COPY_TASK, PHOTO_TASK, photo_process, template_copy_push
 
 
-@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+@shared_task(name=PHOTO_TASK, acks_late=True, soft_time_limit=60, time_limit=90)
 def photo_process_task(photo_id: str) -> None:
     photo_process(photo_id=photo_id)
 
 
 @shared_task(
+    name=COPY_TASK,
     acks_late=True,
     autoretry_for=(HolderUnavailable,),
     retry_backoff=2,
@@ -31,6 +37,7 @@ def template_copy_push_task(copy_id: int) -> None:
 
 
 @shared_task(
+    name=STEP_TASK,
     acks_late=True,
     autoretry_for=(HolderUnavailable, HolderRejected, StepFailed, OSError, OperationalError),
     retry_backoff=settings.ERASURE_RETRY_BACKOFF,
@@ -52,6 +59,4 @@ def erasure_watchdog_task() -> None:
 @shared_task(acks_late=True, soft_time_limit=1800, time_limit=2400)
 def retention_job_task(job: str) -> None:
     """One retention job (see biometrics.retention.JOBS); scheduled in admin."""
-    from .retention import retention_run  # noqa: PLC0415
-
     retention_run(job)

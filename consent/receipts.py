@@ -3,19 +3,16 @@ fields, for every grant, withdrawal, objection and refusal (SPEC §2)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
 from django.urls import reverse
 
 from .models import ConsentDecision, Decision
+from .signals import storage_locations_asked
 
 KANTARA_VERSION = "KI-CR-v1.1.0"
 ISO_SCHEMA = "ISO/IEC TS 27560:2023"
-
-# biometrics registers who else holds the data (it knows the holders; consent does not).
-storage_locations_hook: Callable[[int], list[str]] = lambda school_id: []  # noqa: E731
 
 EVENT_STATE = {
     Decision.GRANT: "ConsentGiven",
@@ -30,12 +27,18 @@ def transparency_url(school) -> str:
     return settings.SITE_URL.rstrip("/") + reverse("portal:transparency", args=[school.slug])
 
 
+def storage_locations(school_id: int) -> list[str]:
+    """Every system the apps that store the child's data name for this school."""
+    replies = storage_locations_asked.send(sender=ConsentDecision, school_id=school_id)
+    return [name for _receiver, names in replies for name in names]
+
+
 def receipt_for(decision: ConsentDecision) -> dict:
     """Build the receipt for a decision (called once, when the decision is recorded)."""
     student = decision.student
     school = student.school
     purpose = decision.purpose
-    locations = ["Guardian portal database", "Photo storage", *storage_locations_hook(school.pk)]
+    locations = storage_locations(school.pk)
     policy_url = transparency_url(school)
     validity = timedelta(days=school.consent_validity_days)
     controller = {

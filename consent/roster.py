@@ -1,4 +1,4 @@
-"""Roster import: students and guardians from CSV, idempotent on external ids (SPEC §1)."""
+"""Roster import: students and guardians from CSV, idempotent on external ids (docs/roster.md)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from .actors import Actor
 from .audit import audit_record
+from .jobs import job_enqueue
 from .models import Guardian, Guardianship, RosterImport, School, Student
 from .services import guardian_get_or_create, guardianship_link, student_create
 from .status import consent_status_refresh
@@ -253,13 +254,13 @@ def roster_import(
 
 STUCK_AFTER = timedelta(minutes=5)  # no chunk committed for this long: the watchdog re-queues
 MAX_ATTEMPTS = 5
+#: Registered in consent.tasks under this name.
+IMPORT_TASK = "consent.tasks.roster_import_task"
 
 
 def roster_job_create(*, school: School, data: bytes, filename: str, user) -> RosterImport:
     """Check the file's header, store the CSV with a job row, queue the import after commit.
     Raises ValueError (or UnicodeDecodeError) for a file that is not a roster CSV."""
-    from .tasks import roster_import_task  # noqa: PLC0415 - tasks import this module
-
     text = data.decode("utf-8-sig")
     rows = read_csv(text)
     with transaction.atomic():
@@ -276,7 +277,7 @@ def roster_job_create(*, school: School, data: bytes, filename: str, user) -> Ro
             school_id=school.pk,
             data={"job": job.pk, "rows": len(rows)},
         )
-        transaction.on_commit(lambda: roster_import_task.delay(job.pk))
+        job_enqueue(IMPORT_TASK, job.pk)
     return job
 
 
@@ -366,8 +367,6 @@ def _job_failed(job_id: int, claim: str, exc: Exception) -> None:
 
 def roster_job_watchdog(*, now: datetime | None = None) -> list[int]:
     """Re-queue imports that stopped moving (a dead worker, a lost message). Returns their ids."""
-    from .tasks import roster_import_task  # noqa: PLC0415
-
     now = now or timezone.now()
     stuck = list(
         RosterImport.objects.filter(
@@ -380,7 +379,7 @@ def roster_job_watchdog(*, now: datetime | None = None) -> list[int]:
         .values_list("pk", flat=True)
     )
     for pk in stuck:
-        roster_import_task.delay(pk)
+        job_enqueue(IMPORT_TASK, pk)
     return stuck
 
 

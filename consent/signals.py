@@ -4,3 +4,8 @@ from django.dispatch import Signal
 # for a child.
 # kwargs: student, ended (set of purpose codes that stopped being active), still_active (set).
 purposes_changed = Signal()
+
+# Sent while a consent receipt is built, to learn where the child's data is stored. Consent
+# knows no storage; each app that stores the data answers with a list of system names.
+# kwargs: school_id. Replies: list[str].
+storage_locations_asked = Signal()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .roster import roster_job_run, roster_job_watchdog
+from .roster import IMPORT_TASK, roster_job_run, roster_job_watchdog
 
 
-@shared_task(acks_late=True, soft_time_limit=1800, time_limit=2400)
+@shared_task(name=IMPORT_TASK, acks_late=True, soft_time_limit=1800, time_limit=2400)
 def roster_import_task(job_id: int) -> None:
     # Resumable and idempotent: a second delivery takes the job over from its last chunk.
     roster_job_run(job_id=job_id)

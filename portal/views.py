@@ -17,7 +17,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from PIL import Image
 
 from biometrics.access import access_record
-from biometrics.erasure import erasure_request_by_parent
 from biometrics.faces import MODEL_NAME, MODEL_VERSION
 from biometrics.models import (
     ErasureStatus,
@@ -27,8 +26,8 @@ from biometrics.models import (
     PhotoStatus,
 )
 from biometrics.receipts import public_key_b64, signed_receipt
-from biometrics.selectors import erasure_for_guardian, held_data
-from biometrics.services import photo_bytes, template_embedding
+from biometrics.selectors import erasure_for_guardian, held_data, photo_bytes, template_embedding
+from biometrics.services import erasure_request_by_parent
 from consent.actors import Actor
 from consent.models import ConsentDecision, Guardian, Method, School
 from consent.rules import load_for_rule, purpose_statuses

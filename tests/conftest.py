@@ -92,6 +92,18 @@ def media_dir(tmp_path, settings):
 
 
 @pytest.fixture
+def sent_jobs(monkeypatch):
+    """Tasks queued through consent.jobs, captured as (task name, args) instead of sent."""
+    from portal.celery import app
+
+    sent = []
+    monkeypatch.setattr(
+        app, "send_task", lambda name, args=None, **options: sent.append((name, args))
+    )
+    return sent
+
+
+@pytest.fixture
 def school(db):
     return SchoolFactory(slug="test-school", name="Test School")
 

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from biometrics import demo_photos
-from biometrics.erasure import erasure_request_open
+from biometrics.erasure import erasure_open
 from biometrics.models import ErasureRequest, FaceTemplate, Holder, Photo, RecognitionEvent
 from biometrics.services import photo_enrol
 from consent.audit import audit_record
@@ -76,7 +76,7 @@ def school_b_objects(other_school, db):
     holder = Holder.objects.create(
         school=other_school, name="B till", base_url="http://127.0.0.1:9", secret="x" * 12
     )
-    erasure = erasure_request_open(student=child, trigger="staff", actor=TEST_ACTOR)
+    erasure = erasure_open(student=child, trigger="staff", actor=TEST_ACTOR)
     export = export_request(student=child, guardian=parent)
     campaign = ConsentCampaign.objects.create(school=other_school, purpose=purpose)
     audit = audit_record("test.b", actor=TEST_ACTOR, school_id=other_school.pk, subject="x")
@@ -343,7 +343,9 @@ def test_roster_job_of_another_school_is_404(client, school_admin, other_school)
     assert client.get(f"/admin/roster/{job.pk}/").status_code == 404
 
 
-def test_a_stopped_import_is_requeued_and_resumes_where_it_stopped(school, school_admin):
+def test_a_stopped_import_is_requeued_and_resumes_where_it_stopped(
+    school, school_admin, django_capture_on_commit_callbacks
+):
     text, _ = roster_csv(n_students=30, n_guardians=50)
     job = roster_job_create(school=school, data=text.encode(), filename="r.csv", user=school_admin)
     # A first run imports two chunks of 10, then its worker dies: the job stays "running".
@@ -352,7 +354,8 @@ def test_a_stopped_import_is_requeued_and_resumes_where_it_stopped(school, schoo
     assert roster_job_watchdog() == []  # not stuck yet
     later = timezone.now() + timedelta(minutes=6)
     queued_roster_jobs()
-    assert roster_job_watchdog(now=later) == [job.pk]
+    with django_capture_on_commit_callbacks(execute=True):  # as outside a transaction
+        assert roster_job_watchdog(now=later) == [job.pk]
     assert queued_roster_jobs() == [job.pk]
     done = roster_job_run(job_id=job.pk, chunk_rows=10)
     assert (done.status, done.rows_done, done.attempts) == ("done", 50, 2)
@@ -419,7 +422,7 @@ def test_campaign_emails_undecided_guardians_with_a_link_to_the_decision(
 
 
 def test_dashboard_shows_coverage_and_open_erasures(client, school_admin, enrolled_child_a):
-    erasure_request_open(student=enrolled_child_a, trigger="staff", actor=TEST_ACTOR)
+    erasure_open(student=enrolled_child_a, trigger="staff", actor=TEST_ACTOR)
     client.force_login(school_admin)
     page = client.get("/admin/dashboard/").content.decode()
     assert "Gate Access" in page

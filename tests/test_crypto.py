@@ -16,7 +16,7 @@ from biometrics.crypto import (
     encrypt_for_child,
 )
 from biometrics.models import ChildKey, FaceTemplate, Photo
-from biometrics.services import photo_bytes, template_embedding
+from biometrics.selectors import photo_bytes, template_embedding
 
 
 def raw_bytes_of_database() -> bytes:

@@ -1,5 +1,5 @@
 """Erasure across every system, run step by step in this process against a real reference
-holder process (the worker-driven version is in test_erasure_integration.py)."""
+holder process (the worker-driven version is in integration/test_erasure_faults.py)."""
 
 import pytest
 from django.core import mail
@@ -7,12 +7,7 @@ from django.db import connection
 
 from biometrics import demo_photos
 from biometrics.crypto import KeyDestroyed, decrypt_for_child
-from biometrics.erasure import (
-    erasure_request_by_parent,
-    erasure_request_open,
-    erasure_step_run,
-    erasure_watchdog,
-)
+from biometrics.erasure import erasure_open, erasure_step_run, erasure_watchdog
 from biometrics.faces import embedding_from_photo
 from biometrics.holder_protocol import HolderUnavailable
 from biometrics.matching import identify
@@ -27,9 +22,10 @@ from biometrics.models import (
 )
 from biometrics.receipts import receipt_verify, signed_receipt
 from biometrics.selectors import held_data
-from biometrics.services import photo_enrol, template_copy_push
+from biometrics.services import erasure_request_by_parent, photo_enrol, template_copy_push
 from consent.models import AuditEvent, Decision
 from consent.services import consent_decide
+from portal.celery import app as celery_app
 
 from .factories import TEST_ACTOR
 from .processes import start_holder
@@ -207,7 +203,7 @@ def test_watchdog_redrives_steps_that_stopped_moving(held_child, purposes, paren
 
 def test_second_trigger_joins_the_open_erasure(held_child, purposes, parent_a):
     first = withdraw(held_child, purposes, parent_a)
-    again = erasure_request_open(student=held_child, trigger="staff", actor=TEST_ACTOR)
+    again = erasure_open(student=held_child, trigger="staff", actor=TEST_ACTOR)
     assert again.pk == first.pk
     assert ErasureRequest.objects.filter(student=held_child).count() == 1
 
@@ -320,8 +316,8 @@ def test_one_task_erases_every_waiting_child_in_a_batch(held_child, child_b, pur
     template_create(student=child_b, photo=None, embedding=np.full(128, 0.05))
     for copy in TemplateCopy.objects.filter(template__student=child_b):
         template_copy_push(copy_id=copy.pk)
-    first = erasure_request_open(student=held_child, trigger="staff", actor=TEST_ACTOR)
-    second = erasure_request_open(student=child_b, trigger="staff", actor=TEST_ACTOR)
+    first = erasure_open(student=held_child, trigger="staff", actor=TEST_ACTOR)
+    second = erasure_open(student=child_b, trigger="staff", actor=TEST_ACTOR)
 
     erasure_step_run(step_id=first.steps.get(kind="database").pk)
     for erasure in (first, second):
@@ -362,7 +358,7 @@ def test_a_step_is_claimed_while_another_worker_holds_its_request_row(
     from django.db import connections, transaction
     from django.db.models import Q
 
-    from biometrics.erasure import _claim
+    from biometrics.erasure.runner import _claim
 
     if connection.vendor != "postgresql":
         pytest.skip("row locks with SKIP LOCKED are PostgreSQL's; SQLite serialises writers")
@@ -395,21 +391,24 @@ def test_many_erasures_opened_at_once_drain_in_batches_of_tasks(
 ):
     """Opened together, erasures are queued one task per batch (per holder, and for the
     portal's stores); a full batch queues a follow-up while steps are left; all end sealed."""
-    from biometrics import tasks
-    from biometrics.erasure import erasure_requests_open
+    from biometrics.erasure import STEP_TASK, erasure_open_many
 
     from .factories import StudentFactory
 
     settings.ERASURE_BATCH = 2
     queued = []
-    monkeypatch.setattr(tasks.erasure_step_task, "delay", lambda pk: queued.append(pk))
+    monkeypatch.setattr(
+        celery_app,
+        "send_task",
+        lambda name, args=None, **options: queued.append(args[0]) if name == STEP_TASK else None,
+    )
     children = [child_a, child_b, StudentFactory(school=school, name="Child C")]
     with django_capture_on_commit_callbacks(execute=True):
-        erasures = erasure_requests_open(students=children, trigger="staff", actor=TEST_ACTOR)
+        erasures = erasure_open_many(students=children, trigger="staff", actor=TEST_ACTOR)
     assert len({e.pk for e in erasures}) == 3
     kinds = sorted(ErasureStep.objects.get(pk=pk).kind for pk in queued)
     assert kinds == ["database", "database", "http", "http"]  # 3 children, batches of 2
-    assert erasure_requests_open(students=children[:1], trigger="staff", actor=TEST_ACTOR) == [
+    assert erasure_open_many(students=children[:1], trigger="staff", actor=TEST_ACTOR) == [
         erasures[0]
     ]  # joins the open one
     ran = 0
@@ -423,7 +422,7 @@ def test_many_erasures_opened_at_once_drain_in_batches_of_tasks(
 
 
 def test_watchdog_seals_an_erasure_whose_steps_all_verified(held_child, settings):
-    erasure = erasure_request_open(student=held_child, trigger="staff", actor=TEST_ACTOR)
+    erasure = erasure_open(student=held_child, trigger="staff", actor=TEST_ACTOR)
     # As if the worker that verified the last step died before sealing.
     ErasureStep.objects.filter(request=erasure).update(status="verified")
     ErasureRequest.objects.filter(pk=erasure.pk).update(status="running")

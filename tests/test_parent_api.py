@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from biometrics import demo_photos
 from biometrics.models import FaceTemplate, Photo
-from biometrics.services import template_embedding
+from biometrics.selectors import template_embedding
 from consent.models import AuditEvent
 
 HELD_KEYS = {

@@ -16,10 +16,11 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection, connections
+from django.test import TestCase
 from django.utils import timezone
 
 from biometrics import demo_photos
-from biometrics.erasure import erasure_request_open, erasure_step_run
+from biometrics.erasure import STEP_TASK, erasure_open, erasure_step_run
 from biometrics.models import (
     ConsentReminder,
     ErasureRequest,
@@ -30,12 +31,12 @@ from biometrics.models import (
     RecognitionEvent,
     RetentionRun,
 )
-from biometrics.retention import JOBS, retention_run
 from biometrics.services import photo_enrol
 from consent.models import AuditEvent, ConsentDecision, Decision, Student
 from consent.services import consent_decide, student_leave
 from portal.exports import export_build, export_request
 from portal.models import Export
+from portal.retention import JOBS, retention_run
 
 from .factories import TEST_ACTOR, StudentFactory, grant, link
 from .processes import ROOT, process_env, start_holder, wait_for
@@ -43,6 +44,12 @@ from .processes import ROOT, process_env, start_holder, wait_for
 
 def enforce(job, as_of, *extra):
     call_command("enforce_retention", "--job", job, "--as-of", as_of.isoformat(), *extra)
+
+
+def enforce_committed(job, as_of, *extra):
+    """The command as its own process runs it: what it queues after commit is sent."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        enforce(job, as_of, *extra)
 
 
 def test_a_leaver_is_erased_on_day_30_not_day_29(enrolled_child_a):
@@ -281,7 +288,7 @@ def _exports(request) -> Scenario:
 def _erasure_watchdog(request) -> Scenario:
     child = request.getfixturevalue("child_a")
     queued = request.getfixturevalue("queued_steps")
-    erasure = erasure_request_open(student=child, trigger="staff", actor=TEST_ACTOR)
+    erasure = erasure_open(student=child, trigger="staff", actor=TEST_ACTOR)
     # As if the worker running it died: every step left "running", none moving.
     ErasureStep.objects.filter(request=erasure).update(status="running")
     stuck = timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
@@ -359,11 +366,16 @@ def build_export(child, parent):
 
 @pytest.fixture
 def queued_steps(monkeypatch):
-    """Erasure tasks queued (captured instead of sent to the broker)."""
-    from biometrics import tasks
+    """Erasure steps queued (captured instead of sent to the broker); other tasks are dropped."""
+    from portal.celery import app
 
     queued = []
-    monkeypatch.setattr(tasks.erasure_step_task, "delay", queued.append)
+
+    def send_task(name, args=None, **options):
+        if name == STEP_TASK:
+            queued.append(args[0])
+
+    monkeypatch.setattr(app, "send_task", send_task)
     return queued
 
 
@@ -389,8 +401,10 @@ def test_each_job_dry_run_changes_nothing_then_the_command_does_the_work(
 ):
     scenario = SCENARIOS[job](request)
     before = state(media_dir, scenario)
+    # The watchdog queues its work when it runs, as its own process would (no outer transaction).
+    run = enforce_committed if job == "erasure_watchdog" else enforce
 
-    enforce(job, scenario.as_of, "--dry-run")
+    run(job, scenario.as_of, "--dry-run")
     assert state(media_dir, scenario) == before
     assert not queued_steps
     dry = RetentionRun.objects.get(job=job)
@@ -404,7 +418,7 @@ def test_each_job_dry_run_changes_nothing_then_the_command_does_the_work(
     assert audit.data["as_of"] == scenario.as_of.isoformat()
     assert {k: audit.data.get(k) for k in scenario.counts} == scenario.counts
 
-    enforce(job, scenario.as_of)
+    run(job, scenario.as_of)
     real = RetentionRun.objects.get(job=job, dry_run=False)
     assert {k: real.counts.get(k) for k in scenario.counts} == scenario.counts
     assert AuditEvent.objects.filter(action=f"retention.{job}", data__dry_run=False).count() == 1
@@ -451,17 +465,17 @@ def test_an_expired_export_file_is_deleted_by_the_job_and_its_link_answers_410(
 def test_the_watchdog_job_redrives_a_stale_step_and_the_erasure_completes(
     enrolled_child_a, media_dir, queued_steps, django_capture_on_commit_callbacks
 ):
-    erasure = erasure_request_open(student=enrolled_child_a, trigger="staff", actor=TEST_ACTOR)
+    erasure = erasure_open(student=enrolled_child_a, trigger="staff", actor=TEST_ACTOR)
     db_step = erasure.steps.get(kind="database")
     ErasureStep.objects.filter(pk=db_step.pk).update(status="running")  # its worker died
     stuck = timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
 
-    enforce("erasure_watchdog", db_step.updated_at + stuck - timedelta(seconds=1))
+    enforce_committed("erasure_watchdog", db_step.updated_at + stuck - timedelta(seconds=1))
     db_step.refresh_from_db()
     assert db_step.status == "running"
     assert not queued_steps
 
-    enforce("erasure_watchdog", db_step.updated_at + stuck + timedelta(seconds=1))
+    enforce_committed("erasure_watchdog", db_step.updated_at + stuck + timedelta(seconds=1))
     db_step.refresh_from_db()
     assert db_step.status == "pending"
     assert queued_steps == [db_step.pk]

@@ -8,10 +8,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from biometrics.erasure import erasure_request_by_parent
 from biometrics.models import ErasureRequest, ErasureStatus
 from biometrics.receipts import public_key_b64, signed_receipt
 from biometrics.selectors import erasure_for_guardian
+from biometrics.services import erasure_request_by_parent
 
 from .errors import ApiError
 from .serializers import ErrorSerializer

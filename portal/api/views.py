@@ -12,8 +12,7 @@ from rest_framework.views import APIView
 
 from biometrics.access import access_record
 from biometrics.models import FaceTemplate, Photo, PhotoStatus
-from biometrics.selectors import held_data
-from biometrics.services import photo_bytes, template_embedding
+from biometrics.selectors import held_data, photo_bytes, template_embedding
 from consent.actors import Actor
 from consent.rules import load_for_rule, purpose_statuses
 from consent.selectors import children_for_guardian

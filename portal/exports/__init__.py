@@ -1,16 +1,17 @@
-"""Exports: a parent's download of everything held about a child (SPEC §5)."""
+"""Exports: a parent's download of everything held about a child (docs/exports.md)."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -18,12 +19,16 @@ from django.utils import timezone, translation
 from biometrics.crypto import SealingWriter, open_stream
 from consent.actors import Actor
 from consent.audit import audit_record
+from consent.jobs import job_enqueue
 from consent.models import Guardian, Student
 
 from ..models import Export
+from .package import build_package
 
 log = logging.getLogger(__name__)
 IN_PROGRESS = [Export.Status.PENDING, Export.Status.RUNNING]
+#: Registered in portal.exports.tasks under this name.
+BUILD_TASK = "portal.exports.tasks.export_build_task"
 
 
 def export_context(export_id) -> str:
@@ -50,11 +55,9 @@ def export_request(*, student: Student, guardian: Guardian, language: str = "") 
                 subject=student.subject_id,
                 data={"export": str(export.pk)},
             )
+            job_enqueue(BUILD_TASK, export.pk)
     except IntegrityError:
         return Export.objects.get(student=student, status__in=IN_PROGRESS)
-    from .tasks import export_build_task  # noqa: PLC0415
-
-    transaction.on_commit(lambda: export_build_task.delay(str(export.pk)))
     return export
 
 
@@ -65,8 +68,6 @@ def export_build(*, export_id) -> Export:
     2. Stream the ZIP through the encrypting writer into a storage file.
     3. Record size, SHA-256 and expiry; email the parent.
     """
-    from .package import build_package  # noqa: PLC0415
-
     export = Export.objects.select_related("student__school", "guardian").get(pk=export_id)
     if export.status not in IN_PROGRESS:
         return export
@@ -139,12 +140,20 @@ def export_expire(export: Export, *, now=None) -> bool:
     )
 
 
-def export_expire_due(*, now=None) -> int:
+def export_expire_due(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     count = 0
     for export in Export.objects.filter(status=Export.Status.READY, expires_at__lte=now):
         count += export_expire(export, now=now)
     return count
+
+
+def job_exports(*, as_of: datetime, dry_run: bool) -> dict:
+    """The retention job for downloads: delete the files of exports past their expiry."""
+    if dry_run:
+        due = Export.objects.filter(status=Export.Status.READY, expires_at__lte=as_of)
+        return {"exports_expired": due.count()}
+    return {"exports_expired": export_expire_due(now=as_of)}
 
 
 def export_open(export: Export, *, guardian: Guardian):
@@ -169,8 +178,6 @@ def export_open(export: Export, *, guardian: Guardian):
 
 def export_for_guardian(guardian: Guardian, export_id) -> Export:
     """The export if this guardian asked for it (only they may use it), expired if due."""
-    from django.shortcuts import get_object_or_404
-
     export = get_object_or_404(
         Export.objects.select_related("student"), pk=export_id, guardian=guardian
     )

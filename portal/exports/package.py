@@ -33,8 +33,7 @@ from biometrics.models import (
     RecognitionEvent,
 )
 from biometrics.receipts import signed_receipt
-from biometrics.selectors import retention_for
-from biometrics.services import photo_bytes, template_embedding
+from biometrics.selectors import photo_bytes, retention_for, template_embedding
 from consent.audit import ACCESS_ACTIONS
 from consent.models import AuditEvent, ConsentDecision, Student
 from consent.receipts import transparency_url

@@ -1,9 +1,9 @@
 from celery import shared_task
 
-from . import export_build, export_expire_due
+from . import BUILD_TASK, export_build, export_expire_due
 
 
-@shared_task(acks_late=True, soft_time_limit=600, time_limit=900)
+@shared_task(name=BUILD_TASK, acks_late=True, soft_time_limit=600, time_limit=900)
 def export_build_task(export_id: str) -> None:
     export_build(export_id=export_id)
 

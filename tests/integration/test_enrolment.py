@@ -10,7 +10,8 @@ import pytest
 
 from biometrics import demo_photos
 from biometrics.models import FaceTemplate, Photo, PhotoStatus, TemplateCopy
-from biometrics.services import photo_enrol, template_embedding
+from biometrics.selectors import template_embedding
+from biometrics.services import photo_enrol
 
 from ..factories import TEST_ACTOR
 from ..processes import wait_for

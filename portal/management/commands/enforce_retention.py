@@ -3,7 +3,7 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from biometrics.retention import JOBS, retention_run
+from portal.retention import JOBS, retention_run
 
 
 class Command(BaseCommand):
