@@ -217,15 +217,13 @@ def photo_bytes(photo: Photo, key: bytes | None = None) -> bytes:
 
 def template_copy_push(*, copy_id: int) -> TemplateCopy:
     """Send one template copy to its holder. Idempotent (PUT); raises HolderUnavailable to retry."""
-    from .holders import client_for  # noqa: PLC0415
-
     copy = TemplateCopy.objects.select_related("template__student", "holder").get(pk=copy_id)
     if copy.status == TemplateCopy.Status.STORED:
         return copy
     template = copy.template
     TemplateCopy.objects.filter(pk=copy.pk).update(attempts=copy.attempts + 1)
     try:
-        client_for(copy.holder).put_template(
+        copy.holder.client().put_template(
             str(template.student.subject_id),
             str(template.pk),
             template_embedding(template).tolist(),

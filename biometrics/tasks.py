@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from .erasure import StepFailed, erasure_step_run, erasure_watchdog
-from .holder_protocol import HolderRejected, HolderUnavailable
+from .holders.protocol import HolderRejected, HolderUnavailable
 from .services import photo_process, template_copy_push
 
 
