@@ -14,8 +14,7 @@ from consent.admin_scoping import SchoolScopedAdmin
 
 from .access import access_record
 from .erasure import erasure_dispatch
-from .holder_protocol import HolderError
-from .holders import client_for
+from .holders.protocol import HolderError
 from .models import (
     ErasureRequest,
     ErasureStatus,
@@ -38,7 +37,7 @@ class HolderAdmin(SchoolScopedAdmin):
     @admin.action(description="Test connection (signed request)")
     def test_connection(self, request, queryset):
         for holder in queryset:
-            client = client_for(holder, timeout=5)
+            client = holder.client(timeout=5)
             try:
                 subjects, _ = client.list_subjects()
             except (HolderError, ValueError, OSError) as exc:

@@ -5,6 +5,8 @@ from django.utils.translation import gettext_lazy as _
 
 from consent.models import Purpose, School, Student
 
+from .holders.client import HolderClient
+
 
 class ChildKey(models.Model):
     """The child's data key, wrapped by the key-encryption key. Destroying it shreds the data.
@@ -102,6 +104,10 @@ class Holder(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def client(self, timeout: float = 5.0) -> HolderClient:
+        """A signed-request client for this holder (raises ValueError on a bad URL or secret)."""
+        return HolderClient(self.base_url, self.secret, timeout=timeout)
 
 
 class TemplateCopy(models.Model):

@@ -25,8 +25,7 @@ from consent.models import ConsentDecision, Decision, School, Student, StudentSt
 from consent.rules import load_for_rule, purpose_statuses
 
 from .erasure import OPEN, erasure_open, erasure_open_many, erasure_watchdog
-from .holder_protocol import HolderError
-from .holders import client_for
+from .holders.protocol import HolderError
 from .models import (
     ConsentReminder,
     ErasureRequest,
@@ -274,7 +273,7 @@ def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:
     including subjects the portal has never heard of."""
     checked = erased = unknown = unreachable = 0
     for holder in Holder.objects.filter(enabled=True).select_related("school"):
-        client = client_for(holder, timeout=settings.HOLDER_TIMEOUT_SECONDS)
+        client = holder.client(timeout=settings.HOLDER_TIMEOUT_SECONDS)
         try:
             subjects = list(client.iter_subjects())
         except HolderError:

@@ -20,7 +20,6 @@ from consent.services import consent_decide
 from . import faces
 from .crypto import encrypt_for_child
 from .erasure import erasure_open
-from .holders import client_for
 from .matching import match_index_bump
 from .models import ErasureRequest, FaceTemplate, Holder, Photo, PhotoStatus, TemplateCopy
 from .selectors import erasure_get_open, template_context, template_embedding
@@ -205,7 +204,7 @@ def template_copy_push(*, copy_id: int) -> TemplateCopy:
     template = copy.template
     TemplateCopy.objects.filter(pk=copy.pk).update(attempts=copy.attempts + 1)
     try:
-        client_for(copy.holder).put_template(
+        copy.holder.client().put_template(
             str(template.student.subject_id),
             str(template.pk),
             template_embedding(template).tolist(),

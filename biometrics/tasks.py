@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from .erasure import STEP_TASK, StepFailed, erasure_step_run, erasure_watchdog
-from .holder_protocol import HolderRejected, HolderUnavailable
+from .holders.protocol import HolderRejected, HolderUnavailable
 from .retention import retention_run
 from .services import COPY_TASK, PHOTO_TASK, photo_process, template_copy_push
 

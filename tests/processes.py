@@ -172,7 +172,7 @@ def start_holder(
     secret: str | None = None,
     fail_first: int = 0,
 ) -> Proc:
-    from biometrics.holder_protocol import HolderClient
+    from biometrics.holders.client import HolderClient
 
     port = port or free_port()
     secret = secret or secrets.token_hex(16)

@@ -9,7 +9,7 @@ from biometrics import demo_photos
 from biometrics.crypto import KeyDestroyed, decrypt_for_child
 from biometrics.erasure import erasure_open, erasure_step_run, erasure_watchdog
 from biometrics.faces import embedding_from_photo
-from biometrics.holder_protocol import HolderUnavailable
+from biometrics.holders.protocol import HolderUnavailable
 from biometrics.matching import identify
 from biometrics.models import (
     ErasureRequest,
@@ -337,10 +337,8 @@ def test_one_task_erases_every_waiting_child_in_a_batch(held_child, child_b, pur
         erasure.refresh_from_db()
         assert erasure.status == "verified"
         assert receipt_verify(signed_receipt(erasure))
-    from biometrics.holders import client_for
-
     for child in (held_child, child_b):
-        assert client_for(holder).get_subject(str(child.subject_id)) is None
+        assert holder.client().get_subject(str(child.subject_id)) is None
         with pytest.raises(KeyDestroyed):
             decrypt_for_child(child.pk, b"x" * 40, context="photo:x")
     # each sealed once, with one audit event each

@@ -11,8 +11,7 @@ from django.db import models, transaction
 from django.db.models import Count
 
 from ..crypto import child_keys_destroy, child_keys_for_reading
-from ..holder_protocol import HolderRejected, HolderUnavailable
-from ..holders import client_for
+from ..holders.protocol import HolderRejected, HolderUnavailable
 from ..matching import match_cache_forget, match_index_bump, match_index_version
 from ..models import ErasureStep, FaceTemplate, Photo, RecognitionEvent
 from ..storage import subject_files, subject_files_delete
@@ -128,7 +127,7 @@ def erase_http_batch(steps: list[ErasureStep]) -> Outcome:
     holder = steps[0].holder
     if holder is None:  # the holder was removed from the configuration; nothing to reach
         return {s.pk: 0 for s in steps}, {}
-    client = client_for(holder, timeout=settings.HOLDER_TIMEOUT_SECONDS)
+    client = holder.client(timeout=settings.HOLDER_TIMEOUT_SECONDS)
     down = None
     for step in steps:
         if down is not None:

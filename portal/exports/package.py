@@ -21,8 +21,7 @@ from django.utils.translation import gettext as _
 
 from biometrics.crypto import KeyDestroyed, child_key_for_reading
 from biometrics.faces import MODEL_NAME
-from biometrics.holder_protocol import HolderError
-from biometrics.holders import client_for
+from biometrics.holders.protocol import HolderError
 from biometrics.models import (
     ErasureRequest,
     ErasureStatus,
@@ -146,7 +145,7 @@ def holder_reports(student: Student) -> list[dict]:
     for holder in Holder.objects.filter(school_id=student.school_id).order_by("name"):
         checked_at = timezone.now()
         try:
-            reported = client_for(holder, timeout=settings.HOLDER_TIMEOUT_SECONDS).get_subject(
+            reported = holder.client(timeout=settings.HOLDER_TIMEOUT_SECONDS).get_subject(
                 str(student.subject_id)
             )
             reachable = True

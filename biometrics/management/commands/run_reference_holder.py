@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from biometrics.reference_holder.server import serve
+from biometrics.reference_holder import serve
 
 
 class Command(BaseCommand):
