@@ -1,10 +1,11 @@
-"""Reads scoped by the requester: a guardian sees only their own children."""
+"""Reads scoped by the requester: a guardian's own children, a school's own purposes."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from .models import Guardian, Student
+from .models import Guardian, Purpose, School, Student
+from .services import PURPOSE_UNKNOWN, ConsentError
 
 
 def children_for_guardian(guardian: Guardian) -> QuerySet[Student]:
@@ -19,6 +20,14 @@ def children_for_guardian(guardian: Guardian) -> QuerySet[Student]:
 def child_for_guardian(guardian: Guardian, child_id) -> Student:
     """The child if this guardian is linked to it; Student.DoesNotExist (→ 404) otherwise."""
     return children_for_guardian(guardian).get(pk=child_id)
+
+
+def purpose_get(*, school: School, code: str) -> Purpose:
+    """The school's purpose with this code; ConsentError("unknown_purpose") if it has none."""
+    purpose = Purpose.objects.filter(school=school, code=code).first()
+    if purpose is None:
+        raise ConsentError("unknown_purpose", PURPOSE_UNKNOWN)
+    return purpose
 
 
 def consent_overview(student: Student, *, viewer: Guardian | None = None) -> list[dict]:

@@ -1,4 +1,8 @@
-"""The parent's web pages: server-rendered, mobile first, working without JavaScript."""
+"""The parent's web pages: server-rendered, mobile first, working without JavaScript.
+
+A page parses its input, calls one of the parent's use cases in `portal.parent` (the same ones
+the JSON API calls) and renders what it returns.
+"""
 
 from __future__ import annotations
 
@@ -16,28 +20,31 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image
 
-from biometrics.access import access_record
 from biometrics.faces import MODEL_NAME, MODEL_VERSION
-from biometrics.models import (
-    ErasureStatus,
-    FaceTemplate,
-    Holder,
-    Photo,
-    PhotoStatus,
-)
-from biometrics.receipts import public_key_b64, signed_receipt
-from biometrics.selectors import erasure_for_guardian, held_data, photo_bytes, template_embedding
+from biometrics.models import ErasureStatus, Holder
+from biometrics.receipts import public_key_b64
+from biometrics.selectors import erasure_for_guardian, held_data
 from biometrics.services import erasure_request_by_parent
-from consent.actors import Actor
-from consent.models import ConsentDecision, Guardian, Method, School
-from consent.rules import load_for_rule, purpose_statuses
-from consent.selectors import children_for_guardian, consent_overview
+from consent.models import Guardian, Method, School
+from consent.selectors import consent_overview
 from consent.services import ConsentError
 
 from .auth import LINK_INVALID, magic_link_consume, magic_link_request
 from .exports import export_for_guardian, export_open, export_request
 from .forms import SignInForm
 from .models import Export
+from .parent import (
+    ErasureNotFinished,
+    Receipt,
+    child_get,
+    children_list,
+    consent_receipt_get,
+    decision_record,
+    erasure_receipt_get,
+    photo_shown,
+    template_shown,
+    zip_response,
+)
 
 THUMBNAIL_SIDE = 320
 
@@ -54,10 +61,6 @@ def guardian_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
-
-
-def owned_child(request: HttpRequest, child_id):
-    return get_object_or_404(children_for_guardian(request.guardian), pk=child_id)
 
 
 @require_GET
@@ -103,32 +106,20 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 @guardian_required
 @require_GET
 def children(request: HttpRequest) -> HttpResponse:
-    loaded = load_for_rule(children_for_guardian(request.guardian).values("pk"))
-    rows = [
-        {"child": child, "statuses": purpose_statuses(child)}
-        for child in sorted(loaded.values(), key=lambda c: c.name)
-    ]
+    rows = children_list(guardian=request.guardian)
     return render(request, "portal/children.html", {"rows": rows})
 
 
 @guardian_required
 @require_GET
 def child_detail(request: HttpRequest, child_id) -> HttpResponse:
-    child = owned_child(request, child_id)
+    child = child_get(guardian=request.guardian, child_id=child_id)
     document = held_data(child, viewer_guardian_id=request.guardian.pk)
     shown = None
     if show := request.GET.get("show"):
         # The 128 numbers are shown only when asked for, and the look is logged.
-        template = FaceTemplate.objects.filter(pk=_uuid_or_none(show), student=child).first()
-        if template is None:
-            raise Http404
-        shown = {"id": template.pk, "embedding": [f"{x:.6f}" for x in template_embedding(template)]}
-        access_record(
-            student=child,
-            actor=Actor.guardian(request.guardian),
-            action="biometrics.template_viewed",
-            data={"template": str(template.pk), "via": "web"},
-        )
+        seen = template_shown(guardian=request.guardian, child=child, template_id=show, via="web")
+        shown = {"id": seen.template.pk, "embedding": [f"{x:.6f}" for x in seen.embedding]}
     return render(
         request,
         "portal/child.html",
@@ -145,25 +136,24 @@ def child_detail(request: HttpRequest, child_id) -> HttpResponse:
 @require_POST
 def child_consent(request: HttpRequest, child_id) -> HttpResponse:
     """One tap: grant, withdraw or object for one purpose (the same steps each way)."""
-    from .api.consents import record_decision  # noqa: PLC0415
-
-    child = owned_child(request, child_id)
+    child = child_get(guardian=request.guardian, child_id=child_id)
     try:
         version = int(request.POST.get("notice_version") or 0) or None
-        _record, now_status, erasure = record_decision(
+        outcome = decision_record(
             guardian=request.guardian,
             child=child,
             purpose_code=request.POST.get("purpose", ""),
             decision=request.POST.get("decision", ""),
             notice_version=version,
             method=Method.WEB,
-            request=request,
+            ip=request.META.get("REMOTE_ADDR", ""),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
     except (ConsentError, ValueError) as exc:
         messages.error(request, getattr(exc, "detail", str(exc)))
     else:
-        messages.success(request, now_status.reason_text)
-        if erasure is not None:
+        messages.success(request, outcome.status.reason_text)
+        if outcome.erasure is not None:
             messages.info(
                 request,
                 _("Nothing is active any more: erasing everything held about your child."),
@@ -174,10 +164,15 @@ def child_consent(request: HttpRequest, child_id) -> HttpResponse:
 @guardian_required
 @require_GET
 def consent_receipt(request: HttpRequest, child_id, receipt_id) -> HttpResponse:
-    child = owned_child(request, child_id)
-    record = get_object_or_404(ConsentDecision, student=child, receipt_id=receipt_id)
-    response = JsonResponse(record.receipt, json_dumps_params={"indent": 2})
-    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{receipt_id}.json"'
+    child = child_get(guardian=request.guardian, child_id=child_id)
+    return _receipt_download(
+        consent_receipt_get(guardian=request.guardian, child=child, receipt_id=receipt_id)
+    )
+
+
+def _receipt_download(receipt: Receipt) -> HttpResponse:
+    response = JsonResponse(receipt.body, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = receipt.content_disposition
     return response
 
 
@@ -205,39 +200,22 @@ def transparency(request: HttpRequest, slug: str) -> HttpResponse:
 @guardian_required
 @require_GET
 def photo_thumbnail(request: HttpRequest, child_id, photo_id) -> HttpResponse:
-    child = owned_child(request, child_id)
-    photo = get_object_or_404(
-        Photo, pk=photo_id, student=child, status__in=[PhotoStatus.PENDING, PhotoStatus.ENROLLED]
-    )
-    image = Image.open(io.BytesIO(photo_bytes(photo)))
+    child = child_get(guardian=request.guardian, child_id=child_id)
+    shown = photo_shown(guardian=request.guardian, child=child, photo_id=photo_id, via="web")
+    image = Image.open(io.BytesIO(shown.data))
     image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     out = io.BytesIO()
     image.convert("RGB").save(out, "JPEG", quality=85)
-    access_record(
-        student=child,
-        actor=Actor.guardian(request.guardian),
-        action="biometrics.photo_viewed",
-        data={"photo": str(photo.pk), "via": "web"},
-    )
     response = HttpResponse(out.getvalue(), content_type="image/jpeg")
     response["Cache-Control"] = "no-store, private"
     return response
-
-
-def _uuid_or_none(value: str):
-    import uuid  # noqa: PLC0415
-
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 @guardian_required
 @require_http_methods(["GET", "POST"])
 def child_delete_everything(request: HttpRequest, child_id) -> HttpResponse:
     """Confirm, then erase everything held about the child in every system."""
-    child = owned_child(request, child_id)
+    child = child_get(guardian=request.guardian, child_id=child_id)
     if request.method == "POST":
         erasure = erasure_request_by_parent(
             student=child,
@@ -265,18 +243,17 @@ def erasure_detail(request: HttpRequest, erasure_id) -> HttpResponse:
 @guardian_required
 @require_GET
 def erasure_receipt(request: HttpRequest, erasure_id) -> HttpResponse:
-    erasure = erasure_for_guardian(request.guardian, erasure_id)
-    if erasure.status != ErasureStatus.VERIFIED:
-        raise Http404
-    response = JsonResponse(signed_receipt(erasure), json_dumps_params={"indent": 2})
-    response["Content-Disposition"] = f'attachment; filename="erasure-receipt-{erasure.pk}.json"'
-    return response
+    try:
+        receipt = erasure_receipt_get(guardian=request.guardian, erasure_id=erasure_id)
+    except ErasureNotFinished:
+        raise Http404 from None
+    return _receipt_download(receipt)
 
 
 @guardian_required
 @require_POST
 def child_export(request: HttpRequest, child_id) -> HttpResponse:
-    child = owned_child(request, child_id)
+    child = child_get(guardian=request.guardian, child_id=child_id)
     export = export_request(student=child, guardian=request.guardian, language=_language(request))
     return redirect("portal:export", export.pk)
 
@@ -295,8 +272,6 @@ def export_detail(request: HttpRequest, export_id) -> HttpResponse:
 @guardian_required
 @require_GET
 def export_download(request: HttpRequest, export_id) -> HttpResponse:
-    from .api.exports import zip_response  # noqa: PLC0415
-
     export = export_for_guardian(request.guardian, export_id)
     if export.status == Export.Status.EXPIRED:
         return render(request, "portal/export_gone.html", {"export": export}, status=410)

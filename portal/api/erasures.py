@@ -9,13 +9,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from biometrics.models import ErasureRequest, ErasureStatus
-from biometrics.receipts import public_key_b64, signed_receipt
+from biometrics.receipts import public_key_b64
 from biometrics.selectors import erasure_for_guardian
 from biometrics.services import erasure_request_by_parent
+from portal.parent import ErasureNotFinished, child_get, erasure_receipt_get
 
 from .errors import ApiError
 from .serializers import ErrorSerializer
-from .views import client_ip, owned_child
+from .views import client_ip
 
 
 class StepOut(serializers.Serializer):
@@ -64,7 +65,7 @@ class ChildErasuresView(APIView):
     @extend_schema(request=None, responses={202: None, 404: ErrorSerializer})
     def post(self, request, child_id):
         """Delete everything held about the child, everywhere. Stops every purpose first."""
-        child = owned_child(request, child_id)
+        child = child_get(guardian=request.guardian, child_id=child_id)
         erasure = erasure_request_by_parent(
             student=child,
             guardian=request.guardian,
@@ -89,13 +90,12 @@ class ErasureReceiptView(APIView):
     def get(self, request, erasure_id):
         """The signed deletion receipt (Ed25519; the public key is in it and on the
         school's transparency page)."""
-        erasure = erasure_for_guardian(request.guardian, erasure_id)
-        if erasure.status != ErasureStatus.VERIFIED:
-            raise ApiError("not_ready", "The erasure is not finished yet.", 409)
-        response = Response(signed_receipt(erasure))
-        response["Content-Disposition"] = (
-            f'attachment; filename="erasure-receipt-{erasure.pk}.json"'
-        )
+        try:
+            receipt = erasure_receipt_get(guardian=request.guardian, erasure_id=erasure_id)
+        except ErasureNotFinished:
+            raise ApiError("not_ready", "The erasure is not finished yet.", 409) from None
+        response = Response(receipt.body)
+        response["Content-Disposition"] = receipt.content_disposition
         return response
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -12,10 +11,10 @@ from rest_framework.views import APIView
 from portal.exports import export_for_guardian, export_open, export_request
 from portal.exports.schema import EXPORT_SCHEMA
 from portal.models import Export
+from portal.parent import child_get, zip_response
 
 from .errors import ApiError
 from .serializers import ErrorSerializer
-from .views import owned_child
 
 
 class ExportOut(serializers.Serializer):
@@ -43,19 +42,11 @@ def export_document(export: Export, request) -> dict:
     }
 
 
-def zip_response(export: Export, chunks) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(chunks, content_type="application/zip")
-    response["Content-Length"] = str(export.size)
-    response["Content-Disposition"] = f'attachment; filename="guardian-{export.pk}.zip"'
-    response["Cache-Control"] = "no-store, private"
-    return response
-
-
 class ChildExportsView(APIView):
     @extend_schema(request=None, responses={202: ExportOut, 404: ErrorSerializer})
     def post(self, request, child_id):
         """Ask for a package of everything held about the child; built by a worker."""
-        child = owned_child(request, child_id)
+        child = child_get(guardian=request.guardian, child_id=child_id)
         export = export_request(student=child, guardian=request.guardian)
         return Response({"id": export.pk, "status": export.status}, status=status.HTTP_202_ACCEPTED)
 

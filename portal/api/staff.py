@@ -19,8 +19,10 @@ from biometrics.matching import identify
 from biometrics.models import Photo
 from biometrics.services import NoActiveConsent, photo_enrol
 from consent.actors import Actor
-from consent.models import Purpose, Student
+from consent.models import Student
+from consent.selectors import purpose_get
 from consent.services import (
+    ConsentError,
     child_refusal_record,
     guardian_get_or_create,
     guardianship_link,
@@ -114,9 +116,10 @@ class ChildRefusalView(StaffView):
         data = valid(RefusalIn, request.data)
         purpose = None
         if data.get("purpose"):
-            purpose = Purpose.objects.filter(school=self.school, code=data["purpose"]).first()
-            if purpose is None:
-                raise ApiError("unknown_purpose", "This school has no such purpose.", 400)
+            try:
+                purpose = purpose_get(school=self.school, code=data["purpose"])
+            except ConsentError as exc:
+                raise ApiError(exc.code, exc.detail, 400) from exc
         record = child_refusal_record(
             student=student, actor=self.actor, note=data.get("note", ""), purpose=purpose
         )
@@ -258,9 +261,10 @@ class IdentifyView(StaffView):
         purpose_code = request.data.get("purpose")
         if not isinstance(purpose_code, str) or not purpose_code:
             raise ApiError("missing_purpose", "Name one `purpose`.", 400)
-        purpose = Purpose.objects.filter(school=self.school, code=purpose_code).first()
-        if purpose is None:
-            raise ApiError("unknown_purpose", "This school has no such purpose.", 400)
+        try:
+            purpose = purpose_get(school=self.school, code=purpose_code)
+        except ConsentError as exc:
+            raise ApiError(exc.code, exc.detail, 400) from exc
         device = str(request.data.get("device") or "unknown device")
         if "embedding" in request.data and not request.FILES.get("image"):
             embedding = parse_embedding(request.data.get("embedding"))

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from biometrics.access import access_record
-from biometrics.models import FaceTemplate, Photo, PhotoStatus
-from biometrics.selectors import held_data, photo_bytes, template_embedding
-from consent.actors import Actor
-from consent.rules import load_for_rule, purpose_statuses
-from consent.selectors import children_for_guardian
+from biometrics.models import Photo
+from biometrics.selectors import held_data
 from portal.auth import api_token_issue, magic_link_consume, magic_link_request
+from portal.parent import child_get, children_list, photo_shown, template_shown
 
 from .errors import ApiError
 from .serializers import (
@@ -32,10 +28,6 @@ from .serializers import (
 
 def client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "")
-
-
-def owned_child(request, child_id):
-    return get_object_or_404(children_for_guardian(request.guardian), pk=child_id)
 
 
 class MagicLinkView(APIView):
@@ -80,15 +72,14 @@ class ChildrenView(APIView):
     @extend_schema(responses={200: ChildSummarySerializer(many=True)})
     def get(self, request):
         """The signed-in guardian's children and each purpose's status."""
-        children = load_for_rule(children_for_guardian(request.guardian).values("pk"))
         rows = [
             {
-                "id": child.pk,
-                "name": child.name,
-                "school": child.school.name,
-                "purposes": [{"code": s.code, "status": s.status} for s in purpose_statuses(child)],
+                "id": row.child.pk,
+                "name": row.child.name,
+                "school": row.child.school.name,
+                "purposes": [{"code": s.code, "status": s.status} for s in row.statuses],
             }
-            for child in sorted(children.values(), key=lambda c: c.name)
+            for row in children_list(guardian=request.guardian)
         ]
         return Response(ChildSummarySerializer(rows, many=True).data)
 
@@ -97,7 +88,7 @@ class ChildDetailView(APIView):
     @extend_schema(responses={200: HeldDataSerializer, 404: ErrorSerializer})
     def get(self, request, child_id):
         """Everything held about the child: where, why, since when, until when, who looked."""
-        child = owned_child(request, child_id)
+        child = child_get(guardian=request.guardian, child_id=child_id)
         document = held_data(child, viewer_guardian_id=request.guardian.pk)
         return Response(HeldDataSerializer(document).data)
 
@@ -106,15 +97,11 @@ class TemplateDetailView(APIView):
     @extend_schema(responses={200: TemplateDetailSerializer, 404: ErrorSerializer})
     def get(self, request, child_id, template_id):
         """One face template's metadata and its 128 numbers (the view is logged)."""
-        child = owned_child(request, child_id)
-        template = get_object_or_404(FaceTemplate, pk=template_id, student=child)
-        embedding = template_embedding(template)
-        access_record(
-            student=child,
-            actor=Actor.guardian(request.guardian),
-            action="biometrics.template_viewed",
-            data={"template": str(template.pk), "via": "api"},
+        child = child_get(guardian=request.guardian, child_id=child_id)
+        shown = template_shown(
+            guardian=request.guardian, child=child, template_id=template_id, via="api"
         )
+        template = shown.template
         body = {
             "id": template.pk,
             "created_at": template.created_at,
@@ -124,7 +111,7 @@ class TemplateDetailView(APIView):
             "landmarks": template.landmarks,
             "dimensions": template.dimensions,
             "photo_id": template.photo_id,
-            "embedding": [float(x) for x in embedding],
+            "embedding": [float(x) for x in shown.embedding],
         }
         return Response(TemplateDetailSerializer(body).data)
 
@@ -133,21 +120,9 @@ class PhotoDetailView(APIView):
     @extend_schema(responses={(200, "image/*"): bytes, 404: ErrorSerializer})
     def get(self, request, child_id, photo_id):
         """The enrolment photo's original bytes (the view is logged)."""
-        child = owned_child(request, child_id)
-        photo = get_object_or_404(
-            Photo,
-            pk=photo_id,
-            student=child,
-            status__in=[PhotoStatus.PENDING, PhotoStatus.ENROLLED],
-        )
-        data = photo_bytes(photo)
-        access_record(
-            student=child,
-            actor=Actor.guardian(request.guardian),
-            action="biometrics.photo_viewed",
-            data={"photo": str(photo.pk), "via": "api"},
-        )
-        return photo_response(photo, data)
+        child = child_get(guardian=request.guardian, child_id=child_id)
+        shown = photo_shown(guardian=request.guardian, child=child, photo_id=photo_id, via="api")
+        return photo_response(shown.photo, shown.data)
 
 
 def photo_response(photo: Photo, data: bytes) -> HttpResponse:
