@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.core.management.base import CommandError
 from django.db.models import QuerySet
 
-from .models import Guardian, Purpose, School, Student
+from .models import Decision, Guardian, Purpose, School, Student
+from .rules import load_for_rule, purpose_statuses
 from .services import PURPOSE_UNKNOWN, ConsentError
 
 
@@ -32,9 +34,6 @@ def purpose_get(*, school: School, code: str) -> Purpose:
 
 def consent_overview(student: Student, *, viewer: Guardian | None = None) -> list[dict]:
     """Per purpose: status and reason, the current notice, and every decision (newest first)."""
-    from .models import Decision
-    from .rules import load_for_rule, purpose_statuses
-
     loaded = load_for_rule([student.pk])[student.pk]
     decisions = sorted(loaded.decisions.all(), key=lambda d: (d.at, d.pk), reverse=True)
     rows = []
@@ -99,10 +98,6 @@ def _decision_row(decision, viewer) -> dict:
 
 def school_from_option(slug: str | None):
     """The school a management command acts on: --school SLUG, or the only school there is."""
-    from django.core.management.base import CommandError
-
-    from .models import School
-
     if slug:
         found = School.objects.filter(slug=slug).first()
         if found is None:

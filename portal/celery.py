@@ -15,6 +15,6 @@ def _load_face_models(**kwargs) -> None:
     """In `faces` workers (GUARDIAN_LOAD_FACE_MODELS=1), load face_recognition's models
     (~116 MiB) once per process, before the first task. Other workers never pay for them."""
     if os.environ.get("GUARDIAN_LOAD_FACE_MODELS") == "1":
-        from biometrics.faces import warm_up
+        from biometrics.faces import warm_up  # noqa: PLC0415 - faces workers only
 
         warm_up()

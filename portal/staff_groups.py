@@ -67,7 +67,8 @@ GROUPS = {
 
 
 def staff_groups_sync(**kwargs) -> None:
-    from django.contrib.auth.models import Group, Permission
+    # Imported when called (after migrate): this module is imported while apps load.
+    from django.contrib.auth.models import Group, Permission  # noqa: PLC0415
 
     for name, perms in GROUPS.items():
         group, _ = Group.objects.get_or_create(name=name)

@@ -1,0 +1,59 @@
+"""Queueing work by name (consent.jobs): ids only, after commit, to a task that exists."""
+
+import uuid
+
+import numpy as np
+import pytest
+from django.db import transaction
+
+from biometrics.erasure import STEP_TASK
+from biometrics.services import COPY_TASK, PHOTO_TASK
+from consent.jobs import job_enqueue
+from consent.roster import IMPORT_TASK
+from portal.celery import app
+from portal.exports import BUILD_TASK
+
+
+@pytest.mark.parametrize(
+    "value", [b"\xff\xd8jpeg", [0.1] * 128, np.zeros(128), {"embedding": [0.1]}, True, 1.5]
+)
+def test_a_job_takes_ids_only(value, sent_jobs):
+    with pytest.raises(TypeError, match="ids only"):
+        job_enqueue(STEP_TASK, value)
+    assert sent_jobs == []
+
+
+def test_a_job_is_sent_when_its_transaction_commits_and_never_if_it_rolls_back(
+    db, sent_jobs, django_capture_on_commit_callbacks
+):
+    photo = uuid.uuid4()
+    with django_capture_on_commit_callbacks(execute=True):
+        job_enqueue(PHOTO_TASK, photo)
+        assert sent_jobs == []  # not before the commit
+    assert sent_jobs == [(PHOTO_TASK, [str(photo)])]
+
+    def queue_then_fail():
+        with transaction.atomic():
+            job_enqueue(STEP_TASK, 7)
+            raise RuntimeError("rolled back")
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        queue_then_fail()
+    assert sent_jobs == [(PHOTO_TASK, [str(photo)])]
+
+
+@pytest.mark.parametrize(
+    ("name", "queue"),
+    [
+        (PHOTO_TASK, "faces"),
+        (COPY_TASK, "default"),
+        (STEP_TASK, "erasure"),
+        (IMPORT_TASK, "default"),
+        (BUILD_TASK, "default"),
+    ],
+)
+def test_every_queued_name_is_a_registered_task_on_its_queue(name, queue):
+    app.loader.import_default_modules()  # what a worker does at start
+    assert name in app.tasks
+    routed = app.amqp.router.route({}, name)
+    assert routed["queue"].name == queue
