@@ -39,8 +39,8 @@ def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     return MAGIC + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 
 
-def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
-    blob = bytes(blob)
+def _open(key: bytes, stored: bytes | memoryview | None, aad: bytes) -> bytes:
+    blob = bytes(stored or b"")  # a BinaryField reads back as memoryview on PostgreSQL
     if not blob.startswith(MAGIC):
         raise DecryptionFailed("not a Guardian ciphertext")
     nonce = blob[len(MAGIC) : len(MAGIC) + NONCE_BYTES]

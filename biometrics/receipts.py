@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import json
 from functools import cache
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings
 
-from .models import ErasureRequest
+from .models import ErasureRequest, ErasureStep
 from .systems import BY_KIND
 
 RECEIPT_VERSION = "guardian-erasure-receipt/1"
@@ -31,7 +32,12 @@ def canonical(receipt: dict) -> bytes:
     return json.dumps(receipt, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def erasure_receipt_build(request: ErasureRequest, steps=None) -> dict:
+def erasure_receipt_build(
+    request: ErasureRequest, steps: list[ErasureStep] | None = None
+) -> dict[str, Any]:
+    """The receipt of a request being sealed (its completion time is set)."""
+    if request.completed_at is None:
+        raise ValueError("only a completed erasure has a receipt")
     steps = list(request.steps.order_by("id")) if steps is None else steps
     return {
         "version": RECEIPT_VERSION,
@@ -65,8 +71,9 @@ def erasure_receipt_sign(receipt: dict) -> str:
     return base64.b64encode(_private_key().sign(canonical(receipt))).decode()
 
 
-def signed_receipt(request: ErasureRequest) -> dict:
-    return {**request.receipt, "signature": request.receipt_signature}
+def signed_receipt(request: ErasureRequest) -> dict[str, Any]:
+    """The sealed request's receipt with its signature (empty until the request is sealed)."""
+    return {**(request.receipt or {}), "signature": request.receipt_signature}
 
 
 def receipt_verify(document: dict, public_key: str | None = None) -> bool:

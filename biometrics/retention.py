@@ -240,16 +240,19 @@ def _remind(decision: ConsentDecision, *, expires: datetime) -> None:
 
 
 def _remind_send(decision: ConsentDecision, *, expires: datetime) -> None:
+    purpose, guardian = decision.purpose, decision.guardian
+    if purpose is None or guardian is None:
+        raise ValueError("a reminder is for one guardian's grant of one purpose")
     send_mail(
-        f"Consent for {decision.purpose.name} ends on {expires:%d %B %Y}",
+        f"Consent for {purpose.name} ends on {expires:%d %B %Y}",
         (
-            f"Hello {decision.guardian.name},\n\nYour consent for {decision.purpose.name} ends on "
+            f"Hello {guardian.name},\n\nYour consent for {purpose.name} ends on "
             f"{expires:%d %B %Y}. After that, your child's biometric data for it stops being "
             f"used and is erased unless you give consent again. Sign in to decide: "
             f"{settings.SITE_URL}\n"
         ),
         None,
-        [decision.guardian.email],
+        [guardian.email],
     )
 
 

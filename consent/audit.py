@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,7 +33,7 @@ class AuditEntry:
     action: str
     actor: Actor
     school_id: int | None = None
-    subject: str = ""
+    subject: str | uuid.UUID = ""
     data: dict | None = None
     at: datetime | None = None
 
@@ -42,7 +43,7 @@ def audit_record(
     *,
     actor: Actor,
     school_id: int | None = None,
-    subject: str = "",
+    subject: str | uuid.UUID = "",
     data: dict | None = None,
     at: datetime | None = None,
 ) -> AuditEvent:

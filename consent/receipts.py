@@ -4,6 +4,7 @@ fields, for every grant, withdrawal, objection and refusal (SPEC §2)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from django.conf import settings
 from django.urls import reverse
@@ -14,7 +15,7 @@ from .signals import storage_locations_asked
 KANTARA_VERSION = "KI-CR-v1.1.0"
 ISO_SCHEMA = "ISO/IEC TS 27560:2023"
 
-EVENT_STATE = {
+EVENT_STATE: dict[str, str] = {
     Decision.GRANT: "ConsentGiven",
     Decision.WITHDRAW: "ConsentWithdrawn",
     Decision.OBJECT: "ConsentRefused",
@@ -30,7 +31,7 @@ def transparency_url(school) -> str:
 def storage_locations(school_id: int) -> list[str]:
     """Every system the apps that store the child's data name for this school."""
     replies = storage_locations_asked.send(sender=ConsentDecision, school_id=school_id)
-    return [name for _receiver, names in replies for name in names]
+    return [name for _receiver, names in replies for name in cast(list[str], names)]
 
 
 def receipt_for(decision: ConsentDecision) -> dict:

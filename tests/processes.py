@@ -97,7 +97,7 @@ class Proc:
 def _spawn(name: str, args: list[str], log_dir: Path, env: dict[str, str]) -> Proc:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    fh = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+    fh = open(log_path, "ab")
     popen = subprocess.Popen(
         args, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -121,7 +121,7 @@ def purge_filesystem_broker() -> None:
 def _queue_exists(conn, queue: str) -> bool:
     try:
         conn.default_channel.queue_declare(queue=queue, passive=True)
-    except Exception:  # noqa: BLE001 - any broker error means "no such queue"
+    except Exception:
         return False
     return True
 

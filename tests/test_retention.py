@@ -589,7 +589,7 @@ def test_two_copies_of_a_job_at_once_open_one_erasure_per_child(
     def copy():
         try:
             runs.append(retention_run(job, as_of=as_of))
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+        except Exception as exc:
             errors.append(exc)
         finally:
             connections.close_all()

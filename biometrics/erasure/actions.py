@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import transaction
 from django.db.models import Count
 
 from ..crypto import child_keys_destroy, child_keys_for_reading
@@ -22,9 +22,11 @@ Outcome = tuple[dict[int, int], dict[int, Exception]]
 EVENT_BATCH = 5000
 
 
-def _grouped_counts(model: type[models.Model], student_ids: list) -> Counter:
+def _grouped_counts(
+    model: type[RecognitionEvent] | type[FaceTemplate] | type[Photo], student_ids: list
+) -> Counter:
     rows = (
-        model.objects.filter(student_id__in=student_ids)
+        model._default_manager.filter(student_id__in=student_ids)
         .order_by()
         .values("student_id")
         .annotate(n=Count("pk"))
@@ -63,7 +65,8 @@ def erase_database_batch(steps: list[ErasureStep]) -> Outcome:
     left: Counter = Counter()
     for model in (RecognitionEvent, FaceTemplate, Photo):
         left.update(_grouped_counts(model, student_ids))
-    done, failed = {}, {}
+    done: dict[int, int] = {}
+    failed: dict[int, Exception] = {}
     for step in steps:
         student_id = step.request.student_id
         if left[student_id]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -62,7 +63,7 @@ def _request_open_one(student: Student, trigger: str, actor: Actor) -> ErasureRe
 
 def _requests_create(
     students: list[Student], trigger: str, actor: Actor
-) -> dict[object, ErasureRequest]:
+) -> dict[uuid.UUID | None, ErasureRequest]:
     now = timezone.now()
     holders: dict[int, list[Holder]] = {}
     with transaction.atomic():
@@ -120,7 +121,7 @@ def _dispatch_new(steps: list[ErasureStep]) -> None:
                 job_enqueue(STEP_TASK, pk)
 
 
-def erasure_dispatch(*, request_id: object) -> int:
+def erasure_dispatch(*, request_id: uuid.UUID) -> int:
     """Queue what an open request can do now: a task per runnable holder step, and one task
     for the portal's own runnable steps (it runs the rest of them in turn). Returns how many."""
     steps = list(ErasureStep.objects.filter(request_id=request_id).select_related("holder"))

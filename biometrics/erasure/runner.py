@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -159,7 +160,7 @@ def _raise_own(step: ErasureStep, failed: dict[ErasureStep, Exception]) -> None:
 
 
 def _settle(
-    steps: list[ErasureStep], outcome: Outcome, *, own_request: object
+    steps: list[ErasureStep], outcome: Outcome, *, own_request: uuid.UUID | None
 ) -> dict[ErasureStep, Exception]:
     """Record a batch's outcome: verified steps in a few statements, failures one by one, each
     with a retry queued (the calling task's own request is retried by the task itself).
@@ -194,7 +195,7 @@ def _settle(
     return failures
 
 
-def _finish(request_ids: Iterable[object]) -> None:
+def _finish(request_ids: Iterable[uuid.UUID]) -> None:
     """Destroy the keys of the requests whose other steps are all verified; seal those done."""
     steps = list(ErasureStep.objects.filter(request_id__in=request_ids).select_related("request"))
     by_request = defaultdict(list)

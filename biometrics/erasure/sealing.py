@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -16,7 +17,7 @@ from ..receipts import erasure_receipt_build, erasure_receipt_sign
 from ..signals import erasure_sealed
 
 
-def erasure_seal_many(request_ids: Iterable[object]) -> int:
+def erasure_seal_many(request_ids: Iterable[uuid.UUID]) -> int:
     """Mark requests whose steps are all verified as verified, sign their receipts, write
     their audit events, and announce them after commit (the portal emails the parents). Once
     only: rows are locked, and a request another worker is sealing is skipped (the watchdog

@@ -25,7 +25,7 @@ import math
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "BAD_SIGNATURE",
@@ -159,7 +159,7 @@ def signed_headers(
 # --------------------------------------------------------------------------------------------
 
 
-def parse_subject(value: str) -> str | None:
+def parse_subject(value: object) -> str | None:
     """Return the canonical lower-case UUID string for ``value``, or ``None`` if it is not one.
 
     Only the hyphenated 8-4-4-4-12 form and 32 bare hex digits are accepted, case-insensitively.
@@ -189,7 +189,7 @@ def validate_embedding(value: Any) -> list[float] | None:
     return out
 
 
-def valid_model(value: Any) -> bool:
+def valid_model(value: object) -> TypeGuard[str]:
     """True if ``value`` is an acceptable ``model`` label (see :data:`MODEL_RULE`)."""
     return isinstance(value, str) and bool(value.strip()) and len(value) <= MAX_MODEL_LENGTH
 

@@ -99,8 +99,10 @@ def route(
     if path.startswith("/subjects/"):
         parts = path[len("/subjects/") :].split("/")
         subject = _parse_segment(parts[0])
-        if subject is None and method in _SUBJECT_METHODS:
-            raise _bad_subject()
+        if subject is None:
+            if method in _SUBJECT_METHODS:
+                raise _bad_subject()
+            subject = ""  # only the 405 answers below are reached, and they do not use it
 
         if len(parts) == 1:
             if method == "GET":
@@ -114,8 +116,10 @@ def route(
 
         if parts[1] == "templates" and len(parts) <= 3:
             template = _parse_segment(parts[2]) if len(parts) == 3 else None
-            if template is None and method in _SUBJECT_METHODS:
-                raise ApiError(400, "bad_template", "template id must be a UUID")
+            if template is None:
+                if method in _SUBJECT_METHODS:
+                    raise ApiError(400, "bad_template", "template id must be a UUID")
+                template = ""  # as above: only the 405 answer is reached
             if method == "PUT":
                 return _put_template(store, subject, template, body)
             raise method_not_allowed("PUT")

@@ -163,4 +163,4 @@ class HolderStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 (subject, device, purpose, distance, at),
             )
-            return int(cursor.lastrowid)
+            return int(cursor.lastrowid or 0)  # set by every INSERT

@@ -67,7 +67,7 @@ class ConsentDecision(models.Model):
         indexes = [models.Index(fields=["student", "purpose", "at"])]
 
     def __str__(self) -> str:
-        code = self.purpose.code if self.purpose_id else "all purposes"
+        code = self.purpose.code if self.purpose is not None else "all purposes"
         return f"{self.get_decision_display()} {code} at {self.at:%Y-%m-%d %H:%M}"
 
     def save(self, *args, **kwargs) -> None:
