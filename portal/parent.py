@@ -144,13 +144,18 @@ def template_shown(
         student__in=children_for_guardian(guardian),
     )
     embedding = template_embedding(template)
-    access_record(
-        student=child,
-        actor=Actor.guardian(guardian),
-        action="biometrics.template_viewed",
-        data={"template": str(template.pk), "via": via},
-    )
+    _looked(guardian, child, "biometrics.template_viewed", template=template.pk, via=via)
     return ShownTemplate(template=template, embedding=embedding)
+
+
+def _looked(
+    guardian: Guardian, child: Student, action: str, *, via: Via, **item: uuid.UUID
+) -> None:
+    """Log a look at the child's biometric data: the parent sees it in "who looked"."""
+    data = {key: str(pk) for key, pk in item.items()}
+    access_record(
+        student=child, actor=Actor.guardian(guardian), action=action, data={**data, "via": via}
+    )
 
 
 def photo_shown(
@@ -165,12 +170,7 @@ def photo_shown(
         status__in=VIEWABLE_PHOTOS,
     )
     data = photo_bytes(photo)
-    access_record(
-        student=child,
-        actor=Actor.guardian(guardian),
-        action="biometrics.photo_viewed",
-        data={"photo": str(photo.pk), "via": via},
-    )
+    _looked(guardian, child, "biometrics.photo_viewed", photo=photo.pk, via=via)
     return ShownPhoto(photo=photo, data=data)
 
 

@@ -1,11 +1,14 @@
 """Queueing work by name (consent.jobs): ids only, after commit, to a task that exists."""
 
+import json
 import uuid
 
 import numpy as np
 import pytest
 from django.db import transaction
+from django_celery_beat.models import PeriodicTask
 
+from biometrics import retention
 from biometrics.erasure import STEP_TASK
 from biometrics.services import COPY_TASK, PHOTO_TASK
 from consent.jobs import job_enqueue
@@ -57,3 +60,18 @@ def test_every_queued_name_is_a_registered_task_on_its_queue(name, queue):
     assert name in app.tasks
     routed = app.amqp.router.route({}, name)
     assert routed["queue"].name == queue
+
+
+def test_every_schedule_the_migrations_install_runs_a_registered_task_and_job(db):
+    app.loader.import_default_modules()
+    scheduled = list(PeriodicTask.objects.values_list("name", "task", "args"))
+    assert {name for name, _, _ in scheduled} >= {
+        "Erasure watchdog",
+        "Retention: leavers",
+        "Delete expired export files",
+        "Re-queue stuck roster imports",
+    }
+    for name, task, args in scheduled:
+        assert task in app.tasks, name
+        if task == "biometrics.tasks.retention_job_task":
+            assert json.loads(args)[0] in retention.JOBS, name

@@ -1,8 +1,8 @@
 """Schedules for the scheduled jobs, editable afterwards in admin (django-celery-beat)."""
 
-import json
-
 from django.db import migrations
+
+from consent.schedules import schedules_operation
 
 # (name, task, args, seconds)
 SCHEDULES = [
@@ -17,27 +17,10 @@ SCHEDULES = [
 ]
 
 
-def create(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, task, args, seconds in SCHEDULES:
-        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
-        PeriodicTask.objects.get_or_create(
-            name=name,
-            defaults={"task": task, "args": json.dumps(args), "interval": interval,
-                      "enabled": True},
-        )
-
-
-def remove(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name__in=[s[0] for s in SCHEDULES]).delete()
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("biometrics", "0001_initial"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(create, remove)]
+    operations = [schedules_operation(SCHEDULES)]

@@ -1,22 +1,10 @@
 from django.db import migrations
 
-SCHEDULES = [("Delete expired export files", "portal.exports.tasks.export_expire_task", 3600)]
+from consent.schedules import schedules_operation
 
-
-def create(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, task, seconds in SCHEDULES:
-        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
-        PeriodicTask.objects.get_or_create(
-            name=name, defaults={"task": task, "interval": interval, "enabled": True}
-        )
-
-
-def remove(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(
-        name__in=[s[0] for s in SCHEDULES]
-    ).delete()
+SCHEDULES = [
+    ("Delete expired export files", "portal.exports.tasks.export_expire_task", [], 3600),
+]
 
 
 class Migration(migrations.Migration):
@@ -25,4 +13,4 @@ class Migration(migrations.Migration):
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(create, remove)]
+    operations = [schedules_operation(SCHEDULES)]
