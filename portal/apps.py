@@ -4,6 +4,8 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.db.models.signals import post_migrate
 
+from .staff_groups import staff_groups_sync
+
 
 def embedded_folders_create() -> None:
     """Make the folders the embedded default writes into, on every start (settings create none):
@@ -30,8 +32,6 @@ class PortalConfig(AppConfig):
     verbose_name = "Parent portal"
 
     def ready(self) -> None:
-        from .staff_groups import staff_groups_sync
-
         embedded_folders_create()
         # After auth has created the permissions (post_migrate runs per app, portal is last).
         post_migrate.connect(staff_groups_sync, sender=self, dispatch_uid="guardian_staff_groups")
