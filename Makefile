@@ -12,7 +12,8 @@ export PORT SITE_URL
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	# An existing environment is reused (`venv` refuses to recreate one that is a symlink).
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip<26"
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	# face-recognition without its declared deps: they would build dlib from source (~9 min);

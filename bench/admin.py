@@ -41,19 +41,14 @@ must contain "bench" (a safety net against dropping a real database).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from contextlib import contextmanager
 
-ROOT = Path(__file__).resolve().parent.parent
-HERE = Path(__file__).resolve().parent
+import harness
+
 WARMUPS = 2
 PURPOSES = ["gate_access", "attendance", "library"]
 BAD_ROWS = [  # the bad rows of tests/test_admin.py::test_roster_import_of_2000_students_with_bad_rows
@@ -111,92 +106,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def configure_environment() -> Path:
-    """Point the settings at a fresh temporary var dir; keep only DATABASE_URL from outside."""
-    var_dir = Path(tempfile.mkdtemp(prefix="guardian-bench-admin-"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-    os.environ["GUARDIAN_VAR_DIR"] = str(var_dir)
-    os.environ["DJANGO_DEBUG"] = "0"
-    for name in ("MEDIA_ROOT", "CELERY_BROKER_URL", "REDIS_MATCH_CACHE_URL", "CACHE_URL"):
-        os.environ.pop(name, None)
-    if not os.environ.get("DATABASE_URL"):
-        os.environ.pop("DATABASE_URL", None)
-        os.environ.pop("KEYSTORE_DATABASE_URL", None)
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    # This file is bench/admin.py: never let the script's folder shadow a top-level module.
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return var_dir
-
-
-def _postgres_admin(db: dict):
-    import psycopg  # noqa: PLC0415
-
-    params = {
-        "dbname": "postgres",
-        "user": db.get("USER") or None,
-        "password": db.get("PASSWORD") or None,
-        "host": db.get("HOST") or None,
-        "port": db.get("PORT") or None,
-    }
-    return psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True)
-
-
-def postgres_databases(action: str) -> list[str]:
-    """On PostgreSQL: "create" (drop first if present) or "drop" the main and key-store DBs."""
-    from django.conf import settings  # noqa: PLC0415
-    from django.db import connections  # noqa: PLC0415
-    from psycopg import sql  # noqa: PLC0415
-
-    connections.close_all()
-    done = []
-    for alias in ("default", "keys"):
-        db = settings.DATABASES[alias]
-        if db["ENGINE"] != "django.db.backends.postgresql":
-            continue
-        if "bench" not in db["NAME"]:
-            raise SystemExit(f"refusing to drop/create {db['NAME']!r}: not a benchmark database")
-        name = sql.Identifier(db["NAME"])
-        with _postgres_admin(db) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            if action == "create":
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-        done.append(db["NAME"])
-    return done
-
-
-def migrate() -> None:
-    from django.core.management import call_command  # noqa: PLC0415
-
-    call_command("migrate", database="default", interactive=False, verbosity=0)
-    call_command("migrate", database="keys", interactive=False, verbosity=0)
-
-
-@contextmanager
-def counting_queries():
-    """Count queries on both databases cheaply (no SQL kept): yields a dict alias -> count."""
-    from django.db import connections  # noqa: PLC0415
-
-    counts = {"default": 0, "keys": 0}
-
-    def wrapper_for(alias):
-        def wrapper(execute, sql, params, many, context):
-            counts[alias] += 1
-            return execute(sql, params, many, context)
-
-        return wrapper
-
-    with ExitStack() as stack:
-        for alias in counts:
-            stack.enter_context(connections[alias].execute_wrapper(wrapper_for(alias)))
-        yield counts
-
-
 def roster_rows(n_students: int, email_domain: str, bad: bool) -> list[dict]:
     """The roster of tests/test_admin.py as read_csv returns it, for the first n students."""
-    from consent.roster import read_csv  # noqa: PLC0415
-    from tests.test_admin import roster_csv  # noqa: PLC0415
+    from consent.roster import read_csv
+    from tests.test_admin import roster_csv
 
     text, _ = roster_csv(bad_lines=BAD_ROWS if bad else ())
     if email_domain != "example.com":
@@ -209,24 +122,14 @@ def roster_rows(n_students: int, email_domain: str, bad: bool) -> list[dict]:
 
 
 def make_school(slug: str, name: str, with_purposes: bool):
-    from consent.models import School  # noqa: PLC0415
-
-    school = School.objects.create(
-        slug=slug, name=name, dpo_name="Dana Officer", dpo_email=f"dpo@{slug}.example"
-    )
-    purposes = {}
-    if with_purposes:
-        from tests.factories import purpose_with_notice  # noqa: PLC0415
-
-        purposes = {code: purpose_with_notice(school, code) for code in PURPOSES}
-    return school, purposes
+    return harness.school_create(slug, name, PURPOSES if with_purposes else ())
 
 
 def time_import(school) -> list[dict]:
     """The full roster (with bad rows) imported twice; returns one result per run."""
-    from consent.actors import Actor  # noqa: PLC0415
-    from consent.models import AuditEvent  # noqa: PLC0415
-    from consent.roster import roster_import  # noqa: PLC0415
+    from consent.actors import Actor
+    from consent.models import AuditEvent
+    from consent.roster import roster_import
 
     started = time.perf_counter()
     rows = roster_rows(2000, "example.com", bad=True)
@@ -234,7 +137,7 @@ def time_import(school) -> list[dict]:
     results = []
     for label in ("first import", "re-run (idempotent)"):
         audit_before = AuditEvent.objects.count()
-        with counting_queries() as counts:
+        with harness.counting_queries() as counts:
             started = time.perf_counter()
             report = roster_import(school=school, rows=rows, actor=Actor.system("bench"))
             seconds = time.perf_counter() - started
@@ -253,10 +156,10 @@ def time_import(school) -> list[dict]:
 
 
 def staff_member(school):
-    from django.contrib.auth import get_user_model  # noqa: PLC0415
-    from django.contrib.auth.models import Group  # noqa: PLC0415
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
 
-    from consent.models import StaffMembership  # noqa: PLC0415
+    from consent.models import StaffMembership
 
     user = get_user_model().objects.create_user(
         "bench-admin-staff", password="bench-pw-unused", is_staff=True
@@ -268,10 +171,10 @@ def staff_member(school):
 
 def grow_school(school, purposes, size: int, done: int) -> dict:
     """Import the first `size` students (idempotently) and decide for the new ones."""
-    from consent.actors import Actor  # noqa: PLC0415
-    from consent.models import Decision, Guardianship, Student  # noqa: PLC0415
-    from consent.roster import roster_import  # noqa: PLC0415
-    from consent.services import child_refusal_record, consent_decide  # noqa: PLC0415
+    from consent.actors import Actor
+    from consent.models import Decision, Guardianship, Student
+    from consent.roster import roster_import
+    from consent.services import child_refusal_record, consent_decide
 
     actor = Actor.system("bench")
     started = time.perf_counter()
@@ -326,21 +229,6 @@ def grow_school(school, purposes, size: int, done: int) -> dict:
     }
 
 
-def captured(client, url: str):
-    """One request with every query on both databases recorded: (response, [(alias, sql)])."""
-    from django.db import connections  # noqa: PLC0415
-    from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
-
-    with ExitStack() as stack:
-        contexts = {
-            alias: stack.enter_context(CaptureQueriesContext(connections[alias]))
-            for alias in ("default", "keys")
-        }
-        response = client.get(url)
-    queries = [(alias, q["sql"]) for alias, ctx in contexts.items() for q in ctx.captured_queries]
-    return response, queries
-
-
 RESULT_COUNT = re.compile(r"(\d+) results? \(")
 
 
@@ -370,9 +258,9 @@ def inspect(response, size: int, kind: str, expected_active: int) -> tuple[int, 
 @contextmanager
 def show_all_cap(limit: int | None):
     """Lift StudentAdmin.list_max_show_all in this process (None: leave it alone)."""
-    from django.contrib import admin  # noqa: PLC0415
+    from django.contrib import admin
 
-    from consent.models import Student  # noqa: PLC0415
+    from consent.models import Student
 
     model_admin = admin.site._registry[Student]
     before = model_admin.list_max_show_all
@@ -398,7 +286,7 @@ def measure(client, size: int, requests: int, expected_active: int) -> dict:
         with show_all_cap(cap):
             for _ in range(WARMUPS):
                 client.get(url)
-            response, queries = captured(client, url)
+            response, queries = harness.captured(client, url)
             rows, found, problem = inspect(response, size, kind, expected_active)
             times = []
             for _ in range(requests):
@@ -418,51 +306,26 @@ def measure(client, size: int, requests: int, expected_active: int) -> dict:
     return result
 
 
-def print_queries(title: str, queries) -> None:
-    print(f"\n{title} ({len(queries)} queries):")
-    for i, (alias, text) in enumerate(queries, 1):
-        print(f"  {i:2}. [{alias}] {text[:400]}")
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    var_dir = configure_environment()
-    import django  # noqa: PLC0415
-
-    django.setup()
-    created = postgres_databases("create")
+    var_dir = harness.configure("guardian-bench-admin-")
+    harness.django_setup()
+    created = harness.postgres_databases("create")
     try:
-        return run(args, var_dir, created)
+        return run(args, created)
     finally:
-        if args.keep:
-            print(f"\nkept {var_dir}" + (f" and databases {', '.join(created)}" if created else ""))
-        else:
-            if created:
-                postgres_databases("drop")
-            shutil.rmtree(var_dir, ignore_errors=True)
+        harness.finish(var_dir, keep=args.keep, databases=created)
 
 
-def run(args, var_dir: Path, created: list[str]) -> int:
-    import django  # noqa: PLC0415
-    from django.conf import settings  # noqa: PLC0415
-    from django.db import connection  # noqa: PLC0415
-    from django.test import Client  # noqa: PLC0415
+def run(args, created: list[str]) -> int:
+    from django.test import Client
 
     total_started = time.perf_counter()
-    migrate()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT version()" if connection.vendor == "postgresql" else "SELECT sqlite_version()"
-        )
-        version = cursor.fetchone()[0]
-    version = version.split(",")[0] if connection.vendor == "postgresql" else f"SQLite {version}"
-    print(f"database:  {version}  ({settings.DATABASES['default']['NAME']})")
+    harness.migrate()
+    print(f"database:  {harness.database_version()}")
     if created:
         print(f"created:   {', '.join(created)} (dropped at the end)")
-    print(
-        f"machine:   {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"Django {django.get_version()}"
-    )
+    print(f"machine:   {harness.machine()}")
 
     # 1. Roster import.
     import_school, _ = make_school("bench-roster-import", "Roster Import School", False)
@@ -536,7 +399,7 @@ def run(args, var_dir: Path, created: list[str]) -> int:
         print(f"{kind:<7} queries constant: {'yes' if same else 'NO'} ({shown})")
         if args.show_sql or not same:
             for size, r in results.items():
-                print_queries(f"{kind} at {size} students", r[kind]["queries"])
+                harness.print_queries(f"{kind} at {size} students", r[kind]["queries"], width=400)
     largest = results[args.sizes[-1]]
     if args.sizes[-1] > 200:
         print(

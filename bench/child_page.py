@@ -30,30 +30,17 @@ the recognition events of earlier benchmark runs.
 from __future__ import annotations
 
 import argparse
-import math
-import os
-import platform
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from contextlib import ExitStack
-from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import harness
+
 SMALL = 10
-BATCH = 10_000
 WARMUPS = 3
 SLUG_PREFIX = "bench-child-page-"
-DEVICES = {
-    "gate_access": ["Main gate camera", "Side gate camera"],
-    "attendance": ["Entrance hall camera", "Year 5 corridor camera"],
-    "library": ["Library desk camera"],
-}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -81,141 +68,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def configure_environment() -> Path:
-    """Point the settings at a fresh temporary var dir; keep only DATABASE_URL from outside."""
-    var_dir = Path(tempfile.mkdtemp(prefix="guardian-bench-"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-    os.environ["GUARDIAN_VAR_DIR"] = str(var_dir)
-    os.environ["DJANGO_DEBUG"] = "0"
-    # Everything else the settings read from the environment would be somebody else's data.
-    for name in ("MEDIA_ROOT", "CELERY_BROKER_URL", "REDIS_MATCH_CACHE_URL", "CACHE_URL"):
-        os.environ.pop(name, None)
-    if not os.environ.get("DATABASE_URL"):
-        os.environ.pop("DATABASE_URL", None)
-        os.environ.pop("KEYSTORE_DATABASE_URL", None)
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return var_dir
-
-
-def postgres_create_missing() -> list[str]:
-    """On PostgreSQL, create the main and key-store databases named by the settings if missing."""
-    from django.conf import settings  # noqa: PLC0415
-
-    created = []
-    for alias in ("default", "keys"):
-        db = settings.DATABASES[alias]
-        if db["ENGINE"] != "django.db.backends.postgresql":
-            continue
-        import psycopg  # noqa: PLC0415
-        from psycopg import sql  # noqa: PLC0415
-
-        params = {
-            "dbname": "postgres",
-            "user": db.get("USER") or None,
-            "password": db.get("PASSWORD") or None,
-            "host": db.get("HOST") or None,
-            "port": db.get("PORT") or None,
-        }
-        with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
-            ).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
-                created.append(db["NAME"])
-    return created
-
-
-def migrate() -> None:
-    from django.core.management import call_command  # noqa: PLC0415
-
-    call_command("migrate", database="default", interactive=False, verbosity=0)
-    call_command("migrate", database="keys", interactive=False, verbosity=0)
-
-
-def forget_earlier_runs() -> int:
-    """Delete the recognition events earlier benchmark runs left (shared PostgreSQL database)."""
-    from biometrics.models import RecognitionEvent  # noqa: PLC0415
-
-    deleted, _ = RecognitionEvent.objects.filter(
-        student__school__slug__startswith=SLUG_PREFIX
-    ).delete()
-    return deleted
-
-
 def build_world(run_id: str):
     """The school, the guardian, the measured child (consent + real template), another child."""
-    from biometrics import demo_photos  # noqa: PLC0415
-    from biometrics.access import access_record  # noqa: PLC0415
-    from biometrics.models import FaceTemplate, Holder, TemplateCopy  # noqa: PLC0415
-    from biometrics.services import photo_enrol  # noqa: PLC0415
-    from consent.actors import Actor  # noqa: PLC0415
-    from consent.models import Decision, Method, Purpose, School  # noqa: PLC0415
-    from consent.services import (  # noqa: PLC0415
-        consent_decide,
-        guardian_get_or_create,
-        guardianship_link,
-        notice_publish,
-        student_create,
-    )
+    from biometrics import demo_photos
+    from biometrics.access import access_record
+    from biometrics.models import FaceTemplate, Holder, TemplateCopy
+    from biometrics.services import photo_enrol
+    from consent.actors import Actor
+    from consent.services import guardian_get_or_create
 
-    actor = Actor.system("bench")
-    school = School.objects.create(
-        slug=f"{SLUG_PREFIX}{run_id}",
-        name="Benchmark Primary School",
-        dpo_name="Dana Officer",
-        dpo_email="dpo@bench.example",
+    school, purposes = harness.school_create(
+        f"{SLUG_PREFIX}{run_id}", "Benchmark Primary School", harness.DEVICES
     )
-    purposes = {}
-    for code in DEVICES:
-        purpose = Purpose.objects.create(
-            school=school,
-            code=code,
-            name=code.replace("_", " ").title(),
-            description=f"Uses the face for {code}.",
-            alternative="A card instead.",
-            dpia_reference=f"DPIA-{code}",
-        )
-        notice_publish(purpose=purpose, text=f"Notice for {code}, version 1.", actor=actor)
-        purpose.enabled = True
-        purpose.save(update_fields=["enabled"])
-        purposes[code] = purpose
-
     parent = guardian_get_or_create(email=f"parent.{run_id}@bench.example", name="Bench Parent")
     other_parent = guardian_get_or_create(
         email=f"other.{run_id}@bench.example", name="Other Parent"
     )
     granted = [purposes["gate_access"], purposes["attendance"]]
-
-    def child(name: str, guardian):
-        student = student_create(
-            school=school,
-            external_id=f"{name.upper()}-{run_id}",
-            name=f"{name} Bench",
-            class_name="Year 5",
-            actor=actor,
-        )
-        guardianship_link(guardian=guardian, student=student, notified_by="email", actor=actor)
-        for purpose in granted:
-            consent_decide(
-                student=student,
-                purpose=purpose,
-                guardian=guardian,
-                decision=Decision.GRANT,
-                notice_version=purpose.current_notice.version,
-                method=Method.WEB,
-                actor=actor,
-            )
-        return student
-
-    measured = child("Grace", parent)
-    other = child("Ada", other_parent)
+    measured = harness.child_with_consent(
+        school, parent, granted, external_id=f"GRACE-{run_id}", name="Grace Bench"
+    )
+    other = harness.child_with_consent(
+        school, other_parent, granted, external_id=f"ADA-{run_id}", name="Ada Bench"
+    )
     photo_enrol(
         student=measured,
         data=demo_photos.grace_hopper(),
-        actor=actor,
+        actor=harness.actor(),
         source="bench",
         process_now=True,
     )
@@ -233,69 +112,6 @@ def build_world(run_id: str):
     for action in ("biometrics.photo_viewed", "biometrics.template_viewed"):
         access_record(student=measured, actor=Actor.guardian(parent), action=action, data={})
     return parent, measured, other, granted
-
-
-def add_events(student, purposes, count: int, rng: random.Random) -> float:
-    """Bulk-insert `count` recognition events over the last 30 days; returns seconds taken."""
-    from django.db import transaction  # noqa: PLC0415
-    from django.utils import timezone  # noqa: PLC0415
-
-    from biometrics.models import RecognitionEvent  # noqa: PLC0415
-
-    started = time.perf_counter()
-    now = timezone.now()
-    window = 30 * 24 * 3600
-    left = count
-    while left:
-        size = min(BATCH, left)
-        rows = []
-        for _ in range(size):
-            purpose = purposes[rng.randrange(len(purposes))]
-            rows.append(
-                RecognitionEvent(
-                    student=student,
-                    purpose=purpose,
-                    device=rng.choice(DEVICES[purpose.code]),
-                    distance=round(rng.uniform(0.25, 0.55), 4),
-                    at=now - timedelta(seconds=rng.uniform(60, window)),
-                )
-            )
-        with transaction.atomic():
-            RecognitionEvent.objects.bulk_create(rows, batch_size=BATCH)
-        left -= size
-    return time.perf_counter() - started
-
-
-def settle_statistics() -> None:
-    """PostgreSQL: what autovacuum would do soon after such inserts, before timing starts."""
-    from django.db import connection  # noqa: PLC0415
-
-    from biometrics.models import RecognitionEvent  # noqa: PLC0415
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f'VACUUM ANALYZE "{RecognitionEvent._meta.db_table}"')
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def captured(client, url: str):
-    """One request with every query on both databases recorded: (response, [(alias, sql)])."""
-    from django.db import connections  # noqa: PLC0415
-    from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
-
-    with ExitStack() as stack:
-        contexts = {
-            alias: stack.enter_context(CaptureQueriesContext(connections[alias]))
-            for alias in ("default", "keys")
-        }
-        response = client.get(url)
-    queries = [(alias, q["sql"]) for alias, ctx in contexts.items() for q in ctx.captured_queries]
-    return response, queries
 
 
 def check(response, kind: str, events: int) -> str | None:
@@ -318,7 +134,7 @@ def measure(client, urls: dict[str, str], events: int, requests: int) -> dict:
     for kind, url in urls.items():
         for _ in range(WARMUPS):
             client.get(url)
-        response, queries = captured(client, url)
+        response, queries = harness.captured(client, url)
         problem = check(response, kind, events)
         times = []
         for _ in range(requests):
@@ -330,78 +146,55 @@ def measure(client, urls: dict[str, str], events: int, requests: int) -> dict:
         result[kind] = {
             "queries": queries,
             "median": statistics.median(times),
-            "p95": percentile(times, 95),
+            "p95": harness.percentile(times, 95),
             "problem": problem,
         }
     return result
 
 
-def print_queries(title: str, queries) -> None:
-    print(f"\n{title} ({len(queries)} queries):")
-    for i, (alias, text) in enumerate(queries, 1):
-        print(f"  {i:2}. [{alias}] {text}")
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    var_dir = configure_environment()
+    var_dir = harness.configure("guardian-bench-")
     try:
         return run(args, var_dir)
     finally:
-        if args.keep:
-            print(f"\nkept {var_dir}")
-        else:
-            shutil.rmtree(var_dir, ignore_errors=True)
+        harness.finish(var_dir, keep=args.keep)
 
 
-def run(args, var_dir: Path) -> int:
-    import django  # noqa: PLC0415
+def run(args, var_dir) -> int:
+    harness.django_setup()
+    from django.test import Client
 
-    django.setup()
-    from django.conf import settings  # noqa: PLC0415
-    from django.db import connection  # noqa: PLC0415
-    from django.test import Client  # noqa: PLC0415
-
-    from biometrics.models import RecognitionEvent  # noqa: PLC0415
+    from biometrics.models import RecognitionEvent
 
     started = time.perf_counter()
-    created = postgres_create_missing()
-    migrate()
-    earlier = forget_earlier_runs()
-    with connection.cursor() as cursor:
-        version = (
-            cursor.execute("SELECT version()").fetchone()[0].split(",")[0]
-            if connection.vendor == "postgresql"
-            else "SQLite " + cursor.execute("SELECT sqlite_version()").fetchone()[0]
-        )
-    db = settings.DATABASES["default"]
-    print(f"database:  {version}  ({db['NAME']})")
+    created = harness.postgres_create_missing()
+    harness.migrate()
+    earlier = harness.forget_earlier_runs(SLUG_PREFIX)
+    print(f"database:  {harness.database_version()}")
     if created:
         print(f"created:   {', '.join(created)}")
     if earlier:
         print(f"deleted {earlier} events left by earlier benchmark runs")
-    print(
-        f"machine:   {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"Django {django.get_version()}"
-    )
+    print(f"machine:   {harness.machine()}")
     print(f"var dir:   {var_dir}")
 
     rng = random.Random(20261128)
     run_id = uuid.uuid4().hex[:8]
     parent, child, other, purposes = build_world(run_id)
     print(f"setup:     {time.perf_counter() - started:.1f}s (school, consent, real enrolment)")
-    seconds = add_events(other, purposes, args.events, rng)
+    seconds = harness.add_events(other, purposes, args.events, rng)
     print(f"inserted:  {args.events} events for another child in {seconds:.1f}s")
-    add_events(child, purposes, SMALL, rng)
-    settle_statistics()
+    harness.add_events(child, purposes, SMALL, rng)
+    harness.settle_statistics()
 
     client = Client()
     client.force_login(parent.user)
     urls = {"page": f"/children/{child.pk}/", "api": f"/api/v1/children/{child.pk}/"}
 
     results = {SMALL: measure(client, urls, SMALL, args.requests)}
-    seconds = add_events(child, purposes, args.events - SMALL, rng)
-    settle_statistics()
+    seconds = harness.add_events(child, purposes, args.events - SMALL, rng)
+    harness.settle_statistics()
     print(f"inserted:  {args.events - SMALL} more events for the measured child in {seconds:.1f}s")
     results[args.events] = measure(client, urls, args.events, args.requests)
     total_events = RecognitionEvent.objects.count()
@@ -426,8 +219,8 @@ def run(args, var_dir: Path) -> int:
 
     for kind in urls:
         if args.show_sql or len(small[kind]["queries"]) != len(large[kind]["queries"]):
-            print_queries(f"{kind} at {SMALL} events", small[kind]["queries"])
-            print_queries(f"{kind} at {args.events} events", large[kind]["queries"])
+            harness.print_queries(f"{kind} at {SMALL} events", small[kind]["queries"])
+            harness.print_queries(f"{kind} at {args.events} events", large[kind]["queries"])
     problems = [r[k]["problem"] for r in results.values() for k in urls if r[k]["problem"]]
     for problem in problems:
         print(f"WRONG ANSWER: {problem}")

@@ -32,7 +32,8 @@ Usage (from the repository root)::
     .venv/bin/python bench/erasure.py --embedded            # SQLite + filesystem broker
     # --latency-n 30 --bulk-n 1000 --concurrency 2 --warmup 2 --timeout 900 --keep --force
 
-PostgreSQL: ``guardian_bench_erasure`` and ``guardian_bench_erasure_keys`` are dropped and
+PostgreSQL: ``guardian_bench_erasure`` and ``guardian_bench_erasure_keys`` (or the database of
+``--database-url`` and its ``_keys`` twin; the name must contain "bench") are dropped and
 created afresh (and dropped at the end unless ``--keep``); the run refuses to start while
 another client is connected to them (``--force`` drops them anyway). Redis: db 2 is flushed at
 the start and the end. Everything else lives in a temporary GUARDIAN_VAR_DIR.
@@ -45,7 +46,6 @@ import contextlib
 import fcntl
 import math
 import os
-import platform
 import re
 import shutil
 import signal
@@ -58,7 +58,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+import harness
+
 DATABASE_URL = "postgres://postgres@127.0.0.1:5432/guardian_bench_erasure"
 BROKER_URL = "redis://127.0.0.1:6379/2"
 LOCK_FILE = Path(tempfile.gettempdir()) / "guardian-bench-erasure.lock"
@@ -105,59 +106,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 # --- environment, databases, broker (all before django.setup()) -------------------------------
 
 
-def pg_admin(url: str):
-    import psycopg  # noqa: PLC0415
-
-    parts = urlsplit(url)
-    params = {
-        "dbname": "postgres",
-        "user": parts.username or None,
-        "password": parts.password or None,
-        "host": parts.hostname or None,
-        "port": parts.port or None,
-    }
-    return psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True)
-
-
 def pg_names(url: str) -> list[str]:
     name = urlsplit(url).path.lstrip("/")
     return [name, name + "_keys"]
 
 
-def pg_recreate(url: str, force: bool) -> None:
-    from psycopg import sql  # noqa: PLC0415
-
-    names = pg_names(url)
-    with pg_admin(url) as conn:
-        busy = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY(%s) AND pid <> "
-            "pg_backend_pid()",
-            [names],
-        ).fetchone()[0]
-        if busy and not force:
-            raise SystemExit(
-                f"{busy} other connection(s) to {', '.join(names)}: another run is using them. "
-                "Wait for it, or pass --force to drop them anyway."
-            )
-        for name in names:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def pg_drop(url: str) -> None:
-    from psycopg import sql  # noqa: PLC0415
-
-    with pg_admin(url) as conn:
-        for name in pg_names(url):
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 def redis_flush(url: str) -> None:
-    import redis  # noqa: PLC0415
+    import redis
 
     client = redis.Redis.from_url(url)
     client.flushdb()
@@ -165,50 +120,42 @@ def redis_flush(url: str) -> None:
 
 
 def configure(args, var_dir: Path) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-    os.environ["GUARDIAN_VAR_DIR"] = str(var_dir)
-    os.environ["MEDIA_ROOT"] = str(var_dir / "media")
-    os.environ["DJANGO_DEBUG"] = "0"
-    os.environ["LOG_LEVEL"] = "WARNING"  # this process; the workers log at INFO
-    # Whatever else the settings read from the environment would be somebody else's data.
-    for name in ("KEYSTORE_DATABASE_URL", "CACHE_URL", "REDIS_MATCH_CACHE_URL"):
-        os.environ.pop(name, None)
+    """Media in the var dir (the workers share it); this process logs warnings only (the
+    workers log at INFO). PostgreSQL and Redis are emptied first, unless --embedded."""
     if args.embedded:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ.pop("CELERY_BROKER_URL", None)
-    else:
-        os.environ["DATABASE_URL"] = args.database_url
-        os.environ["CELERY_BROKER_URL"] = args.broker_url
-        pg_recreate(args.database_url, args.force)
-        redis_flush(args.broker_url)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+        harness.configure(
+            var_dir=var_dir,
+            pop=("DATABASE_URL", "KEYSTORE_DATABASE_URL"),
+            MEDIA_ROOT=str(var_dir / "media"),
+            LOG_LEVEL="WARNING",
+        )
+        return
+    harness.configure(
+        var_dir=var_dir,
+        pop=("KEYSTORE_DATABASE_URL",),
+        MEDIA_ROOT=str(var_dir / "media"),
+        LOG_LEVEL="WARNING",
+        DATABASE_URL=args.database_url,
+        CELERY_BROKER_URL=args.broker_url,
+    )
+    harness.postgres_databases("create", url=args.database_url, force=args.force)
+    redis_flush(args.broker_url)
 
 
 # --- small helpers -----------------------------------------------------------------------------
-
-
-def percentile(values, pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
 def summary(values) -> str:
     if not values:
         return "-"
     return (
-        f"median {statistics.median(values) * 1000:7.1f}  p95 {percentile(values, 95) * 1000:7.1f}"
+        f"median {statistics.median(values) * 1000:7.1f}  p95 {harness.percentile(values, 95) * 1000:7.1f}"
         f"  max {max(values) * 1000:7.1f} ms"
     )
 
 
 def secs(delta: timedelta) -> float:
     return delta.total_seconds()
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def holder_subjects(client) -> set[str]:
@@ -228,35 +175,18 @@ class World:
     """The school and its children, built through the services (as the portal does)."""
 
     def __init__(self, holders):
-        import numpy as np  # noqa: PLC0415
+        import numpy as np
 
-        from biometrics import demo_photos  # noqa: PLC0415
-        from biometrics.faces import embedding_from_photo  # noqa: PLC0415
-        from biometrics.models import Holder  # noqa: PLC0415
-        from consent.actors import Actor  # noqa: PLC0415
-        from consent.models import Purpose, School  # noqa: PLC0415
-        from consent.services import notice_publish  # noqa: PLC0415
+        from biometrics import demo_photos
+        from biometrics.faces import embedding_from_photo
+        from biometrics.models import Holder
 
-        self.actor = Actor.system("bench")
-        self.school = School.objects.create(
-            slug="bench-erasure",
-            name="Erasure Benchmark Primary",
-            dpo_name="Dana Officer",
-            dpo_email="dpo@bench.example",
+        self.actor = harness.actor()
+        self.school, purposes = harness.school_create(
+            "bench-erasure", "Erasure Benchmark Primary", ["gate_access"]
         )
-        self.purpose = Purpose.objects.create(
-            school=self.school,
-            code="gate_access",
-            name="Gate access",
-            description="Uses the face to open the school gate.",
-            alternative="A card instead.",
-            dpia_reference="DPIA-gate",
-        )
-        self.notice = notice_publish(
-            purpose=self.purpose, text="Gate notice, v1.", actor=self.actor
-        )
-        self.purpose.enabled = True
-        self.purpose.save(update_fields=["enabled"])
+        self.purpose = purposes["gate_access"]
+        self.notice = self.purpose.current_notice
         for name, proc in zip(HOLDERS, holders, strict=True):
             Holder.objects.create(
                 school=self.school,
@@ -272,35 +202,20 @@ class World:
         self.guardians = {}
 
     def child(self, prefix: str, i: int, *, photo: bool):
-        from django.db import transaction  # noqa: PLC0415
+        from django.db import transaction
 
-        from biometrics.services import photo_enrol, template_create  # noqa: PLC0415
-        from consent.models import Decision, Method  # noqa: PLC0415
-        from consent.services import (  # noqa: PLC0415
-            consent_decide,
-            guardian_get_or_create,
-            guardianship_link,
-            student_create,
-        )
+        from biometrics.services import photo_enrol, template_create
+        from consent.services import guardian_get_or_create
 
         guardian = guardian_get_or_create(
             email=f"parent.{prefix}{i}@bench.example", name=f"Parent {prefix}{i}"
         )
-        student = student_create(
-            school=self.school,
+        student = harness.child_with_consent(
+            self.school,
+            guardian,
+            [self.purpose],
             external_id=f"{prefix}-{i:05d}",
             name=f"Child {prefix}{i}",
-            class_name="Year 5",
-            actor=self.actor,
-        )
-        guardianship_link(guardian=guardian, student=student, notified_by="email", actor=self.actor)
-        consent_decide(
-            student=student,
-            purpose=self.purpose,
-            guardian=guardian,
-            decision=Decision.GRANT,
-            notice_version=self.notice.version,
-            method=Method.WEB,
         )
         if photo:  # a real photo: face detection, encrypted file, real template
             photo_enrol(
@@ -317,9 +232,9 @@ class World:
         return student
 
     def children(self, prefix: str, n: int, *, photo: bool, label: str) -> list:
-        from django.utils import timezone  # noqa: PLC0415
+        from django.utils import timezone
 
-        from biometrics.models import RecognitionEvent  # noqa: PLC0415
+        from biometrics.models import RecognitionEvent
 
         started = time.perf_counter()
         made = []
@@ -347,19 +262,19 @@ class World:
     def open_at_once(self, children) -> None:
         """Open an erasure for each child in one transaction (trigger "staff"); every one is
         queued when it commits."""
-        from django.db import transaction  # noqa: PLC0415
+        from django.db import transaction
 
-        from biometrics.erasure import erasure_requests_open  # noqa: PLC0415
+        from biometrics.erasure import erasure_open_many
 
         with transaction.atomic():
-            erasure_requests_open(students=children, trigger="staff", actor=self.actor)
+            erasure_open_many(students=children, trigger="staff", actor=self.actor)
 
     def withdraw(self, child):
         """What POST /api/v1/children/{id}/consents/ {"decision": "withdraw"} does."""
-        from django.db import transaction  # noqa: PLC0415
+        from django.db import transaction
 
-        from consent.models import Decision, Method  # noqa: PLC0415
-        from consent.services import consent_decide  # noqa: PLC0415
+        from consent.models import Decision, Method
+        from consent.services import consent_decide
 
         with transaction.atomic():  # on commit: erasure_dispatch queues the first steps
             consent_decide(
@@ -375,7 +290,7 @@ class World:
 
 
 def wait_copies_stored(school, expected: int, timeout: float) -> float:
-    from biometrics.models import TemplateCopy  # noqa: PLC0415
+    from biometrics.models import TemplateCopy
 
     started = last_print = time.perf_counter()
     while True:
@@ -395,7 +310,7 @@ def wait_copies_stored(school, expected: int, timeout: float) -> float:
 
 def counts(children, media: Path, holders) -> dict[str, int]:
     """Everything held about these children, in every store."""
-    from biometrics.models import (  # noqa: PLC0415
+    from biometrics.models import (
         ChildKey,
         FaceTemplate,
         Photo,
@@ -434,7 +349,7 @@ def counts(children, media: Path, holders) -> dict[str, int]:
 
 
 def step_rows(request_ids) -> list[dict]:
-    from biometrics.models import ErasureStep  # noqa: PLC0415
+    from biometrics.models import ErasureStep
 
     rows = []
     ids = list(request_ids)
@@ -619,7 +534,7 @@ class LockSampler:
     """Samples pg_stat_activity for our databases every 200 ms: what active backends wait on."""
 
     def __init__(self, url: str, names: list[str]):
-        import threading  # noqa: PLC0415
+        import threading
 
         self.url, self.names = url, names
         self.samples = Counter()
@@ -636,7 +551,7 @@ class LockSampler:
         self._thread.join(5)
 
     def _run(self) -> None:
-        import psycopg  # noqa: PLC0415
+        import psycopg
 
         parts = urlsplit(self.url)
         with psycopg.connect(
@@ -659,41 +574,26 @@ class LockSampler:
 
 
 def run(args, var_dir: Path) -> int:
-    import django  # noqa: PLC0415
+    harness.django_setup()
+    from django.conf import settings
 
-    django.setup()
-    from django.conf import settings  # noqa: PLC0415
-    from django.core.management import call_command  # noqa: PLC0415
-    from django.db import connection  # noqa: PLC0415
-
-    from biometrics.erasure import erasure_watchdog  # noqa: PLC0415
-    from biometrics.models import ErasureRequest, ErasureStatus  # noqa: PLC0415
-    from biometrics.receipts import receipt_verify, signed_receipt  # noqa: PLC0415
-    from tests.processes import (  # noqa: PLC0415
+    from biometrics.erasure import erasure_watchdog
+    from biometrics.models import ErasureRequest, ErasureStatus
+    from biometrics.receipts import receipt_verify, signed_receipt
+    from tests.processes import (
         purge_filesystem_broker,
         start_holder,
         start_worker,
     )
 
     started_all = time.perf_counter()
-    call_command("migrate", database="default", interactive=False, verbosity=0)
-    call_command("migrate", database="keys", interactive=False, verbosity=0)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT version()")
-            version = cursor.fetchone()[0].split(",")[0]
-        else:
-            cursor.execute("SELECT sqlite_version()")
-            version = "SQLite " + cursor.fetchone()[0]
+    harness.migrate()
     broker = settings.CELERY_BROKER_URL
     mode = "embedded (SQLite + filesystem broker)" if args.embedded else "PostgreSQL + Redis"
     print(f"mode:      {mode}")
-    print(f"database:  {version} ({settings.DATABASES['default']['NAME']})")
+    print(f"database:  {harness.database_version()}")
     print(f"broker:    {broker}")
-    print(
-        f"machine:   {os.cpu_count()} CPUs, load average {load_average()}, Python "
-        f"{platform.python_version()}, Django {django.get_version()}"
-    )
+    print(f"machine:   {harness.machine()}, load average {harness.load_average()}")
     print(f"var dir:   {var_dir}")
     if args.embedded:
         purge_filesystem_broker()
@@ -787,7 +687,7 @@ def run(args, var_dir: Path) -> int:
         latency_phases = phases(step_rows(latency_ids))
 
         # --- throughput ---
-        load_before = load_average()
+        load_before = harness.load_average()
         log_marks = {p.name: len(p.log()) for p in workers}
         groups = {  # the bench process last: its children are the workers and holders
             "workers": [p.popen.pid for p in workers],
@@ -842,7 +742,7 @@ def run(args, var_dir: Path) -> int:
         cpu_used, machine_busy, machine_total = cpu_delta(
             cpu_before, cpu_snapshot(groups, pg_databases)
         )
-        load_after = load_average()
+        load_after = harness.load_average()
         bulk_rows = step_rows(bulk_ids)
         bulk_phases = phases(bulk_rows)
         completed = sorted(
@@ -873,7 +773,7 @@ def run(args, var_dir: Path) -> int:
             print(f"warm-up erasures (not counted): {', '.join(f'{x:.2f}s' for x in warm_times)}")
         # An erasure not verified within --latency-timeout counts as infinitely late.
         ranked = latencies + [math.inf] * late
-        p95 = percentile(ranked, 95)
+        p95 = harness.percentile(ranked, 95)
         print(
             f"\nlatency, {len(ranked)} children one at a time (withdraw → verified, polled "
             f"every {POLL * 1000:.0f} ms):"
@@ -902,7 +802,7 @@ def run(args, var_dir: Path) -> int:
             )
         else:
             print(
-                f"  opened in one transaction (erasure_requests_open, {len(bulk)} children): "
+                f"  opened in one transaction (erasure_open_many, {len(bulk)} children): "
                 f"{loop:.1f}s"
             )
         print(
@@ -988,7 +888,7 @@ def main(argv=None) -> int:
             return run(args, var_dir)
         finally:
             with contextlib.suppress(Exception):
-                from django.db import connections  # noqa: PLC0415
+                from django.db import connections
 
                 connections.close_all()
             if args.keep:
@@ -997,7 +897,7 @@ def main(argv=None) -> int:
                 shutil.rmtree(var_dir, ignore_errors=True)
                 if created:  # never drop databases another run was using
                     with contextlib.suppress(Exception):
-                        pg_drop(args.database_url)
+                        harness.postgres_databases("drop", url=args.database_url)
                     with contextlib.suppress(Exception):
                         redis_flush(args.broker_url)
 

@@ -56,29 +56,20 @@ import hashlib
 import io
 import json
 import os
-import platform
 import random
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 import zipfile
-from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BATCH = 10_000
+import harness
+
 SLUG_PREFIX = "bench-export-"
 TARGET_SECONDS = 10.0
 TARGET_PEAK_MB = 200.0  # 10^6 bytes: 190.7 MiB
-DEVICES = {
-    "gate_access": ["Main gate camera", "Side gate camera"],
-    "attendance": ["Entrance hall camera", "Year 5 corridor camera"],
-    "library": ["Library desk camera"],
-}
 MODES = ("worker", "faces")
 
 
@@ -123,29 +114,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def configure_environment() -> Path:
-    """Point the settings at a fresh temporary var dir; keep only DATABASE_URL from outside."""
-    var_dir = Path(tempfile.mkdtemp(prefix="guardian-bench-export-"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-    os.environ["GUARDIAN_VAR_DIR"] = str(var_dir)
-    os.environ["DJANGO_DEBUG"] = "0"
-    # Everything else the settings read from the environment would be somebody else's data.
-    for name in ("MEDIA_ROOT", "CELERY_BROKER_URL", "REDIS_MATCH_CACHE_URL", "CACHE_URL"):
-        os.environ.pop(name, None)
-    for name in ("GUARDIAN_KEK", "GUARDIAN_KEK_FILE", "EMAIL_URL"):
-        os.environ.pop(name, None)  # dev secrets are generated in the temp var dir
-    if not os.environ.get("DATABASE_URL"):
-        os.environ.pop("DATABASE_URL", None)
-        os.environ.pop("KEYSTORE_DATABASE_URL", None)
-    # The "package ready" email goes nowhere (the console backend would print it).
-    os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    add_root_to_path()
-    return var_dir
-
-
-def add_root_to_path() -> None:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    """A fresh temporary var dir, in which the development key-encryption key is generated;
+    the "package ready" email goes nowhere (the console backend would print it)."""
+    return harness.configure(
+        "guardian-bench-export-",
+        pop=("GUARDIAN_KEK", "GUARDIAN_KEK_FILE", "EMAIL_URL"),
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+    )
 
 
 # --- memory -------------------------------------------------------------------------------------
@@ -180,33 +155,31 @@ def maxrss_kib() -> int:
 
 
 def child_main(args) -> int:
-    add_root_to_path()
+    harness.on_path()
     # ru_maxrss survives exec: right now it still holds the parent's RSS at fork time, so the
     # process's own peak is read from VmHWM (per address space, starts afresh at exec).
     inherited_maxrss = maxrss_kib()
     started = time.perf_counter()
-    import django  # noqa: PLC0415
-
-    django.setup()
+    harness.django_setup()
     # A Celery worker imports the app and every task module before its first task.
-    from portal.celery import app  # noqa: PLC0415
+    from portal.celery import app
 
     app.loader.import_default_modules()
     if args.mode == "faces":
         os.environ["GUARDIAN_LOAD_FACE_MODELS"] = "1"
     else:
         os.environ.pop("GUARDIAN_LOAD_FACE_MODELS", None)
-    from portal.celery import _load_face_models  # noqa: PLC0415
+    from portal.celery import _load_face_models
 
     _load_face_models()  # what every worker process runs at worker_process_init
-    import gc  # noqa: PLC0415
+    import gc
 
-    from portal.exports import export_build  # noqa: PLC0415
-    from portal.models import Export  # noqa: PLC0415
+    from portal.exports import export_build
+    from portal.models import Export
 
     # Open the database connections (a worker's are open after its first task).
     Export.objects.filter(pk=args.child).exists()
-    from biometrics.models import ChildKey  # noqa: PLC0415
+    from biometrics.models import ChildKey
 
     ChildKey.objects.exists()
     gc.collect()
@@ -242,7 +215,9 @@ def child_main(args) -> int:
 
 def build_in_fresh_process(export_id, mode: str) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(export_id), "--mode", mode]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=os.environ.copy())
+    done = subprocess.run(
+        cmd, cwd=harness.ROOT, capture_output=True, text=True, env=os.environ.copy()
+    )
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
@@ -253,57 +228,11 @@ def build_in_fresh_process(export_id, mode: str) -> dict:
 # --- the parent: data ----------------------------------------------------------------------------
 
 
-def postgres_create_missing() -> list[str]:
-    """On PostgreSQL, create the main and key-store databases named by the settings if missing."""
-    from django.conf import settings  # noqa: PLC0415
-
-    created = []
-    for alias in ("default", "keys"):
-        db = settings.DATABASES[alias]
-        if db["ENGINE"] != "django.db.backends.postgresql":
-            continue
-        import psycopg  # noqa: PLC0415
-        from psycopg import sql  # noqa: PLC0415
-
-        params = {
-            "dbname": "postgres",
-            "user": db.get("USER") or None,
-            "password": db.get("PASSWORD") or None,
-            "host": db.get("HOST") or None,
-            "port": db.get("PORT") or None,
-        }
-        with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
-            ).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
-                created.append(db["NAME"])
-    return created
-
-
-def migrate() -> None:
-    from django.core.management import call_command  # noqa: PLC0415
-
-    call_command("migrate", database="default", interactive=False, verbosity=0)
-    call_command("migrate", database="keys", interactive=False, verbosity=0)
-
-
-def forget_earlier_runs() -> int:
-    """Delete the recognition events earlier runs of this benchmark left (shared PostgreSQL)."""
-    from biometrics.models import RecognitionEvent  # noqa: PLC0415
-
-    deleted, _ = RecognitionEvent.objects.filter(
-        student__school__slug__startswith=SLUG_PREFIX
-    ).delete()
-    return deleted
-
-
 def photo_candidates(rng: random.Random):
     """Distinct one-face JPEGs: the four demo photos, then crops/rotations/scales of them."""
-    from PIL import Image, ImageOps  # noqa: PLC0415
+    from PIL import Image, ImageOps
 
-    from biometrics import demo_photos  # noqa: PLC0415
+    from biometrics import demo_photos
 
     sources = {
         "grace_hopper": demo_photos.grace_hopper(),
@@ -345,69 +274,26 @@ def photo_candidates(rng: random.Random):
 
 
 def build_world(run_id: str, photos: int, rng: random.Random):
-    from biometrics.faces import ImageRejected  # noqa: PLC0415
-    from biometrics.models import FaceTemplate, Photo  # noqa: PLC0415
-    from biometrics.services import photo_enrol  # noqa: PLC0415
-    from consent.actors import Actor  # noqa: PLC0415
-    from consent.models import Decision, Method, Purpose, School  # noqa: PLC0415
-    from consent.services import (  # noqa: PLC0415
-        consent_decide,
-        guardian_get_or_create,
-        guardianship_link,
-        notice_publish,
-        student_create,
-    )
+    from biometrics.faces import ImageRejected
+    from biometrics.models import FaceTemplate, Photo
+    from biometrics.services import photo_enrol
+    from consent.services import guardian_get_or_create
 
-    actor = Actor.system("bench")
-    school = School.objects.create(
-        slug=f"{SLUG_PREFIX}{run_id}",
-        name="Benchmark Primary School",
-        dpo_name="Dana Officer",
-        dpo_email="dpo@bench.example",
+    actor = harness.actor()
+    school, purposes = harness.school_create(
+        f"{SLUG_PREFIX}{run_id}", "Benchmark Primary School", harness.DEVICES
     )
-    purposes = {}
-    for code in DEVICES:
-        purpose = Purpose.objects.create(
-            school=school,
-            code=code,
-            name=code.replace("_", " ").title(),
-            description=f"Uses the face for {code}.",
-            alternative="A card instead.",
-            dpia_reference=f"DPIA-{code}",
-        )
-        notice_publish(purpose=purpose, text=f"Notice for {code}, version 1.", actor=actor)
-        purpose.enabled = True
-        purpose.save(update_fields=["enabled"])
-        purposes[code] = purpose
     granted = [purposes["gate_access"], purposes["attendance"]]
-
-    def child(name: str, guardian):
-        student = student_create(
-            school=school,
-            external_id=f"{name.upper()}-{run_id}",
-            name=f"{name} Bench",
-            class_name="Year 5",
-            actor=actor,
-        )
-        guardianship_link(guardian=guardian, student=student, notified_by="email", actor=actor)
-        for purpose in granted:
-            consent_decide(
-                student=student,
-                purpose=purpose,
-                guardian=guardian,
-                decision=Decision.GRANT,
-                notice_version=purpose.current_notice.version,
-                method=Method.WEB,
-                actor=actor,
-            )
-        return student
-
     parent = guardian_get_or_create(email=f"parent.{run_id}@bench.example", name="Bench Parent")
     other_parent = guardian_get_or_create(
         email=f"other.{run_id}@bench.example", name="Other Parent"
     )
-    measured = child("Grace", parent)
-    other = child("Ada", other_parent)
+    measured = harness.child_with_consent(
+        school, parent, granted, external_id=f"GRACE-{run_id}", name="Grace Bench"
+    )
+    other = harness.child_with_consent(
+        school, other_parent, granted, external_id=f"ADA-{run_id}", name="Ada Bench"
+    )
 
     enrolled, rejected, seen = [], [], set()
     for label, data in photo_candidates(rng):
@@ -435,56 +321,14 @@ def build_world(run_id: str, photos: int, rng: random.Random):
     return parent, measured, other, granted, enrolled, rejected
 
 
-def add_events(student, purposes, count: int, rng: random.Random) -> float:
-    """Bulk-insert `count` recognition events over the last 30 days; returns seconds taken."""
-    from django.db import transaction  # noqa: PLC0415
-    from django.utils import timezone  # noqa: PLC0415
-
-    from biometrics.models import RecognitionEvent  # noqa: PLC0415
-
-    started = time.perf_counter()
-    now = timezone.now()
-    window = 30 * 24 * 3600
-    left = count
-    while left:
-        size = min(BATCH, left)
-        rows = []
-        for _ in range(size):
-            purpose = purposes[rng.randrange(len(purposes))]
-            rows.append(
-                RecognitionEvent(
-                    student=student,
-                    purpose=purpose,
-                    device=rng.choice(DEVICES[purpose.code]),
-                    distance=round(rng.uniform(0.25, 0.55), 4),
-                    at=now - timedelta(seconds=rng.uniform(60, window)),
-                )
-            )
-        with transaction.atomic():
-            RecognitionEvent.objects.bulk_create(rows, batch_size=BATCH)
-        left -= size
-    return time.perf_counter() - started
-
-
-def settle_statistics() -> None:
-    """PostgreSQL: what autovacuum would do soon after such inserts, before timing starts."""
-    from django.db import connection  # noqa: PLC0415
-
-    from biometrics.models import RecognitionEvent  # noqa: PLC0415
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f'VACUUM ANALYZE "{RecognitionEvent._meta.db_table}"')
-
-
 # --- the parent: checking a package --------------------------------------------------------------
 
 
 def check_package(export, *, events: int, photos: int) -> dict:
     """Decrypt the stored package and check it; returns sizes, entries and problems."""
-    from django.core.files.storage import default_storage  # noqa: PLC0415
+    from django.core.files.storage import default_storage
 
-    from portal.exports import export_open  # noqa: PLC0415
+    from portal.exports import export_open
 
     problems = []
     if export.status != "ready":
@@ -542,40 +386,26 @@ def mib(kib: int) -> float:
 
 
 def run(args, var_dir: Path) -> int:
-    import django  # noqa: PLC0415
-
-    django.setup()
-    import logging  # noqa: PLC0415
-
-    from django.conf import settings  # noqa: PLC0415
-    from django.db import connection  # noqa: PLC0415
+    harness.django_setup()
+    import logging
 
     # export_request queues the build on the (temporary, unconsumed) filesystem broker; kombu
     # warns about the missing hostname each time.
     logging.getLogger("kombu.connection").setLevel(logging.ERROR)
 
-    from biometrics.models import RecognitionEvent  # noqa: PLC0415
-    from portal.exports import export_request  # noqa: PLC0415
+    from biometrics.models import RecognitionEvent
+    from portal.exports import export_request
 
     started = time.perf_counter()
-    created = postgres_create_missing()
-    migrate()
-    earlier = forget_earlier_runs()
-    with connection.cursor() as cursor:
-        version = (
-            cursor.execute("SELECT version()").fetchone()[0].split(",")[0]
-            if connection.vendor == "postgresql"
-            else "SQLite " + cursor.execute("SELECT sqlite_version()").fetchone()[0]
-        )
-    print(f"database:  {version}  ({settings.DATABASES['default']['NAME']})")
+    created = harness.postgres_create_missing()
+    harness.migrate()
+    earlier = harness.forget_earlier_runs(SLUG_PREFIX)
+    print(f"database:  {harness.database_version()}")
     if created:
         print(f"created:   {', '.join(created)}")
     if earlier:
         print(f"deleted {earlier} events left by earlier benchmark runs")
-    print(
-        f"machine:   {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"Django {django.get_version()}"
-    )
+    print(f"machine:   {harness.machine()}")
     print(f"var dir:   {var_dir}")
 
     rng = random.Random(20261128)
@@ -588,15 +418,15 @@ def run(args, var_dir: Path) -> int:
     )
     if rejected:
         print(f"           rejected: {'; '.join(rejected)}")
-    seconds = add_events(other, purposes, args.other_events, rng)
+    seconds = harness.add_events(other, purposes, args.other_events, rng)
     print(f"inserted:  {args.other_events} events for another child in {seconds:.1f}s")
 
     results = []
     have = 0
     for size in (args.small, args.events):
-        seconds = add_events(child, purposes, size - have, rng)
+        seconds = harness.add_events(child, purposes, size - have, rng)
         have = size
-        settle_statistics()
+        harness.settle_statistics()
         print(f"inserted:  {size} events for the measured child (+{seconds:.1f}s)")
         for mode in args.modes:
             export = export_request(student=child, guardian=parent)
@@ -692,10 +522,7 @@ def main(argv=None) -> int:
     try:
         return run(args, var_dir)
     finally:
-        if args.keep:
-            print(f"\nkept {var_dir}")
-        else:
-            shutil.rmtree(var_dir, ignore_errors=True)
+        harness.finish(var_dir, keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -8,27 +8,22 @@
 2. Identification latency (`biometrics.matching.identify`, consent check and event write
    included) against 1,000 / 10,000 / 100,000 templates.
 
-    .venv/bin/python bench/faces.py [--sizes 1000,10000,100000] [--repeat 2]
+    .venv/bin/python bench/faces.py [--sizes 1000,10000,100000] [--repeat 2] [--calls 50]
 
-Runs in a temporary GUARDIAN_VAR_DIR (SQLite) unless DATABASE_URL is set.
+Runs in a temporary GUARDIAN_VAR_DIR (SQLite), deleted afterwards, unless DATABASE_URL is set.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-os.environ.setdefault("GUARDIAN_VAR_DIR", tempfile.mkdtemp(prefix="guardian-bench-faces-"))
+import harness
 
 
 def phone_photos(folder: Path) -> list[Path]:
@@ -59,10 +54,6 @@ def phone_photos(folder: Path) -> list[Path]:
     return paths
 
 
-def load_average() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def bench_enrolment(repeat: int) -> None:
     import face_recognition
     import numpy as np
@@ -71,7 +62,7 @@ def bench_enrolment(repeat: int) -> None:
     from biometrics import faces
 
     faces.warm_up()
-    print(f"\nload average at start (1/5/15 min): {load_average()}")
+    print(f"\nload average at start (1/5/15 min): {harness.load_average(' / ')}")
     with tempfile.TemporaryDirectory() as tmp:
         paths = phone_photos(Path(tmp))
         naive_times, ours_times, distances, naive_missed = [], [], [], []
@@ -144,7 +135,7 @@ def bench_enrolment(repeat: int) -> None:
         )
     if naive_missed:
         print(f"naive pipeline found no face in EXIF-rotated photos: {', '.join(naive_missed)}")
-    print(f"load average at end (1/5/15 min): {load_average()}")
+    print(f"load average at end (1/5/15 min): {harness.load_average(' / ')}")
 
 
 def populate(school, n: int, known_embedding) -> None:
@@ -155,7 +146,7 @@ def populate(school, n: int, known_embedding) -> None:
     from biometrics.crypto import _kek, _key_aad, _seal
     from biometrics.matching import match_index_bump
     from biometrics.models import ChildKey, FaceTemplate
-    from biometrics.services import template_context
+    from biometrics.selectors import template_context
     from consent.models import Student
 
     rng = np.random.default_rng(7)
@@ -189,48 +180,21 @@ def populate(school, n: int, known_embedding) -> None:
 
 
 def bench_identification(sizes: list[int], calls: int) -> None:
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    call_command("migrate", database="keys", verbosity=0)
-    from django.utils import timezone
-
+    harness.migrate()
     from biometrics import demo_photos, faces
     from biometrics.matching import identify, match_index_for
     from biometrics.services import photo_enrol
-    from consent.actors import Actor
-    from consent.models import Purpose, School, Student
-    from consent.services import (
-        consent_decide,
-        guardian_get_or_create,
-        guardianship_link,
-        notice_publish,
-    )
+    from consent.services import guardian_get_or_create
 
-    actor = Actor.system("bench")
-    school, _ = School.objects.get_or_create(
-        slug=f"bench-{uuid.uuid4().hex[:6]}", defaults={"name": "Bench"}
+    school, purposes = harness.school_create(
+        f"bench-{uuid.uuid4().hex[:6]}", "Bench", ["gate_access"]
     )
-    purpose = Purpose.objects.create(
-        school=school, code="gate_access", name="Gate", alternative="Card", dpia_reference="D"
-    )
-    notice = notice_publish(purpose=purpose, text="notice", actor=actor)
-    purpose.enabled = True
-    purpose.save()
-    known = Student.objects.create(school=school, external_id="KNOWN", name="Known")
+    purpose = purposes["gate_access"]
     parent = guardian_get_or_create(email=f"{uuid.uuid4().hex[:8]}@bench.example", name="P")
-    guardianship_link(guardian=parent, student=known, actor=actor)
-    consent_decide(
-        student=known,
-        purpose=purpose,
-        guardian=parent,
-        decision="grant",
-        notice_version=notice.version,
-        at=timezone.now(),
+    known = harness.child_with_consent(school, parent, [purpose], external_id="KNOWN", name="Known")
+    photo_enrol(
+        student=known, data=demo_photos.grace_hopper(), actor=harness.actor(), process_now=True
     )
-    photo_enrol(student=known, data=demo_photos.grace_hopper(), actor=actor, process_now=True)
     probe_match = faces.embedding_from_photo(demo_photos.grace_hopper_half())
     probe_none = faces.embedding_from_photo(demo_photos.astronaut_face())
 
@@ -260,7 +224,7 @@ def bench_identification(sizes: list[int], calls: int) -> None:
             results[label] = (statistics.median(times), times[int(len(times) * 0.95) - 1])
         print(
             f"| {n:,} | {build:.2f} | {results['match'][0]:.1f} | {results['match'][1]:.1f} "
-            f"| {results['none'][0]:.1f} | {results['none'][1]:.1f} | {load_average()} |"
+            f"| {results['none'][0]:.1f} | {results['none'][1]:.1f} | {harness.load_average(' / ')} |"
         )
 
 
@@ -270,11 +234,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--calls", type=int, default=50)
     args = parser.parse_args()
-    import django
-
-    django.setup()
-    bench_enrolment(args.repeat)
-    bench_identification([int(s) for s in args.sizes.split(",")], args.calls)
+    var_dir = harness.configure("guardian-bench-faces-")
+    try:
+        harness.django_setup()
+        bench_enrolment(args.repeat)
+        bench_identification([int(s) for s in args.sizes.split(",")], args.calls)
+    finally:
+        harness.finish(var_dir, keep=False)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ reloaded identically before each):
 baseline of the same round and the median over rounds is reported, for wall time and for CPU
 time (the purging process plus its PostgreSQL backend, read from ``/proc``: far steadier than
 wall time when other work shares the machine). ``--with-fix`` adds a third purge, ``fix``: the
-job's own loop with one change: each batch a single ``DELETE ... WHERE id IN (SELECT ...
-ORDER BY at LIMIT n)`` statement (see ``fixed_job``), to size the suggested fix.
+one-statement batch loop (``DELETE ... WHERE id IN (SELECT ... ORDER BY at LIMIT n)``, see
+``fixed_job``) that an earlier analysis suggested and the job now uses itself.
 
 For each: total time, batches, and the longest transaction three ways: as the code reports it
 (the job's ``longest_transaction_ms``; the baseline times its own batches), by wrapping the
@@ -55,19 +55,16 @@ import argparse
 import json
 import math
 import os
-import platform
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-HERE = Path(__file__).resolve().parent
+import harness
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/guardian_bench_retention"
 APP_NAME = "guardian-bench-purge"
 TABLE = "biometrics_recognitionevent"
@@ -101,7 +98,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--with-fix",
         action="store_true",
-        help="also run the job with the one-statement batch DELETE suggested in the README",
+        help="also run the one-statement batch loop once suggested in the README (now the job's)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the databases and var dir")
     # Internal: run one purge in this (child) process and print a JSON result.
@@ -119,121 +116,40 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def configure_environment(var_dir: Path | None = None) -> Path:
     """Fresh temporary var dir (unless given); PostgreSQL from DATABASE_URL (default above)."""
-    var_dir = var_dir or Path(tempfile.mkdtemp(prefix="guardian-bench-retention-"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-    os.environ["GUARDIAN_VAR_DIR"] = str(var_dir)
-    os.environ["DJANGO_DEBUG"] = "0"
-    for name in ("MEDIA_ROOT", "CELERY_BROKER_URL", "REDIS_MATCH_CACHE_URL", "CACHE_URL"):
-        os.environ.pop(name, None)
-    os.environ["DATABASE_URL"] = os.environ.get("DATABASE_URL") or DEFAULT_URL
+    var_dir = harness.configure(
+        "guardian-bench-retention-", var_dir=var_dir, database_url=DEFAULT_URL
+    )
     if not os.environ["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
         raise SystemExit("bench/retention.py runs on PostgreSQL only (DATABASE_URL=postgres://...)")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     return var_dir
 
 
-def pg_connect(alias: str = "default", *, admin: bool = False, app: str | None = None):
-    """A plain psycopg connection (autocommit) to a database of the settings, or `postgres`."""
-    import psycopg  # noqa: PLC0415
-    from django.conf import settings  # noqa: PLC0415
+def pg_connect(*, app: str | None = None):
+    """A plain psycopg connection (autocommit) to the main database."""
+    from django.conf import settings
 
-    db = settings.DATABASES[alias]
-    params = {
-        "dbname": "postgres" if admin else db["NAME"],
-        "user": db.get("USER") or None,
-        "password": db.get("PASSWORD") or None,
-        "host": db.get("HOST") or None,
-        "port": db.get("PORT") or None,
-        "application_name": app,
-    }
-    return psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True)
-
-
-def postgres_databases(action: str) -> list[str]:
-    """ "create" (dropping first if present) or "drop" the main and key-store databases."""
-    from django.conf import settings  # noqa: PLC0415
-    from django.db import connections  # noqa: PLC0415
-    from psycopg import sql  # noqa: PLC0415
-
-    connections.close_all()
-    done = []
-    for alias in ("default", "keys"):
-        db = settings.DATABASES[alias]
-        if db["ENGINE"] != "django.db.backends.postgresql":
-            if alias == "default":
-                raise SystemExit("bench/retention.py runs on PostgreSQL only")
-            continue
-        if "bench" not in db["NAME"]:
-            raise SystemExit(f"refusing to drop/create {db['NAME']!r}: not a benchmark database")
-        name = sql.Identifier(db["NAME"])
-        with pg_connect(alias, admin=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            if action == "create":
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-        done.append(db["NAME"])
-    return done
-
-
-def migrate() -> None:
-    from django.core.management import call_command  # noqa: PLC0415
-
-    call_command("migrate", database="default", interactive=False, verbosity=0)
-    call_command("migrate", database="keys", interactive=False, verbosity=0)
+    return harness.postgres_connect(settings.DATABASES["default"], app=app)
 
 
 def build_world(n_students: int):
     """School (30-day window), purposes, students; one guardian with consent for child 0."""
-    from consent.actors import Actor  # noqa: PLC0415
-    from consent.models import Decision, Method, Purpose, School, Student  # noqa: PLC0415
-    from consent.services import (  # noqa: PLC0415
-        consent_decide,
-        guardian_get_or_create,
-        guardianship_link,
-        notice_publish,
-    )
+    from consent.models import Student
+    from consent.services import guardian_get_or_create
 
-    actor = Actor.system("bench")
-    school = School.objects.create(
-        slug="bench-retention",
-        name="Retention Benchmark School",
-        dpo_name="Dana Officer",
-        dpo_email="dpo@bench.example",
+    school, purposes = harness.school_create(
+        "bench-retention",
+        "Retention Benchmark School",
+        PURPOSES,
         event_window_days=WINDOW_DAYS,
     )
-    purposes = []
-    for code in PURPOSES:
-        purpose = Purpose.objects.create(
-            school=school,
-            code=code,
-            name=code.replace("_", " ").title(),
-            description=f"Uses the face for {code}.",
-            alternative="A card instead.",
-            dpia_reference=f"DPIA-{code}",
-        )
-        notice_publish(purpose=purpose, text=f"Notice for {code}, version 1.", actor=actor)
-        purpose.enabled = True
-        purpose.save(update_fields=["enabled"])
-        purposes.append(purpose)
+    purposes = list(purposes.values())
     students = Student.objects.bulk_create(
         Student(school=school, external_id=f"B{i:05d}", name=f"Student {i}", class_name="Year 5")
         for i in range(n_students)
     )
     parent = guardian_get_or_create(email="parent@bench.example", name="Bench Parent")
     child = students[0]
-    guardianship_link(guardian=parent, student=child, notified_by="email", actor=actor)
-    for purpose in purposes:
-        consent_decide(
-            student=child,
-            purpose=purpose,
-            guardian=parent,
-            decision=Decision.GRANT,
-            notice_version=purpose.current_notice.version,
-            method=Method.WEB,
-            actor=actor,
-        )
+    harness.consent_for(child, parent, purposes)
     return school, purposes, students, parent, child
 
 
@@ -366,16 +282,16 @@ def worker_baseline(as_of: datetime) -> dict:
 
 
 def fixed_job(*, as_of: datetime) -> dict:
-    """job_recognition_events with one change, to size the fix suggested in the README: each
-    batch is a single ``DELETE ... WHERE id IN (SELECT ... ORDER BY at LIMIT n)`` statement,
-    instead of fetching the ids and sending them back as 5,000 literals, and ordered by ``at``
-    (a bounded range of the (at) index, so the last, empty batch ends at once) instead of by
-    id (a scan of the whole primary key past every newer row when nothing old is left)."""
-    from django.db import transaction  # noqa: PLC0415
+    """The batch loop the 2026-11-28 analysis suggested for job_recognition_events, kept for
+    comparison: each batch a single ``DELETE ... WHERE id IN (SELECT ... ORDER BY at LIMIT n)``
+    statement, ordered by ``at`` (a bounded range of the (at) index, so the last, empty batch
+    ends at once). The job has done the same since, so ``fix`` and ``product`` should measure
+    alike; a difference between them is the job's own bookkeeping (its audit record)."""
+    from django.db import transaction
 
-    from biometrics.models import RecognitionEvent  # noqa: PLC0415
-    from biometrics.retention import EVENT_BATCH  # noqa: PLC0415
-    from consent.models import School  # noqa: PLC0415
+    from biometrics.models import RecognitionEvent
+    from biometrics.retention import EVENT_BATCH
+    from consent.models import School
 
     deleted = 0
     longest = 0.0
@@ -402,9 +318,9 @@ def fixed_job(*, as_of: datetime) -> dict:
 def worker_django(as_of: datetime, variant: str) -> dict:
     """The product's job ("product": retention_run) or its one-change variant ("fix"), with its
     transactions and statements timed from outside the job code."""
-    from django.db import connection  # noqa: PLC0415
+    from django.db import connection
 
-    from biometrics.retention import EVENT_BATCH, retention_run  # noqa: PLC0415
+    from biometrics.retention import EVENT_BATCH, retention_run
 
     connection.ensure_connection()
     with connection.cursor() as cursor:
@@ -476,9 +392,7 @@ def worker_django(as_of: datetime, variant: str) -> dict:
 
 def worker_main(args) -> int:
     configure_environment(Path(os.environ["GUARDIAN_VAR_DIR"]))
-    import django  # noqa: PLC0415
-
-    django.setup()
+    harness.django_setup()
     as_of = datetime.fromisoformat(args.as_of)
     if args.worker == "baseline":
         result = worker_baseline(as_of)
@@ -515,11 +429,6 @@ class XactMonitor(threading.Thread):
                 time.sleep(self.every)
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
 def page_request(client, url: str) -> float:
     started = time.perf_counter()
     response = client.get(url)
@@ -552,7 +461,7 @@ def purge(kind: str, as_of: datetime, client, url: str, args) -> dict:
         as_of.isoformat(),
     ]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=harness.ROOT)
     interval = args.interval_ms / 1000
     times = []
     time.sleep(interval)
@@ -574,9 +483,9 @@ def explain(as_of: datetime, kind: str) -> str:
     """The plan of one batch's SELECT (product: the job's own queryset)."""
     cutoff = as_of - timedelta(days=WINDOW_DAYS)
     if kind == "product":
-        from biometrics.models import RecognitionEvent  # noqa: PLC0415
-        from biometrics.retention import EVENT_BATCH  # noqa: PLC0415
-        from consent.models import School  # noqa: PLC0415
+        from biometrics.models import RecognitionEvent
+        from biometrics.retention import EVENT_BATCH
+        from consent.models import School
 
         school = School.objects.get(slug="bench-retention")
         old = RecognitionEvent.objects.filter(student__school=school, at__lt=cutoff)
@@ -595,27 +504,21 @@ def main(argv=None) -> int:
     if args.worker:
         return worker_main(args)
     var_dir = configure_environment()
-    import django  # noqa: PLC0415
-
-    django.setup()
-    created = postgres_databases("create")
+    harness.django_setup()
+    created = harness.postgres_databases("create")
     try:
         return run(args, created)
     finally:
-        if args.keep:
-            print(f"\nkept {var_dir} and databases {', '.join(created)}")
-        else:
-            postgres_databases("drop")
-            shutil.rmtree(var_dir, ignore_errors=True)
+        harness.finish(var_dir, keep=args.keep, databases=created)
 
 
 def run(args, created: list[str]) -> int:
-    from django.conf import settings  # noqa: PLC0415
-    from django.test import Client  # noqa: PLC0415
-    from django.utils import timezone  # noqa: PLC0415
+    from django.conf import settings
+    from django.test import Client
+    from django.utils import timezone
 
     total_started = time.perf_counter()
-    migrate()
+    harness.migrate()
     with pg_connect() as conn:
         version = conn.execute("SELECT version()").fetchone()[0].split(",")[0]
         autovacuum = conn.execute("SHOW autovacuum").fetchone()[0]
@@ -625,10 +528,7 @@ def run(args, created: list[str]) -> int:
         f"autovacuum {autovacuum}, shared_buffers {shared_buffers}"
     )
     print(f"created:   {', '.join(created)} (dropped at the end)")
-    print(
-        f"machine:   {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"Django {django_version()}"
-    )
+    print(f"machine:   {harness.machine()}")
     _, purposes, students, parent, child = build_world(args.students)
     as_of = timezone.now().replace(microsecond=0)
     client = Client()
@@ -707,7 +607,7 @@ def run(args, created: list[str]) -> int:
             f"{r['batches']:>8} {r['deleted'] / r['seconds']:>7.0f} "
             f"{r['reported_longest_ms']:>24.1f} {r['wrapped_longest_ms']:>8.1f} "
             f"{r['observed_longest_ms']:>8.1f} {statistics.median(tx):>10.1f} "
-            f"{percentile(tx, 95):>7.1f}"
+            f"{harness.percentile(tx, 95):>7.1f}"
         )
     for kind in kinds[1:]:
         for r in of(kind):
@@ -722,7 +622,7 @@ def run(args, created: list[str]) -> int:
     ]:
         print(
             f"{label:<16} {len(times):>8} {statistics.median(times):>8.1f} "
-            f"{percentile(times, 95):>8.1f} {max(times):>8.1f}"
+            f"{harness.percentile(times, 95):>8.1f} {max(times):>8.1f}"
         )
     ok = not problems
     print()
@@ -747,12 +647,6 @@ def run(args, created: list[str]) -> int:
         print(f"WRONG ANSWER: {problem}")
     print(f"total:     {time.perf_counter() - total_started:.1f}s")
     return 0 if ok else 1
-
-
-def django_version() -> str:
-    import django  # noqa: PLC0415
-
-    return django.get_version()
 
 
 if __name__ == "__main__":

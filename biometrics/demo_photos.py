@@ -1,34 +1,29 @@
-"""Real face photos shipped inside installed packages, for the demo and the tests.
+"""Real face photos kept in the repository (`biometrics/demo/`), for the demo and the tests.
 
-- scikit-image's `astronaut.png` (Eileen Collins, NASA, public domain). HOG also "finds" a
-  face on her mission patch, so the demo uses a crop around her face.
-- matplotlib's `grace_hopper.jpg` (US Navy portrait).
+- `astronaut.png`: Eileen Collins (NASA, public domain). HOG also "finds" a face on her mission
+  patch, so the demo uses a crop around her face.
+- `grace_hopper.jpg`: Grace Hopper (U.S. Navy portrait, public domain).
+
+Sources and licences: `biometrics/demo/LICENSE.md`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from functools import cache
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
-
-def _package_dir(name: str) -> Path:
-    # find_spec, not import: importing matplotlib just for a file path costs a second.
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"the package {name} is not installed")
-    return Path(spec.origin).parent
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
 
 def astronaut_path() -> Path:
-    return _package_dir("skimage") / "data" / "astronaut.png"
+    return DEMO_DIR / "astronaut.png"
 
 
 def grace_hopper_path() -> Path:
-    return _package_dir("matplotlib") / "mpl-data" / "sample_data" / "grace_hopper.jpg"
+    return DEMO_DIR / "grace_hopper.jpg"
 
 
 @cache

@@ -18,8 +18,10 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
+# The embedded default's files. Nothing is created here: a generated secret makes the folder
+# when it is first written (env_secret), and PortalConfig.ready() makes the folders that the
+# SQLite databases, the filesystem broker and static files need.
 VAR_DIR = Path(env.str("GUARDIAN_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_secret(name: str, *, dev_file: str | None = None, generate=None) -> str:
@@ -35,6 +37,7 @@ def env_secret(name: str, *, dev_file: str | None = None, generate=None) -> str:
         raise environ.ImproperlyConfigured(f"Set {name} or {name}_FILE")
     target = VAR_DIR / dev_file
     if not target.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
         # O_EXCL: when several processes start at once, exactly one writes the value.
         try:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -146,8 +149,6 @@ for _alias, _db in DATABASES.items():
             "timeout": 20,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
-        # A file, not :memory:, so a real Celery worker process can share the test database.
-        _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{_alias}.sqlite3")}
     else:
         _db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
         _db["CONN_HEALTH_CHECKS"] = True
@@ -172,7 +173,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     # Photo files: encrypted blobs, never served directly (no MEDIA_URL route exists).
@@ -202,21 +202,24 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Guardian <no-reply@guardian.local>")
 if env.str("EMAIL_URL", default=""):
-    vars().update(env.email_url("EMAIL_URL"))
+    # e.g. smtp+tls://user:password@host:587; what the URL leaves out keeps Django's default.
+    _email = env.email_url("EMAIL_URL")
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+    EMAIL_PORT = _email["EMAIL_PORT"] or 25
+    EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+    EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+    EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+    EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+    if _email["EMAIL_FILE_PATH"]:
+        EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
 
-CACHES = {
-    "default": env.cache("CACHE_URL", default="locmem://guardian")
-    if env.str("CACHE_URL", default="")
-    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-}
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 # --- Celery ----------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # with acks_late: a task waits in the broker, not a worker
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("queue", "processed", "control"):
-        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
@@ -231,6 +234,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_WORKER_PREFETCH_MULTIPLIER = 8
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+    # With acks_late, a task waits in the broker, not in a worker that is busy.
+    CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"

@@ -181,12 +181,3 @@ def web_b(client, parent_b):
 @pytest.fixture
 def kek():
     return settings.GUARDIAN_KEK
-
-
-# Browser fixtures, shared by every browser test module.
-from .test_browser import (  # noqa: E402, F401
-    _allow_orm_beside_playwright,
-    artifacts,
-    browser,
-    new_phone,
-)

@@ -12,11 +12,12 @@ os.environ.setdefault(
 )
 os.environ.setdefault("MAGIC_LINK_MAX_PER_EMAIL", "5")
 
-from portal.settings import *  # noqa: E402, F403
+from portal.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-# One test database file per pytest process, so two test runs on one machine never collide.
+# SQLite test databases are files, not :memory:, so a real Celery worker process can share them;
+# one file per pytest process, so two test runs on one machine never collide.
 for _alias, _db in DATABASES.items():  # noqa: F405
     if _db["ENGINE"] == "django.db.backends.sqlite3":
         _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{_alias}-{os.getpid()}.sqlite3")}  # noqa: F405

@@ -1,6 +1,6 @@
 """Consent through the parent API and page, receipts, and what consent changes downstream:
 identification obeys it at once, lost consent opens an erasure, an ended purpose loses its
-recognition events (SPEC §2)."""
+recognition events (docs/consent-rule.md)."""
 
 import io
 

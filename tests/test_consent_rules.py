@@ -1,5 +1,5 @@
-"""The consent rule (SPEC §2), as far as the foundation needs it: the statuses every page shows.
-The full clause-by-clause suite arrives with the consent issue."""
+"""The consent rule (docs/consent-rule.md), as far as the foundation needs it: the statuses
+every page shows. The full clause-by-clause suite arrives with the consent issue."""
 
 from datetime import timedelta
 

@@ -1,5 +1,5 @@
 """Erasure across every system, run step by step in this process against a real reference
-holder process (the worker-driven version is in integration/test_erasure_faults.py)."""
+holder process (real Celery workers drive it in tests/integration/test_erasure_faults.py)."""
 
 import pytest
 from django.core import mail

@@ -1,5 +1,5 @@
-"""Download (SPEC §5): the package is complete, verifiable, valid against the published schema,
-for the asking guardian only, and gone after expiry."""
+"""Download (docs/architecture.md): the package is complete, verifiable, valid against the
+published schema, for the asking guardian only, and gone after expiry."""
 
 import csv
 import hashlib

@@ -1,6 +1,6 @@
 """Queueing work by name (consent.jobs): ids only, after commit, to a task that exists."""
 
-import json
+import importlib
 import uuid
 
 import numpy as np
@@ -62,16 +62,26 @@ def test_every_queued_name_is_a_registered_task_on_its_queue(name, queue):
     assert routed["queue"].name == queue
 
 
+SCHEDULE_MIGRATIONS = [
+    "biometrics.migrations.0002_schedules",
+    "portal.migrations.0002_schedules",
+    "portal.migrations.0004_roster_watchdog_schedule",
+]
+
+
 def test_every_schedule_the_migrations_install_runs_a_registered_task_and_job(db):
+    """Beat finds its task by name: a renamed task would silently never run again."""
     app.loader.import_default_modules()
-    scheduled = list(PeriodicTask.objects.values_list("name", "task", "args"))
-    assert {name for name, _, _ in scheduled} >= {
-        "Erasure watchdog",
-        "Retention: leavers",
-        "Delete expired export files",
-        "Re-queue stuck roster imports",
-    }
-    for name, task, args in scheduled:
+    schedules = [
+        schedule
+        for module in SCHEDULE_MIGRATIONS
+        for schedule in importlib.import_module(module).SCHEDULES
+    ]
+    assert len(schedules) == 8
+    for name, task, args, _seconds in schedules:
         assert task in app.tasks, name
         if task == "biometrics.tasks.retention_job_task":
-            assert json.loads(args)[0] in retention.JOBS, name
+            assert args[0] in retention.JOBS, name
+    # And the migrations installed them (unless a flushing test ran before this one).
+    installed = set(PeriodicTask.objects.values_list("name", flat=True))
+    assert installed in (set(), {name for name, *_ in schedules})

@@ -1,4 +1,5 @@
-"""The parent API (SPEC §8): exact shapes, real data, and nobody sees another family's child."""
+"""The parent API (docs/architecture.md): exact shapes, real data, and nobody sees another
+family's child."""
 
 import hashlib
 

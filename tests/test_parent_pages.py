@@ -2,8 +2,12 @@
 
 import pytest
 
+from biometrics.erasure import erasure_open
 from biometrics.models import FaceTemplate, Photo
 from consent.models import AuditEvent
+from portal.exports import export_request
+
+from .factories import TEST_ACTOR
 
 
 def child_pages(child):
@@ -25,6 +29,24 @@ def test_child_page_shows_every_kind_of_item(web_a, enrolled_child_a):
     assert "Guardian portal database" in page and "Photo storage" in page
     assert "Destroyed by" in page
     assert "Gate Access" in page and "A card instead." in page
+
+
+def test_child_page_says_how_long_the_school_keeps_a_download(web_a, child_a):
+    page = web_a.get(f"/children/{child_a.pk}/").content.decode()
+    assert "kept for 72 hours." in page  # the default
+    child_a.school.export_expiry_hours = 24
+    child_a.school.save(update_fields=["export_expiry_hours"])
+    page = web_a.get(f"/children/{child_a.pk}/").content.decode()
+    assert "kept for 24 hours." in page
+
+
+def test_pages_in_progress_reload_themselves_from_the_head(web_a, child_a, parent_a):
+    export = export_request(student=child_a, guardian=parent_a)
+    erasure = erasure_open(student=child_a, trigger="parent_request", actor=TEST_ACTOR)
+    for url in (f"/exports/{export.pk}/", f"/erasures/{erasure.pk}/"):
+        head, body = web_a.get(url).content.decode().split("</head>")
+        assert '<meta http-equiv="refresh" content="3">' in head, url
+        assert "http-equiv" not in body, url
 
 
 def test_show_toggle_reveals_128_numbers_and_logs_the_look(web_a, enrolled_child_a):

@@ -1,4 +1,4 @@
-"""Retention jobs with --as-of time travel (SPEC §6)."""
+"""Retention jobs with --as-of time travel (docs/erasure.md, "Retention jobs")."""
 
 import signal
 import subprocess

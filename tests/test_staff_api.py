@@ -1,5 +1,5 @@
-"""Staff and integration API (SPEC §8): roster, guardians, leavers, child refusal, enrolment
-with its 409/422 answers, and the school scoping of API keys."""
+"""Staff and integration API (docs/architecture.md): roster, guardians, leavers, child refusal,
+enrolment with its 409/422 answers, and the school scoping of API keys."""
 
 import io
 

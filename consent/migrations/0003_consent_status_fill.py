@@ -1,23 +1,16 @@
 from django.db import migrations
 
-
-def fill(apps, schema_editor):
-    """Run the consent rule for every existing child and store its answers.
-
-    The rule reads the live models (consent.rules), so this uses them rather than historical
-    ones: the table is the rule's output, and only the rule may produce it. A database with no
-    students (a new install, the test database) does nothing here.
-    """
-    Student = apps.get_model("consent", "Student")
-    if not Student.objects.using(schema_editor.connection.alias).exists():
-        return
-    from consent.status import consent_status_refresh
-
-    ids = Student.objects.using(schema_editor.connection.alias).values_list("pk", flat=True)
-    consent_status_refresh(ids.order_by("pk").iterator(chunk_size=2000))
+# This migration used to fill the ConsentStatus table by running the live consent rule
+# (consent.status), which breaks on old databases once the models move on: a migration may only
+# use historical models. It is kept, as a no-op, so existing migration histories stay valid.
+# After migrating a database that already has students, fill or repair the table with
+#
+#     python manage.py consent_status_check --repair
+#
+# (README.md, "Deployment"). A new database has no students, so there is nothing to fill.
 
 
 class Migration(migrations.Migration):
     dependencies = [("consent", "0002_consent_status_roster_import")]
 
-    operations = [migrations.RunPython(fill, migrations.RunPython.noop)]
+    operations = []

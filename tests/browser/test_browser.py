@@ -2,7 +2,9 @@
 
 How to run
 ----------
-    cd /work/main && .venv/bin/python -m pytest tests/test_browser.py -m browser
+From the repository root::
+
+    .venv/bin/python -m pytest tests/browser -m browser
 
 Only these tests:      ``-m browser``;   everything else:  ``-m "not browser"``.
 
@@ -10,7 +12,8 @@ They use Playwright's sync API with the system Chromium at ``/usr/bin/chromium``
 browser download is not used) and pytest-django's ``live_server`` (a real HTTP server in a thread,
 with a transactional test database). If ``/usr/bin/chromium`` (or the ``playwright`` package) is
 missing the tests are skipped -- except when the environment variable ``CI`` is ``true``: then they
-fail, so CI can never pass by silently skipping them.
+fail, so CI can never pass by silently skipping them. The fixtures are in
+``tests/browser/conftest.py``, the shared helpers in ``tests/browser/helpers.py``.
 
 Screenshots
 -----------
@@ -20,49 +23,21 @@ repository root (gitignored), overwritten on every run:
     test-artifacts/children-en.png     "My children", English
     test-artifacts/child-en.png        a child's page with the 128 numbers shown, English
     test-artifacts/child-zh-hans.png   the same child's page after switching to 简体中文
-
-Notes
------
-Playwright's sync API keeps an asyncio event loop in the main thread, which makes Django's ORM
-raise ``SynchronousOnlyOperation`` in the test body and in the database flush after each test.
-The module-scoped ``_allow_orm_beside_playwright`` fixture sets ``DJANGO_ALLOW_ASYNC_UNSAFE`` for
-this module only (and restores it afterwards), so other test modules keep Django's safety check.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 from django.utils import translation
 
 from biometrics.models import FaceTemplate
-from portal.auth import magic_link_issue
 
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - only when the dev requirements are not installed
-    expect = sync_playwright = None
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
-PHONE = {"width": 390, "height": 844}
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-TIMEOUT_MS = 10_000
+from .helpers import MY_CHILDREN, PHONE, expect, magic_url, sign_in
 
 # "A parent would notice": these are what the pages say, in English (msgids).
-MY_CHILDREN = "My children"
 HOLDS = "What the school holds"
 CONSENT = "Consent, purpose by purpose"
 PHOTOS = "Photos"
@@ -75,86 +50,7 @@ LINK_GONE = "This link no longer works"
 CJK = re.compile("[\u4e00-\u9fff]")
 
 
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def _allow_orm_beside_playwright():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        yield
-
-
-def _unavailable(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(
-            f"Browser tests cannot run: {reason}. CI=true, so this is a failure, not a skip: "
-            f"install Debian's chromium (apt-get install chromium) and the dev requirements.",
-            pytrace=False,
-        )
-    pytest.skip(f"browser tests skipped: {reason}")
-
-
-@pytest.fixture(scope="module")
-def browser(_allow_orm_beside_playwright):
-    if sync_playwright is None:
-        _unavailable("the playwright package is not installed")
-    if not os.access(CHROMIUM, os.X_OK):
-        _unavailable(f"{CHROMIUM} is missing")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def new_phone(browser):
-    """Make fresh browser contexts (own cookies) at a phone viewport; closed after the test."""
-    contexts = []
-
-    def make(**options):
-        context = browser.new_context(
-            viewport=PHONE,
-            is_mobile=True,
-            has_touch=True,
-            locale="en-GB",
-            **options,
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        page = context.new_page()
-        page.broken = []  # sub-resources that did not load: a broken image, the stylesheet...
-
-        def on_response(response):
-            if response.status >= 400 and response.request.resource_type != "document":
-                page.broken.append(f"{response.status} {response.url}")
-
-        def on_failed(request):
-            if request.failure != "net::ERR_ABORTED":  # cut short by navigating away: fine
-                page.broken.append(f"{request.failure} {request.url}")
-
-        page.on("response", on_response)
-        page.on("requestfailed", on_failed)
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture(scope="module")
-def artifacts():
-    ARTIFACTS.mkdir(exist_ok=True)
-    return ARTIFACTS
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def magic_url(live_server, guardian) -> str:
-    # issued.url is built from settings.SITE_URL, which is not the live server's address.
-    issued = magic_link_issue(guardian=guardian)
-    return live_server.url + reverse("portal:magic-link", args=[issued.token])
 
 
 def zh(text: str) -> str:
@@ -183,14 +79,6 @@ def wait_for_images(page) -> int:
     return page.evaluate(
         "[...document.querySelectorAll('main img')].filter(i => i.naturalWidth > 0).length"
     )
-
-
-def sign_in(page, url: str, child_name: str):
-    response = page.goto(url)
-    assert response.ok, response.status
-    expect(page).to_have_url(re.compile(r"/children/$"))
-    expect(page.get_by_role("heading", name=MY_CHILDREN, level=1)).to_be_visible()
-    expect(page.get_by_role("heading", name=child_name)).to_be_visible()
 
 
 # --------------------------------------------------------------------------- tests

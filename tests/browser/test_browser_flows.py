@@ -1,6 +1,6 @@
 """Browser flows in headless Chromium: consent in one tap each way, the download package on a
 phone, and a school admin running a campaign and enrolling photos. Screenshots go to
-test-artifacts/ (see tests/test_browser.py for how the browser is launched)."""
+test-artifacts/ (the browser's fixtures are in tests/browser/conftest.py)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,8 @@ from consent.rules import active_purpose_codes
 from portal.exports import export_build
 from portal.models import Export
 
-from .factories import StudentFactory, guardian, link
-from .test_browser import expect, magic_url, sign_in
-
-# The browser fixtures (browser, new_phone, artifacts) live in tests/test_browser.py and are
-# shared through tests/conftest.py.
+from ..factories import StudentFactory, guardian, link
+from .helpers import expect, magic_url, sign_in
 
 pytestmark = pytest.mark.browser
 
