@@ -9,19 +9,21 @@ model is a record (decisions, the audit trail, biometric data) is a `ReadOnlyMix
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import admin
 from django.db import models, transaction
 
 from .actors import Actor
 
+M = TypeVar("M", bound=models.Model)
+
 
 def staff_actor(request) -> Actor:
     return Actor.staff(request.user)
 
 
-def stored(obj: models.Model) -> models.Model:
+def stored(obj: M) -> M:
     """The row as it is in the database: the admin's form has already written its new values
     onto `obj`, and a service must compare against (and audit) the values before."""
     return type(obj)._default_manager.get(pk=obj.pk)

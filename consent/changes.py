@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import models
 
@@ -17,6 +17,7 @@ from .actors import Actor
 from .audit import audit_record
 
 Changes = dict[str, tuple[Any, Any]]
+M = TypeVar("M", bound=models.Model)
 
 
 def given(**values: Any) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def audited_update(
     return changes
 
 
-def with_values(instance: models.Model, values: Mapping[str, Any]) -> models.Model:
+def with_values(instance: M, values: Mapping[str, Any]) -> M:
     """A copy of `instance` with `values` set and nothing saved, to validate a change before
     making it (Django copies the row's state with it, so the original is left as it was)."""
     candidate = copy.copy(instance)

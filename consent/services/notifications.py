@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import models, transaction
 
@@ -20,7 +20,8 @@ from ..changes import audited_update, given
 from ..models import Guardianship, Notification, NotificationException
 from ..status import consent_status_refresh
 
-Row = Notification | NotificationException
+# A notification or an exception: the same writes, audited under their own names.
+Row = TypeVar("Row", Notification, NotificationException)
 
 
 def _row_create(model: type[Row], *, action: str, actor: Actor, **fields: Any) -> Row:
