@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from consent.actors import Actor
 from consent.audit import audit_record
-from consent.changes import audited_update, given
+from consent.changes import audited_delete, audited_update, given
 from consent.models import School, Student
 from consent.rules import active_purpose_codes
 
@@ -325,14 +325,13 @@ def holder_update(
 def holder_delete(*, holder: Holder, actor: Actor) -> None:
     """Forget a holder, with the portal's record of the copies sent to it (its erasure steps
     keep their history, without the link)."""
-    with transaction.atomic():
-        audit_record(
-            "biometrics.holder_removed",
-            actor=actor,
-            school_id=holder.school_id,
-            data={"id": holder.pk, "label": holder.name, "copies": holder.copies.count()},
-        )
-        holder.delete()
+    audited_delete(
+        holder,
+        action="biometrics.holder_removed",
+        actor=actor,
+        school_id=holder.school_id,
+        data={"label": holder.name, "copies": holder.copies.count()},
+    )
 
 
 def erasure_retry(*, erasure: ErasureRequest, actor: Actor) -> int:

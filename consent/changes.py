@@ -11,7 +11,7 @@ import copy
 from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
-from django.db import models
+from django.db import models, transaction
 
 from .actors import Actor
 from .audit import audit_record
@@ -80,3 +80,25 @@ def with_values(instance: M, values: Mapping[str, Any]) -> M:
     for name, value in values.items():
         setattr(candidate, name, value)
     return candidate
+
+
+def audited_delete(
+    instance: models.Model,
+    *,
+    action: str,
+    actor: Actor,
+    school_id: int | None,
+    subject: object = "",
+    data: Mapping[str, Any] | None = None,
+) -> None:
+    """Delete a row (and what cascades with it) with its audit row, in one transaction; the
+    audit row has its id and `data`."""
+    with transaction.atomic():
+        audit_record(
+            action,
+            actor=actor,
+            school_id=school_id,
+            subject=str(subject or ""),
+            data={"id": _plain(instance.pk), **(data or {})},
+        )
+        instance.delete()

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from consent.actors import Actor
 from consent.audit import audit_record
+from consent.changes import audited_delete
 from consent.models import Decision, Guardianship, Purpose, School, Student, StudentStatus
 from consent.rules import load_for_rule, purpose_statuses
 
@@ -54,14 +55,13 @@ def campaign_create(
 
 def campaign_delete(*, campaign: ConsentCampaign, actor: Actor) -> None:
     """Delete the record of a campaign (its emails were sent; nothing else changes)."""
-    with transaction.atomic():
-        audit_record(
-            "consent.campaign_deleted",
-            actor=actor,
-            school_id=campaign.school_id,
-            data={"id": campaign.pk, "purpose": campaign.purpose.code},
-        )
-        campaign.delete()
+    audited_delete(
+        campaign,
+        action="consent.campaign_deleted",
+        actor=actor,
+        school_id=campaign.school_id,
+        data={"purpose": campaign.purpose.code},
+    )
 
 
 def campaign_send(campaign: ConsentCampaign) -> int:

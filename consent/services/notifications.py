@@ -16,7 +16,7 @@ from django.db import models, transaction
 
 from ..actors import Actor
 from ..audit import audit_record
-from ..changes import audited_update, given
+from ..changes import audited_delete, audited_update, given
 from ..models import Guardianship, Notification, NotificationException
 from ..status import consent_status_refresh
 
@@ -58,14 +58,14 @@ def _row_update(row: Row, *, action: str, actor: Actor, values: Mapping[str, Any
 def _row_delete(row: Row, *, action: str, actor: Actor) -> None:
     student = row.guardianship.student
     with transaction.atomic():
-        audit_record(
-            action,
+        audited_delete(
+            row,
+            action=action,
             actor=actor,
             school_id=student.school_id,
             subject=student.subject_id,
-            data={"id": row.pk, "guardian": row.guardianship.guardian_id},
+            data={"guardian": row.guardianship.guardian_id},
         )
-        row.delete()
         consent_status_refresh([student.pk])
 
 

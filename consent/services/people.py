@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from ..actors import Actor
 from ..audit import AuditEntry, audit_record, audit_record_many
-from ..changes import audited_update, given
+from ..changes import audited_delete, audited_update, given
 from ..models import Guardian, Guardianship, Notification, School, Student
 from ..status import consent_status_refresh
 from .decisions import ConsentError
@@ -259,12 +259,12 @@ def guardianship_unlink(*, guardianship: Guardianship, actor: Actor) -> None:
     """Remove a guardian from a child (with the link's notifications and their exceptions)."""
     student = guardianship.student
     with transaction.atomic():
-        audit_record(
-            "roster.guardian_unlinked",
+        audited_delete(
+            guardianship,
+            action="roster.guardian_unlinked",
             actor=actor,
             school_id=student.school_id,
             subject=student.subject_id,
             data={"guardian": guardianship.guardian_id},
         )
-        guardianship.delete()
         consent_status_refresh([student.pk])

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from ..actors import Actor
 from ..audit import audit_record
-from ..changes import audited_update, given, with_values
+from ..changes import audited_delete, audited_update, given, with_values
 from ..models import Notice, Purpose, School
 from ..status import consent_status_refresh_school
 from .decisions import ConsentError
@@ -79,9 +79,13 @@ def school_policy_update(*, school: School, actor: Actor, **fields: Any) -> Scho
 
 def school_delete(*, school: School, actor: Actor) -> None:
     """Delete a school that has no children (they protect it) with its purposes and settings."""
-    with transaction.atomic():
-        audit_record("school.deleted", actor=actor, school_id=school.pk, data={"slug": school.slug})
-        school.delete()
+    audited_delete(
+        school,
+        action="school.deleted",
+        actor=actor,
+        school_id=school.pk,
+        data={"slug": school.slug},
+    )
 
 
 def purpose_create(
@@ -165,14 +169,13 @@ def purpose_disable(*, purpose: Purpose, actor: Actor) -> Purpose:
 def purpose_delete(*, purpose: Purpose, actor: Actor) -> None:
     """Delete a purpose nobody decided about (decisions and events protect it); its stored
     statuses go with it."""
-    with transaction.atomic():
-        audit_record(
-            "consent.purpose_deleted",
-            actor=actor,
-            school_id=purpose.school_id,
-            data={"purpose": purpose.code},
-        )
-        purpose.delete()
+    audited_delete(
+        purpose,
+        action="consent.purpose_deleted",
+        actor=actor,
+        school_id=purpose.school_id,
+        data={"purpose": purpose.code},
+    )
 
 
 def notice_publish(*, purpose: Purpose, text: str, actor: Actor) -> Notice:

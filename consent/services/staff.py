@@ -8,7 +8,7 @@ from django.db import transaction
 
 from ..actors import Actor
 from ..audit import audit_record
-from ..changes import audited_update, given
+from ..changes import audited_delete, audited_update, given
 from ..models import School, StaffMembership
 
 if TYPE_CHECKING:
@@ -50,11 +50,10 @@ def staff_membership_update(
 
 
 def staff_membership_delete(*, membership: StaffMembership, actor: Actor) -> None:
-    with transaction.atomic():
-        audit_record(
-            "staff.membership_removed",
-            actor=actor,
-            school_id=membership.school_id,
-            data={"id": membership.pk, "user": membership.user_id, "role": membership.role},
-        )
-        membership.delete()
+    audited_delete(
+        membership,
+        action="staff.membership_removed",
+        actor=actor,
+        school_id=membership.school_id,
+        data={"user": membership.user_id, "role": membership.role},
+    )
