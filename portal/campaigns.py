@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from django.core.mail import send_mass_mail
 from django.db import transaction
@@ -17,6 +18,9 @@ from consent.rules import load_for_rule, purpose_statuses
 from .auth import magic_link_issue
 from .models import ConsentCampaign
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
 
 def campaign_students(campaign: ConsentCampaign):
     students = Student.objects.filter(school=campaign.school, status=StudentStatus.ON_ROLL)
@@ -26,7 +30,12 @@ def campaign_students(campaign: ConsentCampaign):
 
 
 def campaign_create(
-    *, school: School, purpose: Purpose, class_name: str = "", created_by=None, actor: Actor
+    *,
+    school: School,
+    purpose: Purpose,
+    class_name: str = "",
+    created_by: AbstractBaseUser | None = None,
+    actor: Actor,
 ) -> ConsentCampaign:
     """Start a campaign: email every undecided guardian now, and audit how many were asked.
 

@@ -657,3 +657,20 @@ def test_a_guardian_linked_in_admin_is_not_marked_notified(school, purposes, adm
     assert not Notification.objects.filter(guardianship__guardian=late).exists()
     guardianship_link(guardian=late, student=child, actor=TEST_ACTOR)  # joins, and notifies
     assert Notification.objects.filter(guardianship__guardian=late).count() == 1
+
+
+def test_retry_now_redrives_the_erasure_through_its_service(world, client, users, monkeypatch):
+    queued = []
+    monkeypatch.setattr(biometric_tasks.erasure_step_task, "delay", queued.append)
+    erasure = world.erasure
+    client.force_login(users["school_admin"])
+    r = client.post(
+        url(ErasureRequest, "changelist"),
+        {"action": "retry_now", "_selected_action": [erasure.pk]},
+        follow=True,
+    )
+    assert queued  # the runnable steps were queued again, as before
+    assert f"Queued {len(queued)} step(s) again." in r.content.decode()
+    event = AuditEvent.objects.get(action="erasure.retried")
+    assert event.subject == str(erasure.subject_id)
+    assert event.data == {"erasure": str(erasure.pk), "steps": erasure.steps.count()}

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import models, transaction
+from django.db import transaction
 
 from ..actors import Actor
 from ..audit import audit_record
 from ..changes import audited_delete, audited_update, given
 from ..models import Guardianship, Notification, NotificationException
 from ..status import consent_status_refresh
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 # A notification or an exception: the same writes, audited under their own names.
 Row = TypeVar("Row", Notification, NotificationException)
@@ -114,7 +117,7 @@ def notification_exception_record(
     guardianship: Guardianship,
     reason: str,
     note: str = "",
-    recorded_by: models.Model | None = None,
+    recorded_by: AbstractBaseUser | None = None,
     actor: Actor,
 ) -> NotificationException:
     """Why this guardian could not be notified; it counts as notified for the rule."""
@@ -136,7 +139,7 @@ def notification_exception_update(
     guardianship: Guardianship | None = None,
     reason: str | None = None,
     note: str | None = None,
-    recorded_by: models.Model | None = None,
+    recorded_by: AbstractBaseUser | None = None,
 ) -> NotificationException:
     values = given(guardianship=guardianship, reason=reason, note=note, recorded_by=recorded_by)
     return _row_update(
