@@ -1,4 +1,5 @@
-"""Field-by-field updates for services, and the audit row that says what changed.
+"""Field-by-field updates and deletes for services, each with the audit row that says what
+changed.
 
 HackSoft's `model_update`: a service passes the fields it was given; only those that differ are
 saved, and the audit row carries each one's value before and after (or only its name, for
