@@ -1,19 +1,25 @@
 """Admin for biometric data, holders, erasures and retention runs — scoped to the staff's
-schools. Every view of a child's photo or template is logged and shown to the parent."""
+schools. Every view of a child's photo or template is logged and shown to the parent. Holder
+writes and erasure re-drives go through `biometrics.services`, audited.
+
+The student admin gains its enrolment page here (consent's admin knows nothing of faces).
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import Case, Count, IntegerField, Q, Value, When
-from django.utils import timezone
+from django.urls import path
 from django.utils.html import format_html
 
 from consent.actors import Actor
-from consent.admin import ReadOnlyMixin
-from consent.admin_scoping import SchoolScopedAdmin
+from consent.admin import StudentAdmin
+from consent.admin_doors import ReadOnlyMixin, ServiceAdmin, form_changes, staff_actor
+from consent.admin_scoping import FixedSchoolMixin, SchoolScopedAdmin
+from consent.models import Student
 
 from .access import access_record
-from .erasure import erasure_dispatch
+from .admin_enrol import enrol_view
 from .holders.protocol import HolderError
 from .models import (
     ErasureRequest,
@@ -26,13 +32,52 @@ from .models import (
     RetentionRun,
 )
 from .selectors import template_embedding
+from .services import (
+    erasure_retry,
+    holder_create,
+    holder_delete,
+    holder_update,
+)
+
+
+class EnrolStudentAdmin(StudentAdmin):
+    """The student admin with its "enrol a photo" page (through `photo_enrol`)."""
+
+    def get_urls(self):
+        return [
+            path(
+                "<uuid:object_id>/enrol/",
+                self.admin_site.admin_view(
+                    lambda request, object_id: enrol_view(self, request, object_id)
+                ),
+                name="consent_student_enrol",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "enrol_url": f"../../{object_id}/enrol/"}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+admin.site.unregister(Student)
+admin.site.register(Student, EnrolStudentAdmin)
 
 
 @admin.register(Holder)
-class HolderAdmin(SchoolScopedAdmin):
+class HolderAdmin(FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
     list_display = ["name", "school", "base_url", "enabled", "receives_templates"]
     list_filter = ["enabled"]
     actions = ["test_connection"]
+
+    def service_create(self, request, form) -> Holder:
+        return holder_create(actor=staff_actor(request), **form.cleaned_data)
+
+    def service_update(self, request, obj, form) -> Holder:
+        return holder_update(holder=obj, actor=staff_actor(request), **form_changes(form))
+
+    def service_delete(self, request, obj) -> None:
+        holder_delete(holder=obj, actor=staff_actor(request))
 
     @admin.action(description="Test connection (signed request)")
     def test_connection(self, request, queryset):
@@ -161,12 +206,10 @@ class ErasureRequestAdmin(ReadOnlyMixin, SchoolScopedAdmin):
 
     @admin.action(description="Retry now")
     def retry_now(self, request, queryset):
-        queued = 0
-        for erasure in queryset.exclude(status=ErasureStatus.VERIFIED):
-            ErasureStep.objects.filter(request=erasure).exclude(
-                status=ErasureStatus.VERIFIED
-            ).update(updated_at=timezone.now())
-            queued += erasure_dispatch(request_id=erasure.pk)
+        queued = sum(
+            erasure_retry(erasure=erasure, actor=staff_actor(request))
+            for erasure in queryset.exclude(status=ErasureStatus.VERIFIED)
+        )
         messages.success(request, f"Queued {queued} step(s) again.")
 
 

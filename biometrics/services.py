@@ -12,16 +12,26 @@ from django.utils import timezone
 
 from consent.actors import Actor
 from consent.audit import audit_record
+from consent.changes import audited_delete, audited_update, given
 from consent.jobs import job_enqueue
-from consent.models import Decision, Guardian, Method, Student
+from consent.models import Decision, Guardian, Method, School, Student
 from consent.rules import active_purpose_codes, load_for_rule, purpose_statuses
 from consent.services import consent_decide
 
 from . import faces
 from .crypto import encrypt_for_child
-from .erasure import erasure_open
+from .erasure import erasure_dispatch, erasure_open
 from .matching import match_index_bump
-from .models import ErasureRequest, FaceTemplate, Holder, Photo, PhotoStatus, TemplateCopy
+from .models import (
+    ErasureRequest,
+    ErasureStatus,
+    ErasureStep,
+    FaceTemplate,
+    Holder,
+    Photo,
+    PhotoStatus,
+    TemplateCopy,
+)
 from .selectors import erasure_get_open, template_context, template_embedding
 from .storage import photo_file_delete, photo_file_read, photo_file_write
 
@@ -258,3 +268,110 @@ def erasure_request_by_parent(
                 user_agent=user_agent,
             )
     return request
+
+
+# --- Holders and erasure re-drives (staff, from admin) ---------------------------------------
+
+
+def holder_create(
+    *,
+    school: School,
+    name: str,
+    base_url: str,
+    secret: str,
+    enabled: bool = True,
+    receives_templates: bool = True,
+    actor: Actor,
+) -> Holder:
+    """Register a system that holds copies (speaks the holder protocol). Audited without its
+    secret. Templates made from now on are copied to it when it receives templates."""
+    with transaction.atomic():
+        holder = Holder.objects.create(
+            school=school,
+            name=name,
+            base_url=base_url,
+            secret=secret,
+            enabled=enabled,
+            receives_templates=receives_templates,
+        )
+        audit_record(
+            "biometrics.holder_added",
+            actor=actor,
+            school_id=school.pk,
+            data={
+                "id": holder.pk,
+                "label": name,
+                "base_url": base_url,
+                "enabled": enabled,
+                "receives_templates": receives_templates,
+            },
+        )
+    return holder
+
+
+def holder_update(
+    *,
+    holder: Holder,
+    actor: Actor,
+    name: str | None = None,
+    base_url: str | None = None,
+    secret: str | None = None,
+    enabled: bool | None = None,
+    receives_templates: bool | None = None,
+) -> Holder:
+    """Change a holder (None leaves a field as it is); the audit row says the secret changed,
+    never what it is."""
+    values = given(
+        name=name,
+        base_url=base_url,
+        secret=secret,
+        enabled=enabled,
+        receives_templates=receives_templates,
+    )
+    with transaction.atomic():
+        audited_update(
+            instance=holder,
+            values=values,
+            action="biometrics.holder_changed",
+            actor=actor,
+            school_id=holder.school_id,
+            hidden={"secret"},
+        )
+    return holder
+
+
+def holder_delete(*, holder: Holder, actor: Actor) -> None:
+    """Forget a holder, with the portal's record of the copies sent to it (its erasure steps
+    keep their history, without the link)."""
+    audited_delete(
+        holder,
+        action="biometrics.holder_removed",
+        actor=actor,
+        school_id=holder.school_id,
+        data={"label": holder.name, "copies": holder.copies.count()},
+    )
+
+
+def erasure_retry(*, erasure: ErasureRequest, actor: Actor) -> int:
+    """Re-drive an erasure now (staff, after fixing what stopped it). Returns the steps queued.
+
+    1. Stamp its unverified steps as just moved (the watchdog leaves them to this re-drive).
+    2. Audit the retry; commit.
+    3. Queue every runnable step, after the commit, so a worker sees the stamped steps.
+    """
+    if erasure.status == ErasureStatus.VERIFIED:
+        return 0
+    with transaction.atomic():
+        steps = (
+            ErasureStep.objects.filter(request=erasure)
+            .exclude(status=ErasureStatus.VERIFIED)
+            .update(updated_at=timezone.now())
+        )
+        audit_record(
+            "erasure.retried",
+            actor=actor,
+            school_id=erasure.school_id,
+            subject=erasure.subject_id,
+            data={"erasure": str(erasure.pk), "steps": steps},
+        )
+    return erasure_dispatch(request_id=erasure.pk)

@@ -1,17 +1,21 @@
 """Admin for schools, students, guardians, purposes and consent — scoped to the staff's schools.
 
-Decisions and audit events are read-only. Staff may record a child's own refusal, never a
-parent's grant.
+Every save and delete calls a service of `consent.services` (see `admin_doors`), so admin
+changes are audited and keep the stored consent statuses right. Decisions and audit events are
+read-only. Staff may record a child's own refusal, never a parent's grant.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db import transaction
-from django.urls import path
 
-from .actors import Actor
-from .admin_scoping import SchoolScopedAdmin, current_request, staff_school_ids
+from .admin_doors import ReadOnlyMixin, ServiceAdmin, form_changes, staff_actor, stored
+from .admin_scoping import (
+    FixedSchoolMixin,
+    SchoolScopedAdmin,
+    current_request,
+    staff_school_ids,
+)
 from .audit import audit_verify
 from .models import (
     AuditEvent,
@@ -27,30 +31,38 @@ from .models import (
     Student,
     StudentStatus,
 )
-from .services import child_refusal_record
-from .status import (
-    consent_status_refresh,
-    consent_status_refresh_school,
-    consent_status_table,
-    students_by_consent,
+from .services import (
+    child_refusal_record,
+    guardian_create,
+    guardian_delete,
+    guardian_update,
+    guardianship_link,
+    guardianship_unlink,
+    guardianship_update,
+    notice_publish,
+    notification_delete,
+    notification_exception_delete,
+    notification_exception_record,
+    notification_exception_update,
+    notification_record,
+    notification_update,
+    purpose_create,
+    purpose_delete,
+    purpose_update,
+    school_create,
+    school_delete,
+    school_policy_update,
+    staff_membership_create,
+    staff_membership_delete,
+    staff_membership_update,
+    student_create,
+    student_update,
 )
-
-
-class ReadOnlyMixin:
-    """Append-only records: viewable, never added, edited or deleted from admin."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from .status import consent_status_table, students_by_consent
 
 
 @admin.register(School)
-class SchoolAdmin(SchoolScopedAdmin):
+class SchoolAdmin(ServiceAdmin, SchoolScopedAdmin):
     school_path = "pk"
     list_display = [
         "name",
@@ -85,10 +97,14 @@ class SchoolAdmin(SchoolScopedAdmin):
     def has_add_permission(self, request) -> bool:
         return request.user.is_superuser
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and "consent_validity_days" in form.changed_data:
-            consent_status_refresh_school(obj)  # in the admin's transaction
+    def service_create(self, request, form) -> School:
+        return school_create(actor=staff_actor(request), **form.cleaned_data)
+
+    def service_update(self, request, obj, form) -> School:
+        return school_policy_update(school=obj, actor=staff_actor(request), **form_changes(form))
+
+    def service_delete(self, request, obj) -> None:
+        school_delete(school=obj, actor=staff_actor(request))
 
 
 class NoticeInline(admin.TabularInline):
@@ -105,24 +121,37 @@ class NoticeInline(admin.TabularInline):
 
 
 @admin.register(Purpose)
-class PurposeAdmin(SchoolScopedAdmin):
+class PurposeAdmin(FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
+    """Enabling without a notice, an alternative and a DPIA is refused on the form (the model's
+    `clean`) and by `purpose_update` itself, from the same `enablement_problems`."""
+
     list_display = ["code", "name", "school", "enabled", "dpia_reference"]
     list_filter = ["enabled"]
     inlines = [NoticeInline]
 
-    def save_formset(self, request, form, formset, change):
-        # New notice versions get the next number; earlier grants become stale (SPEC §2.6).
-        for notice in formset.save(commit=False):
-            if not notice.pk:
-                last = notice.purpose.notices.order_by("-version").first()
-                notice.version = (last.version + 1) if last else 1
-                notice.save()
+    def service_create(self, request, form) -> Purpose:
+        data = form.cleaned_data
+        return purpose_create(
+            school=data["school"],
+            code=data["code"],
+            name=data["name"],
+            description=data["description"],
+            alternative=data["alternative"],
+            dpia_reference=data["dpia_reference"],
+            actor=staff_actor(request),
+        )
 
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        # Enabled, notice, alternative or DPIA: all rule inputs for every child of the school.
-        # The admin's change view holds one transaction, so the statuses commit with the change.
-        consent_status_refresh_school(form.instance.school_id)
+    def service_update(self, request, obj, form) -> Purpose:
+        return purpose_update(purpose=obj, actor=staff_actor(request), **form_changes(form))
+
+    def service_delete(self, request, obj) -> None:
+        purpose_delete(purpose=obj, actor=staff_actor(request))
+
+    def save_formset(self, request, form, formset, change):
+        # New notice versions only (published ones are read-only); each gets the next number,
+        # and earlier grants become stale.
+        for notice in formset.save(commit=False):
+            notice_publish(purpose=form.instance, text=notice.text, actor=staff_actor(request))
 
 
 class GuardianshipInline(admin.TabularInline):
@@ -157,7 +186,10 @@ class ConsentFilter(admin.SimpleListFilter):
 
 
 @admin.register(Student)
-class StudentAdmin(SchoolScopedAdmin):
+class StudentAdmin(FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
+    """A child leaves through `student_leave` and erasure, which remove every copy of their
+    data; deleting the row would leave photos, the data key and holders' copies behind."""
+
     list_display = ["name", "external_id", "class_name", "status", "consent_summary"]
     list_filter = [ConsentFilter, "status", "class_name"]
     search_fields = ["name", "external_id"]
@@ -180,113 +212,134 @@ class StudentAdmin(SchoolScopedAdmin):
             statuses = consent_status_table([obj.pk])[obj.pk]
         return ", ".join(f"{code}: {status}" for code, status in statuses) or "—"
 
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        # Guardians added, removed or their parental responsibility changed inline.
-        consent_status_refresh([form.instance.pk])
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def service_create(self, request, form) -> Student:
+        data = form.cleaned_data
+        return student_create(
+            school=data["school"],
+            external_id=data["external_id"],
+            name=data["name"],
+            date_of_birth=data["date_of_birth"],
+            class_name=data["class_name"],
+            actor=staff_actor(request),
+        )
+
+    def service_update(self, request, obj, form) -> Student:
+        data = form.cleaned_data
+        return student_update(
+            student=obj,
+            external_id=data["external_id"],
+            name=data["name"],
+            date_of_birth=data["date_of_birth"],
+            class_name=data["class_name"],
+            actor=staff_actor(request),
+        )
+
+    def save_formset(self, request, form, formset, change):
+        """The guardians inline: unlink, change, then link (each refreshes the child)."""
+        actor = staff_actor(request)
+        formset.save(commit=False)  # sorts the rows into deleted, changed and new ones
+        for link in formset.deleted_objects:
+            guardianship_unlink(guardianship=link, actor=actor)
+        for link, fields in formset.changed_objects:
+            values = {name: getattr(link, name) for name in fields}
+            guardianship_update(guardianship=stored(link), actor=actor, **values)
+        for link in formset.new_objects:
+            guardianship_link(
+                guardian=link.guardian,
+                student=form.instance,
+                parental_responsibility=link.parental_responsibility,
+                relationship=link.relationship,
+                notified_by="",  # the school records its notification separately
+                actor=actor,
+            )
 
     @admin.action(description="Record the child's own refusal (all purposes)")
     def record_child_refusal(self, request, queryset):
         for student in queryset:
             child_refusal_record(
                 student=student,
-                actor=Actor.staff(request.user),
+                actor=staff_actor(request),
                 recorded_by=request.user,
                 note="Recorded in admin",
             )
         messages.success(request, f"Recorded the refusal of {queryset.count()} child(ren).")
 
-    def get_urls(self):
-        from biometrics.admin_enrol import enrol_view
-
-        return [
-            path(
-                "<uuid:object_id>/enrol/",
-                self.admin_site.admin_view(
-                    lambda request, object_id: enrol_view(self, request, object_id)
-                ),
-                name="consent_student_enrol",
-            ),
-            *super().get_urls(),
-        ]
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "enrol_url": f"../../{object_id}/enrol/"}
-        return super().change_view(request, object_id, form_url, extra_context)
-
 
 @admin.register(Guardian)
-class GuardianAdmin(SchoolScopedAdmin):
+class GuardianAdmin(ServiceAdmin, SchoolScopedAdmin):
     school_path = "guardianships__student__school"
     list_display = ["name", "email", "language"]
     search_fields = ["name", "email"]
     exclude = ["user"]
 
-    def delete_model(self, request, obj):
-        self.delete_queryset(request, Guardian.objects.filter(pk=obj.pk))
+    def service_create(self, request, form) -> Guardian:
+        return guardian_create(actor=staff_actor(request), **form.cleaned_data)
 
-    def delete_queryset(self, request, queryset):
-        # Their guardianships go with them: a rule input of each of their children.
-        with transaction.atomic():
-            students = list(
-                Guardianship.objects.filter(guardian__in=queryset).values_list(
-                    "student_id", flat=True
-                )
-            )
-            super().delete_queryset(request, queryset)
-            consent_status_refresh(students)
+    def service_update(self, request, obj, form) -> Guardian:
+        return guardian_update(guardian=obj, actor=staff_actor(request), **form_changes(form))
 
-
-class NotificationStatusMixin:
-    """Notifications and their exceptions are rule inputs (SPEC §2.2): every add, change or
-    delete re-runs the rule for the child, in the admin's transaction."""
-
-    def save_model(self, request, obj, form, change):
-        # The child it belonged to before a change, too (read before the row is saved).
-        before = (
-            list(
-                type(obj)
-                .objects.filter(pk=obj.pk)
-                .values_list("guardianship__student_id", flat=True)
-            )
-            if change
-            else []
-        )
-        super().save_model(request, obj, form, change)
-        consent_status_refresh({*before, obj.guardianship.student_id})
-
-    def delete_model(self, request, obj):
-        self.delete_queryset(request, type(obj).objects.filter(pk=obj.pk))
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            students = list(queryset.values_list("guardianship__student_id", flat=True))
-            super().delete_queryset(request, queryset)
-            consent_status_refresh(students)
+    def service_delete(self, request, obj) -> None:
+        # Their links go with them: a rule input of each of their children.
+        guardian_delete(guardian=obj, actor=staff_actor(request))
 
 
 @admin.register(StaffMembership)
-class StaffMembershipAdmin(SchoolScopedAdmin):
+class StaffMembershipAdmin(ServiceAdmin, SchoolScopedAdmin):
     list_display = ["user", "school", "role"]
 
     def has_module_permission(self, request) -> bool:
         return request.user.is_superuser
 
+    def service_create(self, request, form) -> StaffMembership:
+        return staff_membership_create(actor=staff_actor(request), **form.cleaned_data)
+
+    def service_update(self, request, obj, form) -> StaffMembership:
+        return staff_membership_update(
+            membership=obj, actor=staff_actor(request), **form_changes(form)
+        )
+
+    def service_delete(self, request, obj) -> None:
+        staff_membership_delete(membership=obj, actor=staff_actor(request))
+
 
 @admin.register(Notification)
-class NotificationAdmin(NotificationStatusMixin, SchoolScopedAdmin):
+class NotificationAdmin(ServiceAdmin, SchoolScopedAdmin):
+    """Notifications and their exceptions are rule inputs: their services store the child's
+    statuses again."""
+
     school_path = "guardianship__student__school"
     list_display = ["guardianship", "method", "sent_at"]
 
+    def service_create(self, request, form) -> Notification:
+        return notification_record(actor=staff_actor(request), **form.cleaned_data)
+
+    def service_update(self, request, obj, form) -> Notification:
+        return notification_update(
+            notification=obj, actor=staff_actor(request), **form_changes(form)
+        )
+
+    def service_delete(self, request, obj) -> None:
+        notification_delete(notification=obj, actor=staff_actor(request))
+
 
 @admin.register(NotificationException)
-class NotificationExceptionAdmin(NotificationStatusMixin, SchoolScopedAdmin):
+class NotificationExceptionAdmin(ServiceAdmin, SchoolScopedAdmin):
     school_path = "guardianship__student__school"
     list_display = ["guardianship", "reason", "recorded_at"]
 
-    def save_model(self, request, obj, form, change):
-        obj.recorded_by = request.user
-        super().save_model(request, obj, form, change)
+    def service_create(self, request, form) -> NotificationException:
+        data = {**form.cleaned_data, "recorded_by": request.user}
+        return notification_exception_record(actor=staff_actor(request), **data)
+
+    def service_update(self, request, obj, form) -> NotificationException:
+        data = {**form_changes(form), "recorded_by": request.user}
+        return notification_exception_update(exception=obj, actor=staff_actor(request), **data)
+
+    def service_delete(self, request, obj) -> None:
+        notification_exception_delete(exception=obj, actor=staff_actor(request))
 
 
 @admin.register(ConsentDecision)

@@ -67,3 +67,12 @@ class SchoolScopedAdmin(admin.ModelAdmin):
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         raise Http404("No such object in your schools.")
+
+
+class FixedSchoolMixin:
+    """A purpose, a child or a holder belongs to its school for good: moving one would leave
+    its decisions, statuses and copies behind in the other school."""
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["school"] if obj is not None else []
+        return [*super().get_readonly_fields(request, obj), *fixed]

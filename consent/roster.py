@@ -20,7 +20,7 @@ from .actors import Actor
 from .audit import audit_record
 from .jobs import job_enqueue
 from .models import Guardian, Guardianship, RosterImport, School, Student
-from .services import guardian_get_or_create, guardianship_link, student_create
+from .services import guardian_get_or_create, guardianship_link, student_create, student_update
 from .status import consent_status_refresh
 
 COLUMNS = [
@@ -170,6 +170,7 @@ class _Importer:
                 date_of_birth=values["date_of_birth"],
                 class_name=values["class_name"],
                 actor=self.actor,
+                refresh_status=False,  # once per chunk, by the caller
             )
             report.students_created += 1
             touched.add(student.pk)
@@ -179,10 +180,14 @@ class _Importer:
             values["class_name"],
             values["date_of_birth"],
         ):
-            student.name = values["name"]
-            student.class_name = values["class_name"]
-            student.date_of_birth = values["date_of_birth"]
-            student.save(update_fields=["name", "class_name", "date_of_birth"])
+            student_update(
+                student=student,
+                external_id=student.external_id,
+                name=values["name"],
+                date_of_birth=values["date_of_birth"],
+                class_name=values["class_name"],
+                actor=self.actor,
+            )
             report.students_updated += 1
         email = values["guardian_email"].lower()
         if email and (email, student.external_id) not in self.links:

@@ -1,4 +1,8 @@
-"""Admin for exports, campaigns, the roster import page and the dashboard."""
+"""Admin for exports, campaigns, API keys, the roster import page and the dashboard.
+
+Campaigns and API keys are written through their services (audited). Django's accounts and
+the Celery beat schedules are re-registered by `admin_platform`.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from biometrics.models import ErasureRequest, ErasureStatus
+from consent.admin_doors import ServiceAdmin, staff_actor
 from consent.admin_scoping import SchoolScopedAdmin, scope, staff_school_ids
 from consent.models import (
     ConsentDecision,
@@ -28,12 +33,17 @@ from consent.models import (
 from consent.roster import roster_job_create
 from consent.rules import load_for_rule, purpose_statuses
 
-from .campaigns import campaign_coverage, campaign_send
-from .models import ConsentCampaign, Export
+from . import admin_platform  # noqa: F401 - re-registers the accounts and schedules admins
+from .auth import api_key_revoke
+from .campaigns import campaign_coverage, campaign_create, campaign_delete
+from .models import ApiKey, ConsentCampaign, Export
 
 
 @admin.register(Export)
 class ExportAdmin(SchoolScopedAdmin):
+    """Read-only: an export leaves through its expiry job, which deletes its file too (a row
+    deleted here would leave a child's whole data package behind on disk)."""
+
     school_path = "student__school"
     list_display = [
         "requested_at",
@@ -53,9 +63,12 @@ class ExportAdmin(SchoolScopedAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(ConsentCampaign)
-class ConsentCampaignAdmin(SchoolScopedAdmin):
+class ConsentCampaignAdmin(ServiceAdmin, SchoolScopedAdmin):
     list_display = ["__str__", "school", "emails_sent", "coverage"]
     fields = ["school", "purpose", "class_name", "emails_sent", "coverage"]
     readonly_fields = ["emails_sent", "coverage"]
@@ -75,16 +88,62 @@ class ConsentCampaignAdmin(SchoolScopedAdmin):
             for k in ("granted", "objected", "undecided", "child_refused")
         )
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            return
-        obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-        sent = campaign_send(obj)
-        messages.success(request, f"Emailed {sent} guardian(s) who have not decided yet.")
+    def service_create(self, request, form) -> ConsentCampaign:
+        campaign = campaign_create(
+            school=form.cleaned_data["school"],
+            purpose=form.cleaned_data["purpose"],
+            class_name=form.cleaned_data["class_name"],
+            created_by=request.user,
+            actor=staff_actor(request),
+        )
+        messages.success(
+            request, f"Emailed {campaign.emails_sent} guardian(s) who have not decided yet."
+        )
+        return campaign
+
+    def service_delete(self, request, obj) -> None:
+        campaign_delete(campaign=obj, actor=staff_actor(request))
 
     def has_change_permission(self, request, obj=None) -> bool:
+        # A sent campaign is a record; only the list needs "change".
         return obj is None and super().has_change_permission(request, obj)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(SchoolScopedAdmin):
+    """School API keys: listed and revoked here (`api_key_revoke`, audited). They are created
+    with the `create_api_key` command, the only place the secret is ever shown; neither the
+    secret nor its hash appears here."""
+
+    list_display = ["prefix", "name", "school", "scope_list", "created_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    fields = ["prefix", "name", "school", "scope_list", "created_at", "revoked_at"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    @admin.display(description="Scopes")
+    def scope_list(self, obj) -> str:
+        return ", ".join(obj.scopes)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoked keys stay, so the audit trail can name them
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("portal.change_apikey")
+
+    @admin.action(description="Revoke the selected keys", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        revoked = [
+            api_key_revoke(key=key, actor=staff_actor(request))
+            for key in queryset.filter(revoked_at__isnull=True)
+        ]
+        messages.success(request, f"Revoked {len(revoked)} key(s).")
 
 
 ROSTER_MAX_BYTES = 20 * 1024 * 1024

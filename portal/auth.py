@@ -14,9 +14,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from consent.actors import Actor
+from consent.actors import SYSTEM, Actor
 from consent.audit import audit_record
-from consent.models import Guardian
+from consent.models import Guardian, School
 from consent.services import hash_identifier
 
 from .models import ApiKey, ApiToken, MagicLink, SignInAttempt
@@ -126,20 +126,49 @@ def api_token_guardian(token: str) -> Guardian | None:
     return row.guardian if row else None
 
 
-def api_key_create(*, school, scopes: list[str], name: str = "") -> tuple[ApiKey, str]:
+def api_key_create(
+    *, school: School, scopes: list[str], name: str = "", actor: Actor = SYSTEM
+) -> tuple[ApiKey, str]:
+    """A school-scoped key; returns it with its secret, which is shown once and stored only as
+    its SHA-256 (the audit row has the key's prefix, never the secret)."""
     unknown = set(scopes) - set(ApiKey.SCOPES)
     if unknown or not scopes:
         raise ValueError(f"scopes must be some of {', '.join(ApiKey.SCOPES)}")
     prefix = secrets.token_hex(4)
     secret = f"gk_{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiKey.objects.create(
-        school=school,
-        name=name,
-        prefix=prefix,
-        key_hash=_sha256(secret),
-        scopes=sorted(set(scopes)),
-    )
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            school=school,
+            name=name,
+            prefix=prefix,
+            key_hash=_sha256(secret),
+            scopes=sorted(set(scopes)),
+        )
+        audit_record(
+            "auth.api_key_created",
+            actor=actor,
+            school_id=school.pk,
+            data={"id": key.pk, "prefix": prefix, "label": name, "scopes": key.scopes},
+        )
     return key, secret
+
+
+def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
+    """Revoke a key at once (it is kept, revoked, for the audit trail). Revoking a revoked key
+    changes nothing."""
+    with transaction.atomic():
+        # Compare-and-set: of two revocations, one is recorded.
+        if ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        ):
+            audit_record(
+                "auth.api_key_revoked",
+                actor=actor,
+                school_id=key.school_id,
+                data={"id": key.pk, "prefix": key.prefix},
+            )
+    key.refresh_from_db()
+    return key
 
 
 def api_key_lookup(secret: str) -> ApiKey | None:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from django.core.mail import send_mass_mail
+from django.db import transaction
 from django.urls import reverse
 
-from consent.models import Decision, Guardianship, Student, StudentStatus
+from consent.actors import Actor
+from consent.audit import audit_record
+from consent.changes import audited_delete
+from consent.models import Decision, Guardianship, Purpose, School, Student, StudentStatus
 from consent.rules import load_for_rule, purpose_statuses
 
 from .auth import magic_link_issue
 from .models import ConsentCampaign
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 
 def campaign_students(campaign: ConsentCampaign):
@@ -19,6 +27,50 @@ def campaign_students(campaign: ConsentCampaign):
     if campaign.class_name:
         students = students.filter(class_name=campaign.class_name)
     return students
+
+
+def campaign_create(
+    *,
+    school: School,
+    purpose: Purpose,
+    class_name: str = "",
+    created_by: AbstractBaseUser | None = None,
+    actor: Actor,
+) -> ConsentCampaign:
+    """Start a campaign: email every undecided guardian now, and audit how many were asked.
+
+    The emails go out inside the transaction, as the staff member waits for the count; a
+    rollback after them leaves only sign-in links that were never stored, which fail safely.
+    """
+    with transaction.atomic():
+        campaign = ConsentCampaign.objects.create(
+            school=school, purpose=purpose, class_name=class_name, created_by=created_by
+        )
+        sent = campaign_send(campaign)
+        audit_record(
+            "consent.campaign_sent",
+            actor=actor,
+            school_id=school.pk,
+            data={
+                "id": campaign.pk,
+                "purpose": purpose.code,
+                "class_name": class_name,
+                "emails": sent,
+            },
+        )
+    campaign.refresh_from_db()
+    return campaign
+
+
+def campaign_delete(*, campaign: ConsentCampaign, actor: Actor) -> None:
+    """Delete the record of a campaign (its emails were sent; nothing else changes)."""
+    audited_delete(
+        campaign,
+        action="consent.campaign_deleted",
+        actor=actor,
+        school_id=campaign.school_id,
+        data={"purpose": campaign.purpose.code},
+    )
 
 
 def campaign_send(campaign: ConsentCampaign) -> int:

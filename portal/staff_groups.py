@@ -53,15 +53,12 @@ GROUPS = {
         "biometrics.change_holder",
         "biometrics.add_photo",
         "portal.add_consentcampaign",
-        "django_celery_beat.view_periodictask",
-        "django_celery_beat.change_periodictask",
     ],
     "Enrolment operator": ["consent.view_student", "biometrics.view_photo", "biometrics.add_photo"],
     "DPO": VIEW_ALL
     + [
         "consent.change_school",
         "consent.add_notificationexception",
-        "django_celery_beat.view_periodictask",
     ],
 }
 

@@ -12,24 +12,35 @@ from consent.services import (
     guardian_get_or_create,
     guardianship_link,
     notice_publish,
+    purpose_create,
+    purpose_update,
+    school_create,
+    student_create,
 )
-from consent.status import consent_status_refresh_school
 
 TEST_ACTOR = Actor.system("tests")
 
 
 class SchoolFactory(factory.django.DjangoModelFactory):
+    """Made by `school_create` (or the school with that slug, if there is one)."""
+
     class Meta:
         model = School
-        django_get_or_create = ("slug",)
 
     slug = factory.Sequence(lambda n: f"school-{n}")
     name = factory.Sequence(lambda n: f"School {n}")
     dpo_name = "Dana Officer"
     dpo_email = factory.LazyAttribute(lambda o: f"dpo@{o.slug}.example")
 
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        existing = School.objects.filter(slug=kwargs["slug"]).first()
+        return existing or school_create(actor=TEST_ACTOR, **kwargs)
+
 
 class StudentFactory(factory.django.DjangoModelFactory):
+    """Made by `student_create`, which stores the child's consent statuses."""
+
     class Meta:
         model = Student
 
@@ -38,21 +49,24 @@ class StudentFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Child {n}")
     class_name = "Year 5"
 
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return student_create(actor=TEST_ACTOR, **kwargs)
+
 
 def purpose_with_notice(school: School, code: str = "gate_access", *, enabled=True) -> Purpose:
-    purpose = Purpose.objects.create(
+    purpose = purpose_create(
         school=school,
         code=code,
         name=code.replace("_", " ").title(),
         description=f"Uses the face for {code}.",
         alternative="A card instead.",
         dpia_reference=f"DPIA-{code}",
+        actor=TEST_ACTOR,
     )
     notice_publish(purpose=purpose, text=f"Notice for {code} v1", actor=TEST_ACTOR)
     if enabled:
-        purpose.enabled = True
-        purpose.save(update_fields=["enabled"])
-        consent_status_refresh_school(school)
+        purpose_update(purpose=purpose, enabled=True, actor=TEST_ACTOR)
     return purpose
 
 

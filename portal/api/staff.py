@@ -29,7 +29,6 @@ from consent.services import (
     student_create,
     student_leave,
 )
-from consent.status import consent_status_refresh
 
 from .authentication import ApiKeyAuthentication
 from .errors import ApiError, error_response
@@ -80,16 +79,14 @@ class StudentsView(StaffView):
     def post(self, request):
         data = valid(StudentIn, request.data)
         try:
-            with transaction.atomic():
-                student = student_create(
-                    school=self.school,
-                    external_id=data["external_id"],
-                    name=data["name"],
-                    date_of_birth=data.get("date_of_birth"),
-                    class_name=data.get("class_name", ""),
-                    actor=self.actor,
-                )
-                consent_status_refresh([student.pk])
+            student = student_create(
+                school=self.school,
+                external_id=data["external_id"],
+                name=data["name"],
+                date_of_birth=data.get("date_of_birth"),
+                class_name=data.get("class_name", ""),
+                actor=self.actor,
+            )
         except IntegrityError as exc:
             raise ApiError(
                 "duplicate_student", "A student with this external_id exists.", 409

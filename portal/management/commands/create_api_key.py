@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from consent.actors import Actor
 from consent.models import School
 from portal.auth import api_key_create
 
@@ -20,7 +21,10 @@ class Command(BaseCommand):
             raise CommandError(f"No school has the slug {school!r}")
         try:
             key, secret = api_key_create(
-                school=found, scopes=[s.strip() for s in scopes.split(",") if s.strip()], name=name
+                school=found,
+                scopes=[s.strip() for s in scopes.split(",") if s.strip()],
+                name=name,
+                actor=Actor.system("create_api_key"),
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc

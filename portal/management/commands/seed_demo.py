@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from biometrics import demo_photos
 from biometrics.models import Holder, RecognitionEvent
-from biometrics.services import photo_enrol
+from biometrics.services import holder_create, holder_update, photo_enrol
 from consent.actors import Actor
 from consent.models import Decision, Method, Purpose, School, Student
 from consent.services import (
@@ -20,11 +20,14 @@ from consent.services import (
     guardian_get_or_create,
     guardianship_link,
     notice_publish,
+    purpose_create,
+    purpose_update,
+    school_create,
     student_create,
 )
-from consent.status import consent_status_refresh_school
 
 ACTOR = Actor.system("seed_demo")
+HOLDER_NAME = "Reference holder (gate controller)"
 
 PURPOSES = [
     (
@@ -59,26 +62,24 @@ class Command(BaseCommand):
     help = "Create (or complete) the demo school `demo` with real enrolled faces."
 
     def handle(self, *args, **options):
-        school, _ = School.objects.get_or_create(
+        school = School.objects.filter(slug="demo").first() or school_create(
             slug="demo",
-            defaults={
-                "name": "Demo Primary School",
-                "address": "1 Example Road, Exampletown",
-                "dpo_name": "Dana Officer",
-                "dpo_email": "dpo@demo-school.example",
-            },
+            name="Demo Primary School",
+            address="1 Example Road, Exampletown",
+            dpo_name="Dana Officer",
+            dpo_email="dpo@demo-school.example",
+            actor=ACTOR,
         )
         purposes = {}
         for code, name, desc, alt in PURPOSES:
-            purpose, created = Purpose.objects.get_or_create(
+            purpose = Purpose.objects.filter(school=school, code=code).first() or purpose_create(
                 school=school,
                 code=code,
-                defaults={
-                    "name": name,
-                    "description": desc,
-                    "alternative": alt,
-                    "dpia_reference": f"DPIA-2026-{code.upper()}",
-                },
+                name=name,
+                description=desc,
+                alternative=alt,
+                dpia_reference=f"DPIA-2026-{code.upper()}",
+                actor=ACTOR,
             )
             if not purpose.notices.exists():
                 notice_publish(
@@ -87,23 +88,26 @@ class Command(BaseCommand):
                     actor=ACTOR,
                 )
             if not purpose.enabled:
-                purpose.enabled = True
-                purpose.save(update_fields=["enabled"])
-                consent_status_refresh_school(school)
+                purpose_update(purpose=purpose, enabled=True, actor=ACTOR)
             purposes[code] = purpose
 
-        Holder.objects.get_or_create(
-            school=school,
-            name="Reference holder (gate controller)",
-            defaults={
-                "base_url": settings.REFERENCE_HOLDER_URL,
-                "secret": settings.REFERENCE_HOLDER_SECRET,
-            },
-        )
-        # Follow the configured address and secret if they changed since the last seed.
-        Holder.objects.filter(school=school, name="Reference holder (gate controller)").update(
-            base_url=settings.REFERENCE_HOLDER_URL, secret=settings.REFERENCE_HOLDER_SECRET
-        )
+        holder = Holder.objects.filter(school=school, name=HOLDER_NAME).first()
+        if holder is None:
+            holder_create(
+                school=school,
+                name=HOLDER_NAME,
+                base_url=settings.REFERENCE_HOLDER_URL,
+                secret=settings.REFERENCE_HOLDER_SECRET,
+                actor=ACTOR,
+            )
+        else:
+            # Follow the configured address and secret if they changed since the last seed.
+            holder_update(
+                holder=holder,
+                base_url=settings.REFERENCE_HOLDER_URL,
+                secret=settings.REFERENCE_HOLDER_SECRET,
+                actor=ACTOR,
+            )
 
         parent = guardian_get_or_create(email="parent@example.com", name="Alex Parent")
         parent2 = guardian_get_or_create(email="parent2@example.com", name="Sam Parent")

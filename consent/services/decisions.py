@@ -1,34 +1,30 @@
-"""Writes for schools, people and consent decisions."""
+"""What starts or ends a child's purposes: a guardian's grant, withdrawal or objection, the
+child's own refusal, and leaving the school."""
 
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
-from .actors import Actor
-from .audit import audit_record
-from .models import (
+from ..actors import Actor
+from ..audit import audit_record
+from ..models import (
     ConsentDecision,
     Decision,
     Guardian,
     Guardianship,
     Method,
-    Notice,
-    Notification,
     Purpose,
-    School,
     Student,
     StudentStatus,
 )
-from .rules import active_purpose_codes, load_for_rule
-from .signals import purposes_changed
-from .status import consent_status_refresh, consent_status_refresh_school
+from ..rules import active_purpose_codes, load_for_rule
+from ..signals import purposes_changed
+from ..status import consent_status_refresh
 
 STALE_NOTICE = (
     "This notice version is not the current one; read the current notice and decide again."
@@ -50,123 +46,6 @@ def hash_identifier(value: str) -> str:
         return ""
     salted = f"{settings.GUARDIAN_HASH_SALT}:{value}".encode()
     return hashlib.sha256(salted).hexdigest()
-
-
-def student_create(
-    *,
-    school: School,
-    external_id: str,
-    name: str,
-    date_of_birth: date | None = None,
-    class_name: str = "",
-    actor: Actor,
-) -> Student:
-    with transaction.atomic():
-        student = Student.objects.create(
-            school=school,
-            external_id=external_id,
-            name=name,
-            date_of_birth=date_of_birth,
-            class_name=class_name,
-        )
-        audit_record(
-            "roster.student_created",
-            actor=actor,
-            school_id=school.pk,
-            subject=student.subject_id,
-        )
-    return student
-
-
-def guardian_get_or_create(
-    *, email: str, name: str, language: str = "en", known_new: bool = False
-) -> Guardian:
-    """The guardian with this address, created (with a user that cannot sign in by password)
-    if there is none. `known_new`: the caller knows there is no guardian and no user with it
-    (the roster import checks a whole file at once), so nothing is looked up."""
-    email = email.strip().lower()
-    User = get_user_model()
-    if known_new:
-        user = User.objects.create(username=email, email=email, password=make_password(None))
-        return Guardian.objects.create(user=user, email=email, name=name, language=language)
-    guardian = Guardian.objects.filter(email=email).first()
-    if guardian:
-        return guardian
-    with transaction.atomic():
-        user, created = User.objects.get_or_create(
-            username=email, defaults={"email": email, "password": make_password(None)}
-        )
-        if not created and user.has_usable_password():
-            user.set_unusable_password()
-            user.save(update_fields=["password"])
-        return Guardian.objects.create(user=user, email=email, name=name, language=language)
-
-
-def guardianship_link(
-    *,
-    guardian: Guardian,
-    student: Student,
-    parental_responsibility: bool = True,
-    notified_by: str = "email",
-    actor: Actor,
-    known_new: bool = False,
-    refresh_status: bool = True,
-) -> Guardianship:
-    """Link a guardian to a child and record that the school's notice reached them.
-
-    `known_new`: the caller knows the link does not exist (nothing is looked up).
-    `refresh_status=False`: the caller refreshes the consent statuses itself, for many children
-    at once, in the same transaction (the roster import, per chunk)."""
-    with transaction.atomic():
-        if known_new:
-            link, created = (
-                Guardianship.objects.create(
-                    guardian=guardian,
-                    student=student,
-                    parental_responsibility=parental_responsibility,
-                ),
-                True,
-            )
-        else:
-            link, created = Guardianship.objects.get_or_create(
-                guardian=guardian,
-                student=student,
-                defaults={"parental_responsibility": parental_responsibility},
-            )
-        if not created and link.parental_responsibility != parental_responsibility:
-            link.parental_responsibility = parental_responsibility
-            link.save(update_fields=["parental_responsibility"])
-        if notified_by and (created or not link.notifications.exists()):
-            Notification.objects.create(
-                guardianship=link, method=notified_by, sent_at=timezone.now()
-            )
-        audit_record(
-            "roster.guardian_linked",
-            actor=actor,
-            school_id=student.school_id,
-            subject=student.subject_id,
-            data={"guardian": guardian.pk, "parental_responsibility": parental_responsibility},
-        )
-        if refresh_status:
-            consent_status_refresh([student.pk])
-    return link
-
-
-def notice_publish(*, purpose: Purpose, text: str, actor: Actor) -> Notice:
-    """Publish a new notice version; grants on earlier versions stop counting (fresh consent)."""
-    with transaction.atomic():
-        last = purpose.notices.order_by("-version").first()
-        notice = Notice.objects.create(
-            purpose=purpose, version=(last.version + 1) if last else 1, text=text
-        )
-        audit_record(
-            "consent.notice_published",
-            actor=actor,
-            school_id=purpose.school_id,
-            data={"purpose": purpose.code, "version": notice.version, "sha256": notice.sha256},
-        )
-        consent_status_refresh_school(purpose.school_id)
-    return notice
 
 
 def consent_decide(
@@ -260,7 +139,7 @@ def _decision_append(record: ConsentDecision, *, actor: Actor) -> ConsentDecisio
     3. Write the audit event, and send `purposes_changed` (in the same transaction) with what
        ended and what is left.
     """
-    from .receipts import receipt_for  # noqa: PLC0415 - receipts import urls, loaded late
+    from ..receipts import receipt_for  # noqa: PLC0415 - receipts import urls, loaded late
 
     with transaction.atomic():
         student = load_for_rule([record.student_id])[record.student_id]

@@ -1,0 +1,87 @@
+"""Every write of the consent app is one of these services (admin, API, commands, the roster
+and the seed all call them). Each owns its transaction, writes its audit row inside it and
+stores the consent statuses of the children whose rule inputs it changed.
+
+Callers import them from here; the modules are by entity: decisions (and leaving), people
+(children, guardians, links), notifications, schools (policy, purposes, notices), staff.
+"""
+
+from .decisions import (
+    NOT_YOUR_CHILD,
+    PURPOSE_UNKNOWN,
+    STALE_NOTICE,
+    ConsentError,
+    child_refusal_record,
+    consent_decide,
+    hash_identifier,
+    student_leave,
+)
+from .notifications import (
+    notification_delete,
+    notification_exception_delete,
+    notification_exception_record,
+    notification_exception_update,
+    notification_record,
+    notification_update,
+)
+from .people import (
+    GUARDIAN_EXISTS,
+    guardian_create,
+    guardian_delete,
+    guardian_get_or_create,
+    guardian_update,
+    guardianship_link,
+    guardianship_unlink,
+    guardianship_update,
+    student_create,
+    student_update,
+)
+from .schools import (
+    notice_publish,
+    purpose_create,
+    purpose_delete,
+    purpose_disable,
+    purpose_update,
+    school_create,
+    school_delete,
+    school_policy_update,
+)
+from .staff import staff_membership_create, staff_membership_delete, staff_membership_update
+
+__all__ = [
+    "GUARDIAN_EXISTS",
+    "NOT_YOUR_CHILD",
+    "PURPOSE_UNKNOWN",
+    "STALE_NOTICE",
+    "ConsentError",
+    "child_refusal_record",
+    "consent_decide",
+    "guardian_create",
+    "guardian_delete",
+    "guardian_get_or_create",
+    "guardian_update",
+    "guardianship_link",
+    "guardianship_unlink",
+    "guardianship_update",
+    "hash_identifier",
+    "notice_publish",
+    "notification_delete",
+    "notification_exception_delete",
+    "notification_exception_record",
+    "notification_exception_update",
+    "notification_record",
+    "notification_update",
+    "purpose_create",
+    "purpose_delete",
+    "purpose_disable",
+    "purpose_update",
+    "school_create",
+    "school_delete",
+    "school_policy_update",
+    "staff_membership_create",
+    "staff_membership_delete",
+    "staff_membership_update",
+    "student_create",
+    "student_leave",
+    "student_update",
+]

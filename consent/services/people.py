@@ -1,0 +1,270 @@
+"""Writes for children, guardians and the links between them (the roster; a leaver is in
+`decisions`, with the other writes that end purposes).
+
+Each service owns its transaction, writes its audit row inside it and, when it changes what
+the consent rule reads (a link, parental responsibility), refreshes the children's stored
+consent statuses in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.utils import timezone
+
+from ..actors import Actor
+from ..audit import AuditEntry, audit_record, audit_record_many
+from ..changes import audited_delete, audited_update, given
+from ..models import Guardian, Guardianship, Notification, School, Student
+from ..status import consent_status_refresh
+from .decisions import ConsentError
+
+GUARDIAN_EXISTS = "A guardian with this email address exists already."
+
+
+def student_create(
+    *,
+    school: School,
+    external_id: str,
+    name: str,
+    date_of_birth: date | None = None,
+    class_name: str = "",
+    actor: Actor,
+    refresh_status: bool = True,
+) -> Student:
+    """Put a child on the roll. `refresh_status=False`: the caller stores the consent statuses
+    itself, for many children at once, in the same transaction (the roster import, per chunk)."""
+    with transaction.atomic():
+        student = Student.objects.create(
+            school=school,
+            external_id=external_id,
+            name=name,
+            date_of_birth=date_of_birth,
+            class_name=class_name,
+        )
+        audit_record(
+            "roster.student_created",
+            actor=actor,
+            school_id=school.pk,
+            subject=student.subject_id,
+        )
+        if refresh_status:
+            consent_status_refresh([student.pk])
+    return student
+
+
+def student_update(
+    *,
+    student: Student,
+    external_id: str,
+    name: str,
+    date_of_birth: date | None,
+    class_name: str,
+    actor: Actor,
+) -> Student:
+    """Correct a child's roster details (every field, as the roster row or the admin form has
+    them). None of them is read by the consent rule, so no status changes. The audit row names
+    the fields that changed but not the values: a child's name and birthday stay out of it."""
+    with transaction.atomic():
+        audited_update(
+            instance=student,
+            values={
+                "external_id": external_id,
+                "name": name,
+                "date_of_birth": date_of_birth,
+                "class_name": class_name,
+            },
+            action="roster.student_changed",
+            actor=actor,
+            school_id=student.school_id,
+            subject=student.subject_id,
+            hidden={"external_id", "name", "date_of_birth"},
+        )
+    return student
+
+
+def guardian_get_or_create(
+    *, email: str, name: str, language: str = "en", known_new: bool = False
+) -> Guardian:
+    """The guardian with this address, created (with a user that cannot sign in by password)
+    if there is none. `known_new`: the caller knows there is no guardian and no user with it
+    (the roster import checks a whole file at once), so nothing is looked up.
+
+    Not audited: the roster audits the link that gives a guardian a child (`guardianship_link`);
+    a guardian with no child can see nothing."""
+    email = email.strip().lower()
+    User = get_user_model()
+    if known_new:
+        user = User.objects.create(username=email, email=email, password=make_password(None))
+        return Guardian.objects.create(user=user, email=email, name=name, language=language)
+    guardian = Guardian.objects.filter(email=email).first()
+    if guardian:
+        return guardian
+    with transaction.atomic():
+        user, created = User.objects.get_or_create(
+            username=email, defaults={"email": email, "password": make_password(None)}
+        )
+        if not created and user.has_usable_password():
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        return Guardian.objects.create(user=user, email=email, name=name, language=language)
+
+
+def guardian_create(*, email: str, name: str, language: str = "en", actor: Actor) -> Guardian:
+    """A new guardian entered by staff (the roster and the staff API use
+    `guardian_get_or_create` and audit the link instead). Refused if the address is taken."""
+    with transaction.atomic():
+        if Guardian.objects.filter(email=email.strip().lower()).exists():
+            raise ConsentError("guardian_exists", GUARDIAN_EXISTS)
+        guardian = guardian_get_or_create(email=email, name=name, language=language)
+        audit_record("roster.guardian_created", actor=actor, data={"guardian": guardian.pk})
+    return guardian
+
+
+def guardian_update(
+    *,
+    guardian: Guardian,
+    actor: Actor,
+    name: str | None = None,
+    email: str | None = None,
+    language: str | None = None,
+) -> Guardian:
+    """Correct a guardian's name, address or language (none is a consent-rule input). The
+    audit row names a changed name or address without its value."""
+    values = given(name=name, email=email.strip().lower() if email else None, language=language)
+    with transaction.atomic():
+        audited_update(
+            instance=guardian,
+            values=values,
+            action="roster.guardian_changed",
+            actor=actor,
+            school_id=None,
+            hidden={"name", "email"},
+        )
+    return guardian
+
+
+def guardian_delete(*, guardian: Guardian, actor: Actor) -> None:
+    """Delete a guardian and their links (their decisions protect them: a guardian who decided
+    cannot be deleted). Each child they were linked to is audited and has its statuses stored
+    again, since a parent fewer can start or stop a purpose."""
+    with transaction.atomic():
+        links = list(Guardianship.objects.filter(guardian=guardian).select_related("student"))
+        audit_record_many(
+            [
+                AuditEntry(
+                    "roster.guardian_deleted",
+                    actor,
+                    school_id=link.student.school_id,
+                    subject=str(link.student.subject_id),
+                    data={"guardian": guardian.pk},
+                )
+                for link in links
+            ]
+            or [AuditEntry("roster.guardian_deleted", actor, data={"guardian": guardian.pk})]
+        )
+        guardian.delete()
+        consent_status_refresh([link.student_id for link in links])
+
+
+def guardianship_link(
+    *,
+    guardian: Guardian,
+    student: Student,
+    parental_responsibility: bool = True,
+    relationship: str = "",
+    notified_by: str = "email",
+    actor: Actor,
+    known_new: bool = False,
+    refresh_status: bool = True,
+) -> Guardianship:
+    """Link a guardian to a child and record that the school's notice reached them
+    (`notified_by=""`: it has not yet; a Notification is recorded later).
+
+    `known_new`: the caller knows the link does not exist (nothing is looked up).
+    `refresh_status=False`: the caller refreshes the consent statuses itself, for many children
+    at once, in the same transaction (the roster import, per chunk)."""
+    with transaction.atomic():
+        if known_new:
+            link, created = (
+                Guardianship.objects.create(
+                    guardian=guardian,
+                    student=student,
+                    parental_responsibility=parental_responsibility,
+                    relationship=relationship,
+                ),
+                True,
+            )
+        else:
+            link, created = Guardianship.objects.get_or_create(
+                guardian=guardian,
+                student=student,
+                defaults={
+                    "parental_responsibility": parental_responsibility,
+                    "relationship": relationship,
+                },
+            )
+        if not created and link.parental_responsibility != parental_responsibility:
+            link.parental_responsibility = parental_responsibility
+            link.save(update_fields=["parental_responsibility"])
+        if notified_by and (created or not link.notifications.exists()):
+            Notification.objects.create(
+                guardianship=link, method=notified_by, sent_at=timezone.now()
+            )
+        audit_record(
+            "roster.guardian_linked",
+            actor=actor,
+            school_id=student.school_id,
+            subject=student.subject_id,
+            data={"guardian": guardian.pk, "parental_responsibility": parental_responsibility},
+        )
+        if refresh_status:
+            consent_status_refresh([student.pk])
+    return link
+
+
+def guardianship_update(
+    *,
+    guardianship: Guardianship,
+    actor: Actor,
+    guardian: Guardian | None = None,
+    parental_responsibility: bool | None = None,
+    relationship: str | None = None,
+) -> Guardianship:
+    """Change a link: who the guardian is, whether they hold parental responsibility (a rule
+    input: only they decide, and all of them must have been notified), the relationship."""
+    values = given(
+        guardian=guardian,
+        parental_responsibility=parental_responsibility,
+        relationship=relationship,
+    )
+    student = guardianship.student
+    with transaction.atomic():
+        if audited_update(
+            instance=guardianship,
+            values=values,
+            action="roster.guardianship_changed",
+            actor=actor,
+            school_id=student.school_id,
+            subject=student.subject_id,
+        ):
+            consent_status_refresh([student.pk])
+    return guardianship
+
+
+def guardianship_unlink(*, guardianship: Guardianship, actor: Actor) -> None:
+    """Remove a guardian from a child (with the link's notifications and their exceptions)."""
+    student = guardianship.student
+    with transaction.atomic():
+        audited_delete(
+            guardianship,
+            action="roster.guardian_unlinked",
+            actor=actor,
+            school_id=student.school_id,
+            subject=student.subject_id,
+            data={"guardian": guardianship.guardian_id},
+        )
+        consent_status_refresh([student.pk])

@@ -1,0 +1,195 @@
+"""Writes for a school's published policy, its purposes and their notices.
+
+A purpose is enabled only with a notice, a non-biometric alternative and a DPIA reference
+(`Purpose.enablement_problems`): `purpose_update` refuses otherwise, whoever calls it. Purposes,
+notices and the school's consent validity are consent-rule inputs for every child of the school,
+so those writes store every child's statuses again, in their own transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from ..actors import Actor
+from ..audit import audit_record
+from ..changes import audited_delete, audited_update, given, with_values
+from ..models import Notice, Purpose, School
+from ..status import consent_status_refresh_school
+from .decisions import ConsentError
+
+# Every field staff may set on a school: who it is, its DPO, its retention policy (all of it
+# published on the school's transparency page).
+SCHOOL_FIELDS = (
+    "name",
+    "slug",
+    "address",
+    "website",
+    "jurisdiction",
+    "dpo_name",
+    "dpo_email",
+    "leaver_window_days",
+    "event_window_days",
+    "template_max_age_days",
+    "consent_validity_days",
+    "export_expiry_hours",
+)
+# What `purpose_statuses` reads of a purpose (besides its notices).
+PURPOSE_RULE_FIELDS = {"enabled", "alternative", "dpia_reference"}
+
+
+def _school_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - set(SCHOOL_FIELDS)
+    if unknown:
+        raise TypeError(f"not a school policy field: {', '.join(sorted(unknown))}")
+    return fields
+
+
+def school_create(*, slug: str, name: str, actor: Actor, **fields: Any) -> School:
+    """A new school; `fields` are any of SCHOOL_FIELDS (the model's defaults otherwise). The
+    legal bounds of the retention policy are checked (ValidationError)."""
+    school = School(slug=slug, name=name, **_school_fields(fields))
+    school.full_clean()
+    with transaction.atomic():
+        school.save()
+        audit_record("school.created", actor=actor, school_id=school.pk, data={"slug": slug})
+    return school
+
+
+def school_policy_update(*, school: School, actor: Actor, **fields: Any) -> School:
+    """Change what the school publishes: its details, DPO contact, retention windows, consent
+    validity and export expiry. Audited with each value before and after. The legal bounds are
+    checked first (ValidationError, nothing changed). A new consent validity moves every
+    child's consent expiry, so their statuses are stored again."""
+    values = _school_fields(fields)
+    with_values(school, values).full_clean()
+    with transaction.atomic():
+        changes = audited_update(
+            instance=school,
+            values=values,
+            action="school.policy_changed",
+            actor=actor,
+            school_id=school.pk,
+        )
+        if "consent_validity_days" in changes:
+            consent_status_refresh_school(school)
+    return school
+
+
+def school_delete(*, school: School, actor: Actor) -> None:
+    """Delete a school that has no children (they protect it) with its purposes and settings."""
+    audited_delete(
+        school,
+        action="school.deleted",
+        actor=actor,
+        school_id=school.pk,
+        data={"slug": school.slug},
+    )
+
+
+def purpose_create(
+    *,
+    school: School,
+    code: str,
+    name: str,
+    description: str = "",
+    alternative: str = "",
+    dpia_reference: str = "",
+    actor: Actor,
+) -> Purpose:
+    """A new purpose, disabled: it has no notice yet (publish one, then `purpose_update`)."""
+    with transaction.atomic():
+        purpose = Purpose.objects.create(
+            school=school,
+            code=code,
+            name=name,
+            description=description,
+            alternative=alternative,
+            dpia_reference=dpia_reference,
+        )
+        audit_record(
+            "consent.purpose_created", actor=actor, school_id=school.pk, data={"purpose": code}
+        )
+        # The rule reports every purpose of the school, a disabled one too.
+        consent_status_refresh_school(school)
+    return purpose
+
+
+def purpose_update(
+    *,
+    purpose: Purpose,
+    actor: Actor,
+    enabled: bool | None = None,
+    code: str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    alternative: str | None = None,
+    dpia_reference: str | None = None,
+) -> Purpose:
+    """Change a purpose (None leaves a field as it is).
+
+    1. Refuse (ConsentError `purpose_not_ready`, nothing changed) if the purpose would be
+       enabled without a notice, an alternative and a DPIA reference.
+    2. Save the fields that differ, with an audit row (`consent.purpose_enabled` / `_disabled`
+       when that flips, `consent.purpose_changed` otherwise).
+    3. If the rule reads what changed, store every child's statuses again.
+    """
+    values = given(
+        enabled=enabled,
+        code=code,
+        name=name,
+        description=description,
+        alternative=alternative,
+        dpia_reference=dpia_reference,
+    )
+    after = with_values(purpose, values)
+    if after.enabled and (problems := after.enablement_problems()):
+        raise ConsentError("purpose_not_ready", " ".join(problems))
+    flip = {True: "consent.purpose_enabled", False: "consent.purpose_disabled"}
+    action = flip[after.enabled] if after.enabled != purpose.enabled else "consent.purpose_changed"
+    with transaction.atomic():
+        changes = audited_update(
+            instance=purpose,
+            values=values,
+            action=action,
+            actor=actor,
+            school_id=purpose.school_id,
+        )
+        if PURPOSE_RULE_FIELDS.intersection(changes):
+            consent_status_refresh_school(purpose.school_id)
+    return purpose
+
+
+def purpose_disable(*, purpose: Purpose, actor: Actor) -> Purpose:
+    """Stop using biometrics for this purpose: it stops at once for every child."""
+    return purpose_update(purpose=purpose, enabled=False, actor=actor)
+
+
+def purpose_delete(*, purpose: Purpose, actor: Actor) -> None:
+    """Delete a purpose nobody decided about (decisions and events protect it); its stored
+    statuses go with it."""
+    audited_delete(
+        purpose,
+        action="consent.purpose_deleted",
+        actor=actor,
+        school_id=purpose.school_id,
+        data={"purpose": purpose.code},
+    )
+
+
+def notice_publish(*, purpose: Purpose, text: str, actor: Actor) -> Notice:
+    """Publish a new notice version; grants on earlier versions stop counting (fresh consent)."""
+    with transaction.atomic():
+        last = purpose.notices.order_by("-version").first()
+        notice = Notice.objects.create(
+            purpose=purpose, version=(last.version + 1) if last else 1, text=text
+        )
+        audit_record(
+            "consent.notice_published",
+            actor=actor,
+            school_id=purpose.school_id,
+            data={"purpose": purpose.code, "version": notice.version, "sha256": notice.sha256},
+        )
+        consent_status_refresh_school(purpose.school_id)
+    return notice
