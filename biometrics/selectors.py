@@ -55,8 +55,7 @@ def held_data(student: Student, *, viewer_guardian_id: int | None = None) -> dic
     each system's `label` and `holds`. What a program matches on is not: ids, status and kind
     codes, and each system's `name`, the stable English name that erasure steps and deletion
     receipts carry too. So for a zh-hans request a system reads `{"name": "Photo storage",
-    "label": "照片存储", "holds": ["照片"], …}`, and an English request gets the values it
-    always got, with `label` equal to `name`.
+    "label": "照片存储", "holds": ["照片"], …}`; in English `label` equals `name`.
     """
     now = timezone.now()
     student = load_for_rule([student.pk])[student.pk]
