@@ -1,7 +1,10 @@
-"""What is held about a child, where, why and until when — the parent's view (SPEC §3, §8).
+"""Reads about a child's biometric data: the held-data document, erasures, decrypted items.
 
-`held_data` builds the held-data document used by both the child page and the API, in a fixed
-number of queries however many photos, templates or recognition events the child has.
+`held_data` builds the one held-data document. The child page renders it, the API serialises it
+(`GET /api/v1/children/{id}/`), and the export writes it into data.json and index.html, adding
+only what a download alone carries (the files, the 128 numbers, every event and every access).
+Each section has its own builder below; together they run a fixed number of queries however
+many photos, templates or recognition events the child has.
 """
 
 from __future__ import annotations
@@ -9,16 +12,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
 
-from consent.audit import ACCESS_ACTIONS
+from consent.audit import ACCESS_ACTIONS, ACCESS_WORDS
 from consent.models import AuditEvent, Guardian, Student, StudentStatus
-from consent.rules import load_for_rule, purpose_statuses
-from consent.selectors import children_for_guardian
+from consent.rules import PurposeStatus, load_for_rule, purpose_statuses
+from consent.selectors import children_for_guardian, consent_decisions, purpose_rows
 
 from .crypto import decrypt_for_child
 from .models import (
@@ -31,23 +33,154 @@ from .models import (
     RecognitionEvent,
 )
 from .storage import photo_file_read
+from .systems import MATCH_CACHE, PHOTO_STORAGE, PORTAL_DB, holder_system
 
-ACCESS_WORDS = {
-    "biometrics.photo_viewed": _lazy("looked at a photo"),
-    "biometrics.template_viewed": _lazy("looked at a face template"),
-    "biometrics.held_data_viewed": _lazy("looked at what is held"),
-    "export.requested": _lazy("asked for a download"),
-    "export.downloaded": _lazy("downloaded everything"),
-    "admin.child_viewed": _lazy("opened the child's record"),
-}
 RECENT_EVENTS = 20
 ACCESS_LOG_LIMIT = 50
-PORTAL_DB = "Guardian portal database"
-PHOTO_STORAGE = "Photo storage"
+# A rejected or erased photo is no longer held for the child.
+HELD_PHOTOS = [PhotoStatus.PENDING, PhotoStatus.ENROLLED]
 
 
-def retention_for(
-    student: Student, statuses, *, last_interaction: datetime | None, now: datetime
+def held_data(student: Student, *, viewer_guardian_id: int | None = None) -> dict:
+    """The held-data document for one child (the caller has already checked ownership).
+
+    Sections: child; purposes (as `consent_overview`, each with its decisions); every
+    consent decision, oldest first; photos and templates, newest first; recognition events
+    (the count and the newest 20); systems; retention; the access log (the newest 50);
+    erasures, newest first. `viewer_guardian_id` turns that guardian's own decisions and looks
+    into "you".
+
+    Language: words meant to be read are in the active language (the request's, or the
+    export's): purpose names and reasons, the retention rule, who looked and what they did, and
+    each system's `label` and `holds`. What a program matches on is not: ids, status and kind
+    codes, and each system's `name`, the stable English name that erasure steps and deletion
+    receipts carry too. So for a zh-hans request a system reads `{"name": "Photo storage",
+    "label": "照片存储", "holds": ["照片"], …}`; in English `label` equals `name`.
+    """
+    now = timezone.now()
+    student = load_for_rule([student.pk])[student.pk]
+    statuses = purpose_statuses(student, at=now)
+    photos = list(
+        Photo.objects.filter(student=student, status__in=HELD_PHOTOS).order_by("-captured_at")
+    )
+    templates = list(
+        FaceTemplate.objects.filter(student=student).defer("ciphertext").order_by("-created_at")
+    )
+    events = _events(student)
+    # BIPA's clock runs from the last time the face was used: recognised, or enrolled.
+    last_interaction = max(
+        [*(e["at"] for e in events["recent"][:1]), *(t.created_at for t in templates[:1])],
+        default=None,
+    )
+    return {
+        "child": _child(student),
+        "purposes": purpose_rows(student, statuses, viewer_id=viewer_guardian_id),
+        "consent_decisions": consent_decisions(student, viewer_id=viewer_guardian_id),
+        "photos": _photos(photos),
+        "templates": _templates(templates),
+        "recognition_events": events,
+        "systems": _systems(student, photos, templates, events["count"]),
+        "retention": _retention(student, statuses, last_interaction=last_interaction, now=now),
+        "access_log": _access_log(student, viewer_guardian_id),
+        "erasures": _erasures(student),
+    }
+
+
+def _child(student: Student) -> dict:
+    return {
+        "id": student.pk,
+        "pseudonym": student.subject_id,
+        "name": student.name,
+        "school": student.school.name,
+        "school_slug": student.school.slug,
+        "class_name": student.class_name,
+        "status": student.status,
+    }
+
+
+def _photos(photos: list[Photo]) -> list[dict]:
+    return [
+        {
+            "id": p.pk,
+            "captured_at": p.captured_at,
+            "source": p.source,
+            "sha256": p.sha256,
+            "width": p.width,
+            "height": p.height,
+            "content_type": p.content_type,
+            "status": p.status,
+        }
+        for p in photos
+    ]
+
+
+def _templates(templates: list[FaceTemplate]) -> list[dict]:
+    return [
+        {
+            "id": t.pk,
+            "created_at": t.created_at,
+            "model": t.model,
+            "model_version": t.model_version,
+            "detector": t.detector,
+            "landmarks": t.landmarks,
+            "dimensions": t.dimensions,
+            "photo_id": t.photo_id,
+        }
+        for t in templates
+    ]
+
+
+def _events(student: Student) -> dict:
+    events = RecognitionEvent.objects.filter(student=student)
+    recent = events.select_related("purpose").order_by("-at")[:RECENT_EVENTS]
+    return {
+        "count": events.count(),
+        "recent": [
+            {
+                "at": e.at,
+                "device": e.device,
+                "purpose": e.purpose.code,
+                "distance": round(e.distance, 4),
+            }
+            for e in recent
+        ],
+    }
+
+
+def _systems(
+    student: Student, photos: list[Photo], templates: list[FaceTemplate], event_count: int
+) -> list[dict]:
+    """Where the child's data is: the built-in systems, then each holder (by name) that holds
+    a copy or is about to be sent one. The match cache holds templates only while there are."""
+    rows = [
+        PORTAL_DB.row(len(photos) + len(templates) + event_count),
+        PHOTO_STORAGE.row(sum(1 for p in photos if p.storage_name)),
+    ]
+    if templates:
+        rows.append(MATCH_CACHE.row(len(templates)))
+    holders = (
+        Holder.objects.filter(school_id=student.school_id)
+        .annotate(**{status: _copies(student, status) for status in ("stored", "pending")})
+        .order_by("name")
+    )
+    rows += [
+        holder_system(h.name).row(h.stored, pending=h.pending)
+        for h in holders
+        if h.stored or h.pending
+    ]
+    return rows
+
+
+def _copies(student: Student, status: str) -> Count:
+    return Count("copies", filter=Q(copies__template__student=student, copies__status=status))
+
+
+def _retention(
+    student: Student,
+    statuses: list[PurposeStatus],
+    *,
+    last_interaction: datetime | None,
+    now: datetime,
 ) -> dict:
     """The latest date everything biometric about the child will be destroyed, and the rule.
 
@@ -88,160 +221,19 @@ def retention_for(
     }
 
 
-def held_data(student: Student, *, viewer_guardian_id: int | None = None) -> dict:
-    """The held-data document for one child (the caller has already checked ownership)."""
-    now = timezone.now()
-    student = load_for_rule([student.pk])[student.pk]
-    school = student.school
-    statuses = purpose_statuses(student, at=now)
-
-    photos = list(
-        Photo.objects.filter(
-            student=student, status__in=[PhotoStatus.PENDING, PhotoStatus.ENROLLED]
-        ).order_by("-captured_at")
-    )
-    templates = list(
-        FaceTemplate.objects.filter(student=student).defer("ciphertext").order_by("-created_at")
-    )
-    events = RecognitionEvent.objects.filter(student=student)
-    event_stats = events.aggregate(count=Count("id"), last=Max("at"))
-    recent = list(events.select_related("purpose").order_by("-at")[:RECENT_EVENTS])
-    holders = list(
-        Holder.objects.filter(school=school).annotate(
-            stored=Count(
-                "copies",
-                filter=Q(copies__template__student=student, copies__status="stored"),
-            ),
-            pending=Count(
-                "copies",
-                filter=Q(copies__template__student=student, copies__status="pending"),
-            ),
-        )
-    )
-    access = list(
-        AuditEvent.objects.filter(
-            subject=str(student.subject_id), action__in=ACCESS_ACTIONS
-        ).order_by("-at", "-id")[:ACCESS_LOG_LIMIT]
-    )
-    erasures = list(ErasureRequest.objects.filter(student=student).order_by("-requested_at"))
-
-    last_interaction = max(
-        [d for d in [event_stats["last"], *(t.created_at for t in templates[:1])] if d],
-        default=None,
-    )
-    systems = [
+def _access_log(student: Student, viewer_guardian_id: int | None) -> list[dict]:
+    access = AuditEvent.objects.filter(
+        subject=str(student.subject_id), action__in=ACCESS_ACTIONS
+    ).order_by("-at", "-id")[:ACCESS_LOG_LIMIT]
+    return [
         {
-            "name": PORTAL_DB,
-            "kind": "database",
-            "holds": ["photo records", "templates", "recognition events"],
-            "items": len(photos) + len(templates) + event_stats["count"],
-        },
-        {
-            "name": PHOTO_STORAGE,
-            "kind": "media",
-            "holds": ["photos"],
-            "items": len([p for p in photos if p.storage_name]),
-        },
-    ]
-    if templates:
-        systems.append(
-            {
-                "name": "Match cache",
-                "kind": "cache",
-                "holds": ["templates (in the memory of the matching processes)"],
-                "items": len(templates),
-            }
-        )
-    systems += [
-        {
-            "name": h.name,
-            "kind": "http",
-            "holds": ["templates"],
-            "items": h.stored,
-            "pending": h.pending,
+            "at": a.at,
+            "actor": _actor_words(a, viewer_guardian_id),
+            "action": a.action,
+            "what": str(ACCESS_WORDS[a.action]),
         }
-        for h in holders
-        if h.stored or h.pending
+        for a in access
     ]
-    retention = retention_for(student, statuses, last_interaction=last_interaction, now=now)
-    return {
-        "child": {
-            "id": student.pk,
-            "name": student.name,
-            "school": school.name,
-            "school_slug": school.slug,
-            "class_name": student.class_name,
-            "status": student.status,
-        },
-        "purposes": [
-            {
-                "code": s.code,
-                "name": s.purpose.name,
-                "status": s.status,
-                "reason": s.reason_text,
-                "reason_code": s.reason,
-                "alternative": s.purpose.alternative,
-                "expires_at": s.expires_at,
-            }
-            for s in statuses
-        ],
-        "photos": [
-            {
-                "id": p.pk,
-                "captured_at": p.captured_at,
-                "source": p.source,
-                "sha256": p.sha256,
-                "width": p.width,
-                "height": p.height,
-                "status": p.status,
-            }
-            for p in photos
-        ],
-        "templates": [
-            {
-                "id": t.pk,
-                "created_at": t.created_at,
-                "model": t.model,
-                "model_version": t.model_version,
-                "detector": t.detector,
-                "dimensions": t.dimensions,
-                "photo_id": t.photo_id,
-            }
-            for t in templates
-        ],
-        "recognition_events": {
-            "count": event_stats["count"],
-            "recent": [
-                {
-                    "at": e.at,
-                    "device": e.device,
-                    "purpose": e.purpose.code,
-                    "distance": round(e.distance, 4),
-                }
-                for e in recent
-            ],
-        },
-        "systems": systems,
-        "retention": retention,
-        "access_log": [
-            {
-                "at": a.at,
-                "actor": _actor_words(a, viewer_guardian_id),
-                "action": a.action,
-                "what": str(ACCESS_WORDS.get(a.action, a.action)),
-            }
-            for a in access
-        ],
-        "erasures": [
-            {
-                "id": e.pk,
-                "status": e.status,
-                "requested_at": e.requested_at,
-                "completed_at": e.completed_at,
-            }
-            for e in erasures
-        ],
-    }
 
 
 def _actor_words(event: AuditEvent, viewer_guardian_id: int | None) -> str:
@@ -259,6 +251,18 @@ def _actor_words(event: AuditEvent, viewer_guardian_id: int | None) -> str:
     }
     label = kinds.get(event.actor_kind, event.actor_kind)
     return f"{event.actor_label} ({label})" if event.actor_label else label
+
+
+def _erasures(student: Student) -> list[dict]:
+    return [
+        {
+            "id": e.pk,
+            "status": e.status,
+            "requested_at": e.requested_at,
+            "completed_at": e.completed_at,
+        }
+        for e in ErasureRequest.objects.filter(student=student).order_by("-requested_at")
+    ]
 
 
 def erasure_for_guardian(guardian: Guardian, erasure_id: object) -> ErasureRequest:

@@ -10,7 +10,7 @@ named after their configuration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -26,6 +26,18 @@ class System:
     holds: tuple[str | Promise, ...]
     erased: tuple[str, ...]  # what a deletion receipt says was erased there
     verification: str  # how an erasure there is verified, for the receipt
+
+    def row(self, items: int, **extra: int) -> dict:
+        """The system as a row of the held-data document: `name` stays the stable English name
+        (what programs match on), `label` and `holds` are words in the active language."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "label": str(self.label),
+            "holds": [str(words) for words in self.holds],
+            "items": items,
+            **extra,
+        }
 
 
 PORTAL_DB = System(
@@ -71,10 +83,20 @@ HOLDER = System(
     kind="http",
     name="",  # each holder is named in its configuration
     label="",
-    holds=(pgettext_lazy("held in a system", "templates"),),
+    # A holder may keep a trail of its recognitions too (an erasure there erases it).
+    holds=(
+        pgettext_lazy("held in a system", "templates"),
+        pgettext_lazy("held in a system", "recognition events"),
+    ),
     erased=("face template copies", "recognition events held there"),
     verification="the holder answered 404 to GET /subjects/{subject} after erasing",
 )
+
+
+def holder_system(name: str) -> System:
+    """A holder configured in admin, as a system: named (in every language) as configured."""
+    return replace(HOLDER, name=name, label=name)
+
 
 BY_KIND = {
     system.kind: system for system in (PORTAL_DB, PHOTO_STORAGE, MATCH_CACHE, HOLDER, KEY_STORE)

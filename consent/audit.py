@@ -9,19 +9,21 @@ from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .actors import Actor
 from .models import AuditChainHead, AuditEvent
 
-# Actions shown to a parent under "who accessed this".
-ACCESS_ACTIONS = (
-    "biometrics.photo_viewed",
-    "biometrics.template_viewed",
-    "biometrics.held_data_viewed",
-    "export.requested",
-    "export.downloaded",
-    "admin.child_viewed",
-)
+# Actions shown to a parent under "who accessed this", with the words the parent reads.
+ACCESS_WORDS = {
+    "biometrics.photo_viewed": _("looked at a photo"),
+    "biometrics.template_viewed": _("looked at a face template"),
+    "biometrics.held_data_viewed": _("looked at what is held"),
+    "export.requested": _("asked for a download"),
+    "export.downloaded": _("downloaded everything"),
+    "admin.child_viewed": _("opened the child's record"),
+}
+ACCESS_ACTIONS = tuple(ACCESS_WORDS)
 
 FORBIDDEN_KEYS = {"embedding", "image", "photo_bytes", "name", "student_name", "email"}
 
@@ -70,7 +72,7 @@ def audit_record_many(entries: list[AuditEntry]) -> list[AuditEvent]:
         return []
     now = timezone.now()
     with transaction.atomic():
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+        head, _created = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
         prev = head.last_hash
         events = []
         for entry, payload in zip(entries, payloads, strict=True):

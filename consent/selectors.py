@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 from django.db.models import QuerySet
 
-from .models import Decision, Guardian, Purpose, School, Student
-from .rules import load_for_rule, purpose_statuses
+from .models import ConsentDecision, Decision, Guardian, Purpose, School, Student
+from .rules import PurposeStatus, load_for_rule, purpose_statuses
 from .services import PURPOSE_UNKNOWN, ConsentError
 
 
@@ -35,16 +35,23 @@ def purpose_get(*, school: School, code: str) -> Purpose:
 def consent_overview(student: Student, *, viewer: Guardian | None = None) -> list[dict]:
     """Per purpose: status and reason, the current notice, and every decision (newest first)."""
     loaded = load_for_rule([student.pk])[student.pk]
+    return purpose_rows(loaded, purpose_statuses(loaded), viewer_id=viewer.pk if viewer else None)
+
+
+def purpose_rows(
+    loaded: Student, statuses: list[PurposeStatus], *, viewer_id: int | None
+) -> list[dict]:
+    """consent_overview's rows for a student already loaded for the rule, with its statuses."""
     decisions = sorted(loaded.decisions.all(), key=lambda d: (d.at, d.pk), reverse=True)
     rows = []
-    for status in purpose_statuses(loaded):
+    for status in statuses:
         purpose = status.purpose
         notice = purpose.current_notice
         mine = next(
             (
                 d
                 for d in decisions
-                if viewer and d.guardian_id == viewer.pk and d.purpose_id == purpose.pk
+                if viewer_id and d.guardian_id == viewer_id and d.purpose_id == purpose.pk
             ),
             None,
         )
@@ -70,7 +77,7 @@ def consent_overview(student: Student, *, viewer: Guardian | None = None) -> lis
                     and mine.notice_version == notice.version
                 ),
                 "decisions": [
-                    _decision_row(d, viewer)
+                    decision_row(d, viewer_id=viewer_id)
                     for d in decisions
                     if d.purpose_id in (purpose.pk, None)
                 ],
@@ -79,10 +86,24 @@ def consent_overview(student: Student, *, viewer: Guardian | None = None) -> lis
     return rows
 
 
-def _decision_row(decision, viewer) -> dict:
+def consent_decisions(loaded: Student, *, viewer_id: int | None) -> list[dict]:
+    """Every decision about a student loaded for the rule, oldest first, with its purpose's code
+    ("all" for a decision about every purpose, such as the child's own refusal)."""
+    codes = {purpose.pk: purpose.code for purpose in loaded.school.purposes.all()}
+    return [
+        {
+            "purpose": codes[d.purpose_id] if d.purpose_id else "all",
+            **decision_row(d, viewer_id=viewer_id),
+        }
+        for d in sorted(loaded.decisions.all(), key=lambda d: (d.at, d.pk))
+    ]
+
+
+def decision_row(decision: ConsentDecision, *, viewer_id: int | None) -> dict:
+    """One decision as a parent is shown it; `by` says who decided, seen from the viewer."""
     if decision.guardian_id is None:
         by = "child"
-    elif viewer and decision.guardian_id == viewer.pk:
+    elif viewer_id and decision.guardian_id == viewer_id:
         by = "you"
     else:
         by = "another_guardian"

@@ -26,7 +26,6 @@ from biometrics.receipts import public_key_b64
 from biometrics.selectors import erasure_for_guardian, held_data
 from biometrics.services import erasure_request_by_parent
 from consent.models import Guardian, Method, School
-from consent.selectors import consent_overview
 from consent.services import ConsentError
 
 from .auth import LINK_INVALID, magic_link_consume, magic_link_request
@@ -127,7 +126,6 @@ def child_detail(request: HttpRequest, child_id) -> HttpResponse:
             "doc": document,
             "child": child,
             "shown": shown,
-            "consents": consent_overview(child, viewer=request.guardian),
         },
     )
 

@@ -87,10 +87,16 @@ class EventsSerializer(serializers.Serializer):
 
 
 class SystemSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    kind = serializers.CharField()
-    holds = serializers.ListField(child=serializers.CharField())
+    name = serializers.CharField(help_text="Stable English name, the same in every language.")
+    kind = serializers.ChoiceField(choices=["database", "media", "cache", "http"])
+    label = serializers.CharField(help_text="The name in the language asked.")
+    holds = serializers.ListField(
+        child=serializers.CharField(), help_text="What it holds, in the language asked."
+    )
     items = serializers.IntegerField()
+    pending = serializers.IntegerField(
+        required=False, help_text="Copies not yet confirmed by the holder (`http` only)."
+    )
 
 
 class RetentionSerializer(serializers.Serializer):
@@ -113,6 +119,9 @@ class ErasureBriefSerializer(serializers.Serializer):
 
 
 class HeldDataSerializer(serializers.Serializer):
+    """The held-data document as `biometrics.selectors.held_data` builds it: the fields the API
+    publishes of each section (the page and the export read the same document)."""
+
     child = HeldChildSerializer()
     purposes = HeldPurposeSerializer(many=True)
     photos = HeldPhotoSerializer(many=True)

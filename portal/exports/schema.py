@@ -1,4 +1,8 @@
-"""The published JSON Schema of an export's data.json (/api/v1/schema/export.json)."""
+"""The published JSON Schema of an export's data.json (/api/v1/schema/export.json).
+
+data.json is the held-data document as `document.export_document` publishes it; a test keeps
+each section's properties here equal to the fields that module picks.
+"""
 
 SCHEMA_ID = "https://guardian.example/schema/export-v1.json"
 
@@ -119,14 +123,17 @@ EXPORT_SCHEMA = {
                 "type": "array",
                 "items": _obj(
                     {
-                        "name": _str,
-                        "kind": _str,
+                        "name": _str,  # stable, in English whatever the language
+                        "kind": {"enum": ["database", "media", "cache", "http"]},
+                        "label": _str,  # the name in the package's language
                         "holds": {"type": "array", "items": _str},
+                        "items": _int,
+                        "pending": _int,
                         "reachable": {"type": "boolean"},
                         "checked_at": _dt,
                         "reported": {"type": ["object", "null"]},
                     },
-                    ["name", "kind", "holds", "reachable", "checked_at"],
+                    ["name", "kind", "label", "holds", "items", "reachable", "checked_at"],
                 ),
             },
             "recipients": {"type": "array", "items": _str},
