@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from consent.actors import Actor
 from consent.admin import StudentAdmin
 from consent.admin_doors import ReadOnlyMixin, ServiceAdmin, form_changes, staff_actor
-from consent.admin_scoping import FixedSchoolMixin, SchoolScopedAdmin
+from consent.admin_scoping import AdminMixinBase, FixedSchoolMixin, SchoolScopedAdmin
 from consent.models import Student
 
 from .access import access_record
@@ -95,7 +95,20 @@ class HolderAdmin(FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
                 )
 
 
-class LoggedViewMixin:
+# The steps of an erasure as the admin lists them (all read-only).
+STEP_FIELDS = (
+    "system",
+    "kind",
+    "status",
+    "attempts",
+    "items_erased",
+    "last_error",
+    "verified_at",
+    "updated_at",
+)
+
+
+class LoggedViewMixin(AdminMixinBase):
     """Opening a child's photo or template in admin is an access the parent sees."""
 
     access_action = ""
@@ -149,17 +162,7 @@ class RecognitionEventAdmin(ReadOnlyMixin, SchoolScopedAdmin):
 class ErasureStepInline(ReadOnlyMixin, admin.TabularInline):
     model = ErasureStep
     extra = 0
-    fields = [
-        "system",
-        "kind",
-        "status",
-        "attempts",
-        "items_erased",
-        "last_error",
-        "verified_at",
-        "updated_at",
-    ]
-    readonly_fields = fields
+    fields = readonly_fields = STEP_FIELDS
 
 
 @admin.register(ErasureRequest)

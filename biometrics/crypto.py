@@ -123,7 +123,9 @@ def encrypt_for_child(student: Student, plaintext: bytes, *, context: str) -> by
     return _seal(child_key_get_or_create(student), plaintext, context.encode())
 
 
-def decrypt_for_child(student_id, blob: bytes, *, context: str, key: bytes | None = None) -> bytes:
+def decrypt_for_child(
+    student_id, blob: bytes | memoryview, *, context: str, key: bytes | None = None
+) -> bytes:
     return _open(key or child_key_for_reading(student_id), blob, context.encode())
 
 

@@ -160,13 +160,14 @@ def _systems(
         rows.append(MATCH_CACHE.row(len(templates)))
     holders = (
         Holder.objects.filter(school_id=student.school_id)
-        .annotate(**{status: _copies(student, status) for status in ("stored", "pending")})
+        .annotate(stored=_copies(student, "stored"), pending=_copies(student, "pending"))
         .order_by("name")
+        .values_list("name", "stored", "pending")
     )
     rows += [
-        holder_system(h.name).row(h.stored, pending=h.pending)
-        for h in holders
-        if h.stored or h.pending
+        holder_system(name).row(stored, pending=pending)
+        for name, stored, pending in holders
+        if stored or pending
     ]
     return rows
 
@@ -206,11 +207,9 @@ def _retention(
                 % {"years": f"{years:g}"},
             )
         )
-    active = [s for s in statuses if s.active]
-    if active:
-        candidates.append(
-            (max(s.expires_at for s in active), _("when the last consent given ends"))
-        )
+    ends = [s.expires_at for s in statuses if s.active and s.expires_at is not None]
+    if ends:
+        candidates.append((max(ends), _("when the last consent given ends")))
     else:
         candidates.append((now, _("now: no purpose is active, so everything is to be erased")))
     destroy_by, rule = min(candidates, key=lambda c: c[0])

@@ -8,6 +8,7 @@ object of another school is a 404 — never a redirect that reveals it exists.
 from __future__ import annotations
 
 import contextvars
+from typing import TYPE_CHECKING
 
 from django.contrib import admin
 from django.http import Http404
@@ -69,7 +70,14 @@ class SchoolScopedAdmin(admin.ModelAdmin):
         raise Http404("No such object in your schools.")
 
 
-class FixedSchoolMixin:
+# Mixins below extend ModelAdmin's methods; the type checker sees them as ModelAdmins.
+if TYPE_CHECKING:
+    AdminMixinBase = admin.ModelAdmin
+else:
+    AdminMixinBase = object
+
+
+class FixedSchoolMixin(AdminMixinBase):
     """A purpose, a child or a holder belongs to its school for good: moving one would leave
     its decisions, statuses and copies behind in the other school."""
 

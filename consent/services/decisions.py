@@ -155,7 +155,7 @@ def _decision_append(record: ConsentDecision, *, actor: Actor) -> ConsentDecisio
             school_id=student.school_id,
             subject=student.subject_id,
             data={
-                "purpose": record.purpose.code if record.purpose_id else "all",
+                "purpose": record.purpose.code if record.purpose is not None else "all",
                 "notice_version": record.notice_version,
                 "method": record.method,
                 "receipt": str(record.receipt_id),

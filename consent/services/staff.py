@@ -12,11 +12,11 @@ from ..changes import audited_delete, audited_update, given
 from ..models import School, StaffMembership
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 def staff_membership_create(
-    *, user: AbstractBaseUser, school: School, role: str = StaffMembership.Role.ADMIN, actor: Actor
+    *, user: User, school: School, role: str = StaffMembership.Role.ADMIN, actor: Actor
 ) -> StaffMembership:
     with transaction.atomic():
         membership = StaffMembership.objects.create(user=user, school=school, role=role)
@@ -33,7 +33,7 @@ def staff_membership_update(
     *,
     membership: StaffMembership,
     actor: Actor,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     school: School | None = None,
     role: str | None = None,
 ) -> StaffMembership:
