@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 from django.db.models import QuerySet
 
+from .errors import PURPOSE_UNKNOWN, ConsentError
 from .models import ConsentDecision, Decision, Guardian, Purpose, School, Student
 from .rules import PurposeStatus, load_for_rule, purpose_statuses
-from .services import PURPOSE_UNKNOWN, ConsentError
 
 
 def children_for_guardian(guardian: Guardian) -> QuerySet[Student]:

@@ -16,8 +16,8 @@ from django.utils import timezone, translation
 
 from consent.actors import SYSTEM, Actor
 from consent.audit import audit_record
+from consent.identifiers import hash_identifier
 from consent.models import Guardian, School
-from consent.services import hash_identifier
 
 from .models import ApiKey, ApiToken, MagicLink, SignInAttempt
 

@@ -113,12 +113,12 @@ def decision_record(
     1. Http404 unless the child is this guardian's; ConsentError unless the school has the
        purpose (consent_decide refuses the rest: no responsibility, a stale notice…).
     2. Record the decision.
-    3. Read back what the parent is told: the purpose's status now and any open erasure
-       (a withdrawal that ends the last active purpose starts one).
+    3. Tell the parent the purpose's status the decision left (from the decision's own
+       outcome) and any open erasure (a withdrawal that ends the last active purpose starts one).
     """
     _check_own(guardian, child)
     purpose = purpose_get(school=child.school, code=purpose_code)
-    record = consent_decide(
+    outcome = consent_decide(
         student=child,
         purpose=purpose,
         guardian=guardian,
@@ -128,9 +128,11 @@ def decision_record(
         ip=ip,
         user_agent=user_agent,
     )
-    loaded = load_for_rule([child.pk])[child.pk]
-    status = next(s for s in purpose_statuses(loaded) if s.code == purpose.code)
-    return DecisionRecorded(record=record, status=status, erasure=erasure_get_open(student=child))
+    return DecisionRecorded(
+        record=outcome.record,
+        status=outcome.status_of(purpose.code),
+        erasure=erasure_get_open(student=child),
+    )
 
 
 def template_shown(

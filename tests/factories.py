@@ -6,7 +6,7 @@ import factory
 from django.utils import timezone
 
 from consent.actors import Actor
-from consent.models import Guardian, Purpose, School, Student
+from consent.models import ConsentDecision, Guardian, Purpose, School, Student
 from consent.services import (
     consent_decide,
     guardian_get_or_create,
@@ -84,7 +84,8 @@ def link(g: Guardian, student: Student, *, responsible: bool = True, notified: b
     )
 
 
-def grant(student: Student, purpose: Purpose, g: Guardian, *, at=None):
+def grant(student: Student, purpose: Purpose, g: Guardian, *, at=None) -> ConsentDecision:
+    """A guardian's grant on the purpose's current notice; returns the recorded decision."""
     return consent_decide(
         student=student,
         purpose=purpose,
@@ -92,4 +93,4 @@ def grant(student: Student, purpose: Purpose, g: Guardian, *, at=None):
         decision="grant",
         notice_version=purpose.notices.order_by("-version").first().version,
         at=at or timezone.now(),
-    )
+    ).record

@@ -84,3 +84,20 @@ def test_statuses_at_an_earlier_time_ignore_later_decisions(child_a, purposes, p
     )
     assert not status_of(child_a, "gate_access").active
     assert status_of(child_a, "gate_access", at=before).active
+
+
+def test_a_decision_says_what_it_did_as_the_rule_says_it_afterwards(child_a, purposes):
+    outcome = consent_decide(
+        student=child_a,
+        purpose=purposes["gate_access"],
+        guardian=child_a.guardianships.get().guardian,
+        decision=Decision.WITHDRAW,
+        notice_version=None,
+    )
+    assert outcome.record.decision == Decision.WITHDRAW and outcome.record.receipt
+    assert outcome.ended == {"gate_access"}
+    assert outcome.status_of("gate_access").active is False
+    fresh = purpose_statuses(child_a)
+    assert [(s.code, s.status, s.reason) for s in outcome.statuses] == [
+        (s.code, s.status, s.reason) for s in fresh
+    ]

@@ -6,16 +6,8 @@ Callers import them from here; the modules are by entity: decisions (and leaving
 (children, guardians, links), notifications, schools (policy, purposes, notices), staff.
 """
 
-from .decisions import (
-    NOT_YOUR_CHILD,
-    PURPOSE_UNKNOWN,
-    STALE_NOTICE,
-    ConsentError,
-    child_refusal_record,
-    consent_decide,
-    hash_identifier,
-    student_leave,
-)
+from ..errors import NOT_YOUR_CHILD, PURPOSE_UNKNOWN, STALE_NOTICE, ConsentError
+from .decisions import DecisionOutcome, child_refusal_record, consent_decide, student_leave
 from .notifications import (
     notification_delete,
     notification_exception_delete,
@@ -54,6 +46,7 @@ __all__ = [
     "PURPOSE_UNKNOWN",
     "STALE_NOTICE",
     "ConsentError",
+    "DecisionOutcome",
     "child_refusal_record",
     "consent_decide",
     "guardian_create",
@@ -63,7 +56,6 @@ __all__ = [
     "guardianship_link",
     "guardianship_unlink",
     "guardianship_update",
-    "hash_identifier",
     "notice_publish",
     "notification_delete",
     "notification_exception_delete",

@@ -3,15 +3,16 @@ child's own refusal, and leaving the school."""
 
 from __future__ import annotations
 
-import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from ..actors import Actor
 from ..audit import audit_record
+from ..errors import NOT_YOUR_CHILD, PURPOSE_UNKNOWN, STALE_NOTICE, ConsentError
+from ..identifiers import hash_identifier
 from ..models import (
     ConsentDecision,
     Decision,
@@ -22,30 +23,23 @@ from ..models import (
     Student,
     StudentStatus,
 )
-from ..rules import active_purpose_codes, load_for_rule
+from ..rules import PurposeStatus, active_purpose_codes, load_for_rule, purpose_statuses
 from ..signals import purposes_changed
 from ..status import consent_status_refresh
 
-STALE_NOTICE = (
-    "This notice version is not the current one; read the current notice and decide again."
-)
-NOT_YOUR_CHILD = "Only a guardian with parental responsibility may decide for this child."
-PURPOSE_UNKNOWN = "This school has no such purpose."
 
+@dataclass(frozen=True)
+class DecisionOutcome:
+    """What a decision did, from the rule's data the service loaded once: the record (with its
+    receipt), every purpose's status just after it, and the purposes it ended. Callers tell
+    the person from this; none has to run the rule again."""
 
-class ConsentError(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+    record: ConsentDecision
+    statuses: list[PurposeStatus]
+    ended: frozenset[str]
 
-
-def hash_identifier(value: str) -> str:
-    """Salted SHA-256 of an IP address or user agent: provable later, not readable now."""
-    if not value:
-        return ""
-    salted = f"{settings.GUARDIAN_HASH_SALT}:{value}".encode()
-    return hashlib.sha256(salted).hexdigest()
+    def status_of(self, code: str) -> PurposeStatus:
+        return next(s for s in self.statuses if s.code == code)
 
 
 def consent_decide(
@@ -60,7 +54,7 @@ def consent_decide(
     user_agent: str = "",
     at: datetime | None = None,
     actor: Actor | None = None,
-) -> ConsentDecision:
+) -> DecisionOutcome:
     """Record one guardian's grant, withdrawal or objection for one purpose.
 
     1. Check the guardian holds parental responsibility and the purpose is the child's school's.
@@ -107,7 +101,7 @@ def child_refusal_record(
     purpose: Purpose | None = None,
     lifted: bool = False,
     at: datetime | None = None,
-) -> ConsentDecision:
+) -> DecisionOutcome:
     """Record the child's own refusal (any age, verbal or not; PoFA s.26(5)), for one purpose
     or all. Staff record it; no parent's decision can override it. Only the child lifts it."""
     if purpose is not None and purpose.school_id != student.school_id:
@@ -130,12 +124,12 @@ def child_refusal_record(
     )
 
 
-def _decision_append(record: ConsentDecision, *, actor: Actor) -> ConsentDecision:
+def _decision_append(record: ConsentDecision, *, actor: Actor) -> DecisionOutcome:
     """Append a decision with its receipt and audit event; announce purposes that ended.
 
     1. Load what the rule reads once; work out which purposes were active just before.
     2. Save the decision with its receipt; the rule over the same data plus this decision says
-       what is active after.
+       what is active after (the outcome returned).
     3. Write the audit event, and send `purposes_changed` (in the same transaction) with what
        ended and what is left.
     """
@@ -148,7 +142,8 @@ def _decision_append(record: ConsentDecision, *, actor: Actor) -> ConsentDecisio
         record.student = student
         record.receipt = receipt_for(record)
         record.save()
-        after = active_purpose_codes(student, at=record.at, decisions=[*known, record])
+        statuses = purpose_statuses(student, at=record.at, decisions=[*known, record])
+        after = {s.code for s in statuses if s.active}
         audit_record(
             f"consent.{record.decision}",
             actor=actor,
@@ -169,7 +164,7 @@ def _decision_append(record: ConsentDecision, *, actor: Actor) -> ConsentDecisio
                 sender=ConsentDecision, student=student, ended=before - after, still_active=after
             )
         consent_status_refresh([student.pk])
-    return record
+    return DecisionOutcome(record=record, statuses=statuses, ended=frozenset(before - after))
 
 
 def student_leave(*, student: Student, actor: Actor, at: datetime | None = None) -> Student:

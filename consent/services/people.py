@@ -18,9 +18,9 @@ from django.utils import timezone
 from ..actors import Actor
 from ..audit import AuditEntry, audit_record, audit_record_many
 from ..changes import audited_delete, audited_update, given
+from ..errors import ConsentError
 from ..models import Guardian, Guardianship, Notification, School, Student
 from ..status import consent_status_refresh
-from .decisions import ConsentError
 
 GUARDIAN_EXISTS = "A guardian with this email address exists already."
 

@@ -15,9 +15,9 @@ from django.db import transaction
 from ..actors import Actor
 from ..audit import audit_record
 from ..changes import audited_delete, audited_update, given, with_values
+from ..errors import ConsentError
 from ..models import Notice, Purpose, School
 from ..status import consent_status_refresh_school
-from .decisions import ConsentError
 
 # Every field staff may set on a school: who it is, its DPO, its retention policy (all of it
 # published on the school's transparency page).

@@ -117,10 +117,10 @@ class ChildRefusalView(StaffView):
                 purpose = purpose_get(school=self.school, code=data["purpose"])
             except ConsentError as exc:
                 raise ApiError(exc.code, exc.detail, 400) from exc
-        record = child_refusal_record(
+        outcome = child_refusal_record(
             student=student, actor=self.actor, note=data.get("note", ""), purpose=purpose
         )
-        return Response({"id": record.receipt_id}, status=status.HTTP_201_CREATED)
+        return Response({"id": outcome.record.receipt_id}, status=status.HTTP_201_CREATED)
 
 
 class GuardianIn(serializers.Serializer):

@@ -1,0 +1,14 @@
+"""What the consent services refuse, as codes (for the API) and sentences (for people)."""
+
+STALE_NOTICE = (
+    "This notice version is not the current one; read the current notice and decide again."
+)
+NOT_YOUR_CHILD = "Only a guardian with parental responsibility may decide for this child."
+PURPOSE_UNKNOWN = "This school has no such purpose."
+
+
+class ConsentError(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
