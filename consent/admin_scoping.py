@@ -11,6 +11,7 @@ import contextvars
 from typing import TYPE_CHECKING
 
 from django.contrib import admin
+from django.db import models
 from django.http import Http404
 
 from .models import Guardian, Purpose, School, StaffMembership, Student
@@ -52,6 +53,8 @@ FK_SCOPES = {
 
 class SchoolScopedAdmin(admin.ModelAdmin):
     school_path = "school"
+    # A web address typed without a scheme is https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request):
         current_request.set(request)
