@@ -1,4 +1,5 @@
-"""Every view of a child's biometric data is recorded and shown to the parent (SPEC §7)."""
+"""Every view of a child's biometric data is recorded and shown to the parent
+(docs/architecture.md, "The audit trail")."""
 
 from __future__ import annotations
 

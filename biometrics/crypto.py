@@ -1,4 +1,4 @@
-"""Envelope encryption of photos and templates (SPEC §4, crypto-shredding).
+"""Envelope encryption of photos and templates (docs/erasure.md, "Crypto-shredding").
 
 Each child has a random 256-bit data key. It is stored only wrapped (AES-256-GCM) by the
 key-encryption key from the environment (`GUARDIAN_KEK`). Photo and template bytes are sealed

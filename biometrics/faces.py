@@ -1,6 +1,6 @@
 """The face engine: image checks, detection and 128-d embeddings with face_recognition.
 
-Decisions (SPEC §9, research/face.md):
+Decisions (docs/architecture.md, "Face engine and identification"):
 - EXIF rotation is applied before detection (face_recognition does not do it).
 - Large phone photos are decoded at reduced size (JPEG draft mode) and HOG detection runs on a
   reduced picture; a 12 MP photo at full size takes seconds.

@@ -1,5 +1,6 @@
 """Identification: "who is this?", answered only from children whose consent for the asked
-purpose is active at this instant (SPEC §2, §9).
+purpose is active at this instant (docs/consent-rule.md, "Who asks the rule";
+docs/architecture.md, "Face engine and identification").
 
 Each process keeps a match index per school: every template as float32 rows, with their norms,
 reloaded when the school's MatchIndexVersion moves (a template added or erased). The index only

@@ -1,4 +1,5 @@
-"""School scoping for Django admin: staff see only the schools they belong to (SPEC §1).
+"""School scoping for Django admin: staff see only the schools they belong to
+(docs/architecture.md, "Staff admin").
 
 Every ModelAdmin of a school-owned model inherits SchoolScopedAdmin and names the lookup from
 its model to School. Querysets, foreign-key choices and object lookups are all filtered, and an

@@ -1,5 +1,5 @@
 """Consent receipts: Kantara Consent Receipt v1.1 fields, plus the ISO/IEC TS 27560 mandatory
-fields, for every grant, withdrawal, objection and refusal (SPEC §2)."""
+fields, for every grant, withdrawal, objection and refusal (docs/consent-rule.md, "Decisions")."""
 
 from __future__ import annotations
 

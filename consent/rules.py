@@ -1,4 +1,5 @@
-"""The consent rule (SPEC §2): which purposes are active for a child at a moment, and why not.
+"""The consent rule (docs/consent-rule.md): which purposes are active for a child at a moment,
+and why not.
 
 This is the only place the rule is decided. Enrolment, identification, the parent pages, the
 export and the retention jobs all call `purpose_statuses` / `active_purpose_codes`.

@@ -54,7 +54,8 @@ class ApiKey(models.Model):
 
 
 class Export(models.Model):
-    """A parent's download of everything held about a child (SPEC §5). Built by a worker."""
+    """A parent's download of everything held about a child (docs/exports.md). Built by a
+    worker."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")

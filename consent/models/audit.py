@@ -14,7 +14,7 @@ class AuditChainHead(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Append-only, hash-chained audit trail (SPEC §7).
+    """Append-only, hash-chained audit trail (docs/architecture.md, "The audit trail").
 
     Never holds images, embeddings or names: children appear only as their pseudonymous
     subject id. Actor labels name staff or "guardian" roles, not children.

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-# Legal bounds on the per-school retention policy (SPEC §6; legal.md US1, US2).
+# Legal bounds on the per-school retention policy (docs/retention.md, "The school's policy").
 LEAVER_WINDOW_MAX_DAYS = 30  # Illinois 105 ILCS 5/10-20.40: destroy within 30 days of leaving
 TEMPLATE_MAX_AGE_MAX_DAYS = 3 * 365  # BIPA 15(a): last interaction + 3 years at the latest
 
@@ -95,7 +95,8 @@ class Purpose(models.Model):
         return max(notices, key=lambda n: n.version) if notices else None
 
     def enablement_problems(self) -> list[str]:
-        """What stops this purpose from being enabled (SPEC §2.1). Empty means it may be."""
+        """What stops this purpose from being enabled (docs/consent-rule.md, "1. The school uses
+        the purpose, properly configured"). Empty means it may be."""
         problems = []
         if self.current_notice is None:
             problems.append(str(_("It has no notice.")))

@@ -37,7 +37,7 @@ class ConsentStatus(models.Model):
 
 
 class RosterImport(models.Model):
-    """One roster upload, imported by a worker in chunks (SPEC §1). The job's state is here,
+    """One roster upload, imported by a worker in chunks (docs/roster.md). The job's state is here,
     never only on the broker: `rows_done` moves with each committed chunk, so a killed worker
     or a lost message delays the import but never loses or repeats a row.
 

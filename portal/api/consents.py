@@ -1,4 +1,5 @@
-"""Parent consent endpoints: GET/POST /api/v1/children/{id}/consents/ (SPEC §8)."""
+"""Parent consent endpoints: GET/POST /api/v1/children/{id}/consents/ (docs/consent-rule.md,
+"Decisions")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Parent erasure endpoints (SPEC §8): delete everything, follow it, keep the receipt."""
+"""Parent erasure endpoints (docs/erasure.md): delete everything, follow it, keep the receipt."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Parent export endpoints (SPEC §8) and the published schema of data.json."""
+"""Parent export endpoints (docs/exports.md) and the published schema of data.json."""
 
 from __future__ import annotations
 

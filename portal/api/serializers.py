@@ -1,4 +1,5 @@
-"""Shapes of the API's requests and answers (SPEC §8). Also what the OpenAPI schema shows."""
+"""Shapes of the API's requests and answers (docs/architecture.md, "Parent pages and the JSON
+API"). Also what the OpenAPI schema shows."""
 
 from rest_framework import serializers
 

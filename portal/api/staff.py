@@ -1,4 +1,5 @@
-"""Staff and integration endpoints (SPEC §8), authenticated by a school-scoped API key."""
+"""Staff and integration endpoints (docs/architecture.md, "Parent pages and the JSON API"),
+authenticated by a school-scoped API key."""
 
 from __future__ import annotations
 

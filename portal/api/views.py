@@ -1,4 +1,4 @@
-"""Parent endpoints of the JSON API (SPEC §8)."""
+"""Parent endpoints of the JSON API (docs/architecture.md, "Parent pages and the JSON API")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Build the export package: the held-data document plus what only a download carries (SPEC §5).
+"""Build the export package: the held-data document plus what only a download carries
+(docs/exports.md, "What the ZIP holds").
 
 The ZIP is written as a stream (zipstream.py) into an encrypting writer, so no plaintext ever
 touches the disk, and memory stays flat however much is held: photos are written one at a time,
