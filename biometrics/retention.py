@@ -3,7 +3,7 @@
 Every job takes an "as of" time (for testing and for catching up), can run dry, works in short
 batches so no transaction holds locks for long, is idempotent (a killed run resumes where it
 stopped; two runs at once do no harm), and writes a summary to RetentionRun and the audit
-trail. Beat runs them through `retention_job_task` (schedules editable in admin);
+trail. Beat runs them through `portal.tasks.retention_job_task` (schedules in admin);
 `manage.py enforce_retention` runs them together with the portal's own job (expired exports).
 """
 

@@ -69,7 +69,8 @@ MATCH_CACHE = System(
         pgettext_lazy("held in a system", "templates (in the memory of the matching processes)"),
     ),
     erased=("match index entries",),
-    verification="the match index was rebuilt and holds none of the child's templates",
+    verification="the match index version moved, so every matching process reloads its "
+    "index before its next match, and no template row of the child is left to load",
 )
 KEY_STORE = System(
     kind="key",

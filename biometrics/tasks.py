@@ -12,7 +12,6 @@ from django.db import OperationalError
 
 from .erasure import STEP_TASK, StepFailed, erasure_step_run, erasure_watchdog
 from .holders.protocol import HolderRejected, HolderUnavailable
-from .retention import retention_run
 from .services import COPY_TASK, PHOTO_TASK, photo_process, template_copy_push
 
 
@@ -54,9 +53,3 @@ def erasure_step_task(step_id: int) -> None:
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def erasure_watchdog_task() -> None:
     erasure_watchdog()
-
-
-@shared_task(acks_late=True, soft_time_limit=1800, time_limit=2400)
-def retention_job_task(job: str) -> None:
-    """One retention job (see biometrics.retention.JOBS); scheduled in admin."""
-    retention_run(job)

@@ -84,9 +84,9 @@ class Export(models.Model):
         ordering = ["-requested_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["student"],
+                fields=["student", "guardian"],
                 condition=models.Q(status__in=["pending", "running"]),
-                name="one_export_in_progress_per_child",
+                name="one_export_in_progress_per_child_and_guardian",
             )
         ]
 

@@ -201,6 +201,20 @@ def test_a_holder_that_does_not_answer_is_named_as_unreachable(api_a, rich_child
     assert till["checked_at"]
 
 
+def test_each_guardian_asking_at_once_gets_their_own_package(api_a, rich_child):
+    """A second parent asking while the first's package builds gets their own, never an id
+    that answers 404 to them (a package is for the guardian who asked, only)."""
+    second_parent = guardian("second-parent@example.com")
+    link(second_parent, rich_child)
+    api_second = bearer_client(second_parent)
+    mine = api_a.post(f"/api/v1/children/{rich_child.pk}/exports/").json()["id"]
+    theirs = api_second.post(f"/api/v1/children/{rich_child.pk}/exports/").json()["id"]
+    assert mine != theirs
+    assert api_second.get(f"/api/v1/exports/{theirs}/").status_code == 200
+    assert api_second.get(f"/api/v1/exports/{mine}/").status_code == 404
+    assert api_a.get(f"/api/v1/exports/{theirs}/").status_code == 404
+
+
 def test_api_flow_and_one_export_in_progress_per_child(api_a, rich_child):
     first = api_a.post(f"/api/v1/children/{rich_child.pk}/exports/")
     second = api_a.post(f"/api/v1/children/{rich_child.pk}/exports/")

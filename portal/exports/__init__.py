@@ -36,8 +36,10 @@ def export_context(export_id) -> str:
 
 
 def export_request(*, student: Student, guardian: Guardian, language: str = "") -> Export:
-    """Ask for a package; one in progress per child at a time (a second ask joins it)."""
-    existing = Export.objects.filter(student=student, status__in=IN_PROGRESS).first()
+    """Ask for a package; one in progress per child and guardian at a time (a second ask
+    joins it). Each guardian's package is their own: only they may download it."""
+    mine = Export.objects.filter(student=student, guardian=guardian, status__in=IN_PROGRESS)
+    existing = mine.first()
     if existing:
         return existing
     try:
@@ -57,7 +59,7 @@ def export_request(*, student: Student, guardian: Guardian, language: str = "") 
             )
             job_enqueue(BUILD_TASK, export.pk)
     except IntegrityError:
-        return Export.objects.get(student=student, status__in=IN_PROGRESS)
+        return mine.get()
     return export
 
 
