@@ -9,7 +9,7 @@ an enrolment, and not during an erasure, whose steps would no longer reach what 
 
 from __future__ import annotations
 
-import uuid
+from uuid import UUID, uuid4
 
 from django.db import transaction
 from django.utils import timezone
@@ -61,11 +61,11 @@ def child_identity_renew(*, student: Student, actor: Actor) -> bool:
     return True
 
 
-def _unused_subject_id() -> uuid.UUID:
+def _unused_subject_id() -> UUID:
     """A random pseudonym no child has or had (a collision is astronomically unlikely; checked
     because "never reused" is a promise)."""
     while True:
-        candidate = uuid.uuid4()
+        candidate = uuid4()
         if not (
             Student.objects.filter(subject_id=candidate).exists()
             or RetiredSubject.objects.filter(subject_id=candidate).exists()
