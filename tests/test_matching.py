@@ -232,3 +232,5 @@ def test_the_transparency_page_publishes_tolerance_margin_and_the_caution(client
     assert "tends to mix up children quite easily" in page
     assert "suggest a stricter (smaller) tolerance" in page
     assert "never told about the next-nearest child" in page
+    zh = client.get(f"/schools/{school.slug}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "容差：0.5。" in zh and "歧义余量：0.08。" in zh
