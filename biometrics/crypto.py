@@ -78,6 +78,28 @@ def child_key_get_or_create(student: Student) -> bytes:
     return _open(_kek(), record.wrapped_key, _key_aad(student.pk))
 
 
+def child_key_renew(student: Student) -> bytes:
+    """A new data key for a child whose key was destroyed by a verified erasure (or who has
+    none); a live key is returned as it is. Race-safe: the destroyed row is replaced by a
+    compare-and-set, so of two callers one makes the key and the other reads it.
+
+    Only for a child whose erasure is over (`biometrics.identity.child_identity_renew` checks):
+    during an erasure a new key would hold data the erasure no longer reaches.
+    """
+    data_key = AESGCM.generate_key(bit_length=256)
+    wrapped = _seal(_kek(), data_key, _key_aad(student.pk))
+    with transaction.atomic(using="keys"):
+        replaced = ChildKey.objects.filter(student_id=student.pk, wrapped_key__isnull=True).update(
+            wrapped_key=wrapped, created_at=timezone.now(), destroyed_at=None
+        )
+        if replaced:
+            return data_key
+        _, created = ChildKey.objects.get_or_create(
+            student_id=student.pk, defaults={"wrapped_key": wrapped}
+        )
+    return data_key if created else child_key_for_reading(student.pk)
+
+
 def child_key_for_reading(student_id) -> bytes:
     """The data key for decrypting; raises KeyDestroyed after crypto-shredding."""
     record = ChildKey.objects.filter(student_id=student_id).first()

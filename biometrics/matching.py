@@ -1,12 +1,22 @@
-"""Identification: "who is this?", answered only from children whose consent for the asked
-purpose is active at this instant (docs/consent-rule.md, "Who asks the rule";
-docs/architecture.md, "Face engine and identification").
+"""Identification: "who is this?" The nearest face decides (docs/consent-rule.md, "Who asks
+the rule"; docs/architecture.md, "Face engine and identification").
 
-Each process keeps a match index per school: every template as float32 rows, with their norms,
-reloaded when the school's MatchIndexVersion moves (a template added or erased). The index only
-proposes candidates. Consent is checked live, through the one consent rule, for the candidates
-within tolerance, so a withdrawal takes effect for the very next request — no cache decides it.
-A busy gate costs one matrix-vector product, not a face detection, when cameras send embeddings.
+Each process keeps a match index per school: every template the school holds, as float32
+columns with their norms, reloaded when the school's MatchIndexVersion moves (a template added
+or erased). A busy gate costs one matrix-vector product, not a face detection, when cameras
+send embeddings.
+
+Among all the school's templates — consenting children's or not — the nearest one within the
+school's tolerance names the only candidate. If another child's template is within the
+school's margin of it, the camera cannot tell the two apart: no match. If the candidate's
+purpose is not active at this instant (checked live through the one consent rule, so a
+withdrawal counts for the very next request), no match either — never the next child, who is
+almost surely not the one at the camera.
+
+Only a match leaves a trace (a recognition event). A refusal writes nothing, not even an audit
+row: it concerns a child the school may not record anything about, or two children neither of
+whom was identified, and an audit row per refusal would serialise a busy gate on the audit
+chain.
 """
 
 from __future__ import annotations
@@ -16,7 +26,6 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,7 +36,8 @@ from .crypto import child_keys_for_reading
 from .models import FaceTemplate, MatchIndexVersion, RecognitionEvent
 from .selectors import template_embedding
 
-MAX_CANDIDATES = 8
+# float32 distances are exact to about 1e-6 here; candidates are re-measured in float64.
+PREFILTER_SLACK = 0.01
 
 
 @dataclass
@@ -35,8 +45,18 @@ class MatchIndex:
     version: str
     template_ids: np.ndarray  # object array of UUIDs
     student_ids: np.ndarray  # object array of UUIDs
+    student_codes: np.ndarray  # int64, n: the same child, the same code (compared vectorised)
     columns: np.ndarray  # float32, 128 × n (C order): one column per template
     norms: np.ndarray  # float32, n — squared norms of the columns
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """The school's template nearest a probe, within tolerance."""
+
+    student_id: uuid.UUID
+    distance: float
+    ambiguous: bool  # another child's template is within the margin of `distance`
 
 
 @dataclass(frozen=True)
@@ -78,10 +98,14 @@ def _build(school_id: int, version: str) -> MatchIndex:
         template_ids.append(template.pk)
         student_ids.append(template.student_id)
     matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), 128)
+    codes: dict = {}
     return MatchIndex(
         version=version,
         template_ids=np.asarray(template_ids, dtype=object),
         student_ids=np.asarray(student_ids, dtype=object),
+        student_codes=np.asarray(
+            [codes.setdefault(s, len(codes)) for s in student_ids], dtype=np.int64
+        ),
         # Stored 128 × n: the probe-times-matrix product streams it row by row, about twice
         # as fast as n × 128 rows at 100,000 templates on this 2-core machine.
         columns=np.ascontiguousarray(matrix.T),
@@ -111,56 +135,62 @@ def match_cache_forget(school_id: int | None = None) -> None:
             _indexes.pop(school_id, None)
 
 
-def candidates(index: MatchIndex, embedding: np.ndarray, tolerance: float):
-    """(student id, distance) pairs within tolerance, nearest first, one per student."""
+def nearest(
+    index: MatchIndex, embedding: np.ndarray, *, tolerance: float, margin: float
+) -> Nearest | None:
+    """The nearest template within `tolerance`, or None; ambiguous when another child's
+    template lies within `margin` of it (whether or not that one is within tolerance)."""
     if not len(index.template_ids):
-        return []
+        return None
     probe = embedding.astype(np.float32)
     # |a-b|² = |a|² + |b|² - 2a·b : one matrix-vector product over all templates.
     # numpy's own loop, not BLAS: OpenBLAS splits this product over threads, which on a busy
     # 2-core machine made it 2× slower (8 ms vs 3.7 ms median at 100,000 templates).
     squared = index.norms + float(probe @ probe) - 2.0 * np.einsum("i,ij->j", probe, index.columns)
-    near = np.flatnonzero(squared <= (tolerance + 0.01) ** 2)
+    near = np.flatnonzero(squared <= (tolerance + margin + PREFILTER_SLACK) ** 2)
     if not len(near):
-        return []
+        return None
     exact = np.linalg.norm(index.columns[:, near].T.astype(np.float64) - embedding, axis=1)
-    order = np.argsort(exact)
-    seen, result = set(), []
-    for i in order:
-        if exact[i] > tolerance:
-            break
-        student_id = index.student_ids[near[i]]
-        if student_id in seen:
-            continue
-        seen.add(student_id)
-        result.append((student_id, float(exact[i])))
-        if len(result) >= MAX_CANDIDATES:
-            break
-    return result
+    first = int(np.argmin(exact))
+    distance = float(exact[first])
+    if distance > tolerance:
+        return None
+    others = exact[index.student_codes[near] != index.student_codes[near[first]]]
+    return Nearest(
+        student_id=index.student_ids[near[first]],
+        distance=distance,
+        ambiguous=bool(len(others)) and float(others.min()) - distance <= margin,
+    )
 
 
 def identify(
     *, school: School, purpose: Purpose, embedding: np.ndarray, device: str
 ) -> Match | None:
-    """The nearest child within tolerance for whom `purpose` is active now, or None.
+    """The child at the camera if `purpose` is active for them now, else None.
 
-    1. The index proposes candidates within tolerance, nearest first.
-    2. Each candidate is checked against the consent rule at this instant (and must still have
-       a template): the first that passes is the match.
-    3. A match is recorded as a recognition event; a non-match records nothing about anyone.
+    1. The nearest of all the school's templates within the school's tolerance names the one
+       candidate; none within tolerance → None.
+    2. Another child's template within the school's margin of it → None (ambiguous).
+    3. The candidate's purpose must be active at this instant, and a template of theirs still
+       held (not erased since the index was built); otherwise None — never the next child.
+    4. A match is recorded as a recognition event; None records nothing about anyone.
     """
-    tolerance = settings.FACE_TOLERANCE
-    index = match_index_for(school.pk)
+    found = nearest(
+        match_index_for(school.pk),
+        embedding,
+        tolerance=school.face_tolerance,
+        margin=school.face_match_margin,
+    )
+    if found is None or found.ambiguous:
+        return None
     now = timezone.now()
-    for student_id, distance in candidates(index, embedding, tolerance):
-        student = load_for_rule([student_id], rule_only=True).get(student_id)
-        if student is None or not is_purpose_active(student, purpose.code, at=now):
-            continue
-        if not FaceTemplate.objects.filter(student_id=student_id).exists():
-            continue  # erased since the index was built
-        with transaction.atomic():
-            event = RecognitionEvent.objects.create(
-                student=student, purpose=purpose, device=device[:100], distance=distance, at=now
-            )
-        return Match(student_id=student_id, distance=distance, event=event)
-    return None
+    student = load_for_rule([found.student_id], rule_only=True).get(found.student_id)
+    if student is None or not is_purpose_active(student, purpose.code, at=now):
+        return None
+    if not FaceTemplate.objects.filter(student_id=found.student_id).exists():
+        return None
+    with transaction.atomic():
+        event = RecognitionEvent.objects.create(
+            student=student, purpose=purpose, device=device[:100], distance=found.distance, at=now
+        )
+    return Match(student_id=found.student_id, distance=found.distance, event=event)

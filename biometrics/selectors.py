@@ -221,8 +221,9 @@ def _retention(
 
 
 def _access_log(student: Student, viewer_guardian_id: int | None) -> list[dict]:
+    # Under every pseudonym the child had: a look before an erasure stays the parent's to see.
     access = AuditEvent.objects.filter(
-        subject=str(student.subject_id), action__in=ACCESS_ACTIONS
+        subject__in=student.pseudonyms(), action__in=ACCESS_ACTIONS
     ).order_by("-at", "-id")[:ACCESS_LOG_LIMIT]
     return [
         {

@@ -21,6 +21,7 @@ from consent.services import consent_decide
 from . import faces
 from .crypto import encrypt_for_child
 from .erasure import erasure_dispatch, erasure_open
+from .identity import child_identity_renew
 from .matching import match_index_bump
 from .models import (
     ErasureRequest,
@@ -63,8 +64,10 @@ def photo_enrol(
     1. Refuse (and audit) when no purpose is active: nothing is stored.
     2. Check the image and that it shows exactly one big-enough face: a rejected image is
        audited and not stored.
-    3. Store the photo encrypted under the child's key, create the row, audit it.
-    4. After commit, the `faces` queue computes the template (or now, with process_now).
+    3. The first enrolment after a verified erasure gives the child a new pseudonym and data
+       key (`child_identity_renew`): the old ones are erased for good.
+    4. Store the photo encrypted under the child's key, create the row, audit it.
+    5. After commit, the `faces` queue computes the template (or now, with process_now).
     """
     if not active_purpose_codes(student) or erasure_get_open(student=student):
         audit_record(
@@ -88,6 +91,7 @@ def photo_enrol(
         )
         raise
 
+    child_identity_renew(student=student, actor=actor)
     photo = Photo(
         student=student,
         source=source,

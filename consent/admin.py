@@ -92,6 +92,14 @@ class SchoolAdmin(ServiceAdmin, SchoolScopedAdmin):
                 "templates at most 3 years after the last interaction (BIPA).",
             },
         ),
+        (
+            "Face matching (published on the school's transparency page)",
+            {
+                "fields": ["face_tolerance", "face_match_margin"],
+                "description": "The model was trained on adults; its authors warn that it "
+                "mixes up children more easily at 0.6 and suggest a stricter tolerance.",
+            },
+        ),
     ]
 
     def has_add_permission(self, request) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 from functools import wraps
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
@@ -189,7 +188,7 @@ def transparency(request: HttpRequest, slug: str) -> HttpResponse:
             "holders": holders,
             "model_name": MODEL_NAME,
             "model_version": MODEL_VERSION,
-            "tolerance": settings.FACE_TOLERANCE,
+            "tolerance": school.face_tolerance,
             "public_key": public_key_b64(),
         },
     )

@@ -5,6 +5,7 @@ from .people import (
     Guardianship,
     Notification,
     NotificationException,
+    RetiredSubject,
     Student,
     StudentStatus,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "Notification",
     "NotificationException",
     "Purpose",
+    "RetiredSubject",
     "RosterImport",
     "School",
     "StaffMembership",

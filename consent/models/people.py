@@ -15,7 +15,8 @@ class StudentStatus(models.TextChoices):
 class Student(models.Model):
     # Public identifier used in URLs and the parent API: never a sequential id.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # Pseudonym used with holders and in the audit trail; unrelated to `id` and the name.
+    # Pseudonym used with holders and in the audit trail; unrelated to `id` and the name. A new
+    # one replaces it when the child is enrolled again after an erasure (RetiredSubject).
     subject_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     school = models.ForeignKey(School, on_delete=models.PROTECT, related_name="students")
     external_id = models.CharField(max_length=100)
@@ -36,6 +37,36 @@ class Student(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def pseudonyms(self) -> list[str]:
+        """The child's pseudonym now, then each one retired after an erasure, newest first:
+        the audit trail names the child by all of them."""
+        retired = self.retired_subjects.order_by("-retired_at", "-pk").values_list(
+            "subject_id", flat=True
+        )
+        return [str(self.subject_id), *(str(s) for s in retired)]
+
+
+class RetiredSubject(models.Model):
+    """A pseudonym a child had until an erasure of everything held under it was verified.
+
+    The child's next enrolment gets a new pseudonym, and this one is never given to anyone again:
+    the erasure's receipt keeps naming it, holders may have tombstoned it, and a holder that
+    still lists it holds a copy nobody may have (reconciliation erases it as unknown).
+    """
+
+    subject_id = models.UUIDField(unique=True, editable=False)
+    # Kept when the student row goes, so the pseudonym stays retired.
+    student = models.ForeignKey(
+        Student, null=True, on_delete=models.SET_NULL, related_name="retired_subjects"
+    )
+    retired_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-retired_at"]
+
+    def __str__(self) -> str:
+        return str(self.subject_id)
 
 
 class Guardian(models.Model):

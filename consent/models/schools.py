@@ -9,6 +9,23 @@ from django.utils.translation import gettext_lazy as _
 LEAVER_WINDOW_MAX_DAYS = 30  # Illinois 105 ILCS 5/10-20.40: destroy within 30 days of leaving
 TEMPLATE_MAX_AGE_MAX_DAYS = 3 * 365  # BIPA 15(a): last interaction + 3 years at the latest
 
+# Bounds on the per-school face matching policy (SPEC §2, §9; research/face.md). The model's
+# loss puts each adult identity in a ball of radius 0.6, and its authors warn that children are
+# mixed up more easily at 0.6: a school may only be stricter. Below 0.3 the same child's photos
+# taken on different days stop matching.
+FACE_TOLERANCE_MIN = 0.3
+FACE_TOLERANCE_MAX = 0.6
+# A margin below 0.02 is within a template's own jitter (it moves by 0.015-0.04 when the
+# detected face box moves by 2 px), so it could not tell two children apart.
+FACE_MARGIN_MIN = 0.02
+FACE_MARGIN_MAX = 0.2
+FACE_MARGIN_DEFAULT = 0.05
+
+
+def default_face_tolerance() -> float:
+    """A new school starts at the deployment's FACE_TOLERANCE setting (0.6 unless set)."""
+    return float(settings.FACE_TOLERANCE)
+
 
 class School(models.Model):
     slug = models.SlugField(unique=True)
@@ -23,6 +40,23 @@ class School(models.Model):
     template_max_age_days = models.PositiveIntegerField(default=TEMPLATE_MAX_AGE_MAX_DAYS)
     consent_validity_days = models.PositiveIntegerField(default=365)
     export_expiry_hours = models.PositiveIntegerField(default=72)
+    face_tolerance = models.FloatField(
+        _("face match tolerance"),
+        default=default_face_tolerance,
+        help_text=_(
+            "Two faces match when their distance is at most this (0.3 to 0.6). The model's "
+            "authors warn that it mixes up children more easily at 0.6 and suggest stricter "
+            "(smaller) values for them."
+        ),
+    )
+    face_match_margin = models.FloatField(
+        _("ambiguity margin"),
+        default=FACE_MARGIN_DEFAULT,
+        help_text=_(
+            "A match is refused when another child's template is within this distance of the "
+            "nearest one (0.02 to 0.2)."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -41,6 +75,15 @@ class School(models.Model):
         if self.template_max_age_days > TEMPLATE_MAX_AGE_MAX_DAYS:
             errors["template_max_age_days"] = _(
                 "At most 3 years after the last interaction (BIPA 15(a))."
+            )
+        if not FACE_TOLERANCE_MIN <= self.face_tolerance <= FACE_TOLERANCE_MAX:
+            errors["face_tolerance"] = _(
+                "Between 0.3 and 0.6: the model was built for adults at 0.6 and its authors "
+                "suggest stricter for children; below 0.3 a child stops matching their own face."
+            )
+        if not FACE_MARGIN_MIN <= self.face_match_margin <= FACE_MARGIN_MAX:
+            errors["face_match_margin"] = _(
+                "Between 0.02 and 0.2: a smaller margin is within a template's own jitter."
             )
         if errors:
             raise ValidationError(errors)

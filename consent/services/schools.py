@@ -19,8 +19,8 @@ from ..errors import ConsentError
 from ..models import Notice, Purpose, School
 from ..status import consent_status_refresh_school
 
-# Every field staff may set on a school: who it is, its DPO, its retention policy (all of it
-# published on the school's transparency page).
+# Every field staff may set on a school: who it is, its DPO, its retention policy and its face
+# matching policy (all of it published on the school's transparency page).
 SCHOOL_FIELDS = (
     "name",
     "slug",
@@ -34,6 +34,8 @@ SCHOOL_FIELDS = (
     "template_max_age_days",
     "consent_validity_days",
     "export_expiry_hours",
+    "face_tolerance",
+    "face_match_margin",
 )
 # What `purpose_statuses` reads of a purpose (besides its notices).
 PURPOSE_RULE_FIELDS = {"enabled", "alternative", "dpia_reference"}
@@ -59,8 +61,9 @@ def school_create(*, slug: str, name: str, actor: Actor, **fields: Any) -> Schoo
 
 def school_policy_update(*, school: School, actor: Actor, **fields: Any) -> School:
     """Change what the school publishes: its details, DPO contact, retention windows, consent
-    validity and export expiry. Audited with each value before and after. The legal bounds are
-    checked first (ValidationError, nothing changed). A new consent validity moves every
+    validity, export expiry and face matching tolerance and margin (identification reads them
+    at its next request). Audited with each value before and after. The legal and model bounds
+    are checked first (ValidationError, nothing changed). A new consent validity moves every
     child's consent expiry, so their statuses are stored again."""
     values = _school_fields(fields)
     with_values(school, values).full_clean()

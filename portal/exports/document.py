@@ -123,7 +123,7 @@ def export_document(
             "to the data protection regulator (in the UK, the ICO: ico.org.uk)."
         )
         % {"dpo": f"{student.school.dpo_name} <{student.school.dpo_email}>"},
-        "automated_decision_making": _automated(),
+        "automated_decision_making": _automated(student.school),
         "consent_decisions": [_pick(d, DECISION) for d in held["consent_decisions"]],
         "access_log": access_log,
         "erasures": [_pick(e, ERASURE) for e in _oldest(held["erasures"])],
@@ -162,21 +162,28 @@ def _controller(student: Student) -> dict:
     }
 
 
-def _automated() -> dict:
+def _automated(school) -> dict:
     return {
         "exists": True,
         "logic": _(
             "A camera's photo is turned into 128 numbers by %(model)s and compared with "
-            "your child's face template; if the distance is below %(tolerance)s and consent "
-            "for that purpose is active at that moment, the camera is told who it is."
+            "every face template the school holds. The camera is told who it is only if the "
+            "nearest template is your child's, at a distance of at most %(tolerance)s, no "
+            "other child's is within %(margin)s of it, and consent for that purpose is active "
+            "at that moment."
         )
-        % {"model": MODEL_NAME, "tolerance": settings.FACE_TOLERANCE},
+        % {
+            "model": MODEL_NAME,
+            "tolerance": school.face_tolerance,
+            "margin": school.face_match_margin,
+        },
         "limits": _(
             "The model was trained on adults; its authors warn that it mixes up children "
             "more easily, and its accuracy differs between ethnic groups. A match opens a "
             "gate or marks attendance; it is never the only basis for an important decision."
         ),
-        "tolerance": settings.FACE_TOLERANCE,
+        "tolerance": school.face_tolerance,
+        "margin": school.face_match_margin,
     }
 
 

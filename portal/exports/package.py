@@ -134,7 +134,7 @@ def _write_events(package: Package, student: Student) -> None:
 def _write_access_log(package: Package, student: Student) -> list[dict]:
     """access_log.csv, oldest first; returns its first rows, for data.json."""
     access = (
-        AuditEvent.objects.filter(subject=str(student.subject_id), action__in=ACCESS_ACTIONS)
+        AuditEvent.objects.filter(subject__in=student.pseudonyms(), action__in=ACCESS_ACTIONS)
         .order_by("at", "pk")
         .values_list("at", "actor_kind", "actor_label", "action")
         .iterator(chunk_size=ITER_CHUNK)

@@ -148,6 +148,7 @@ EXPORT_SCHEMA = {
                     "logic": _str,
                     "limits": _str,
                     "tolerance": {"type": "number"},
+                    "margin": {"type": "number"},
                 }
             ),
             "consent_decisions": {
