@@ -20,6 +20,7 @@ from biometrics.models import Photo
 from biometrics.services import NoActiveConsent, photo_enrol
 from consent.actors import Actor
 from consent.models import Student
+from consent.roster_csv import date_of_birth_problem, text_problem
 from consent.selectors import purpose_get
 from consent.services import (
     ConsentError,
@@ -62,11 +63,35 @@ def valid(serializer_class, data):
     return serializer.validated_data
 
 
+def _no_control_characters(column: str):
+    def check(value: str) -> None:
+        if problem := text_problem(column, value):
+            raise serializers.ValidationError(problem)
+
+    return check
+
+
+def _born_by_now(value) -> None:
+    if value is not None and (problem := date_of_birth_problem(value)):
+        raise serializers.ValidationError(problem)
+
+
 class StudentIn(serializers.Serializer):
-    external_id = serializers.CharField(max_length=100)
-    name = serializers.CharField(max_length=200)
-    date_of_birth = serializers.DateField(required=False, allow_null=True)
-    class_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    """The same bounds as a roster line (consent.roster_csv)."""
+
+    external_id = serializers.CharField(
+        max_length=100, validators=[_no_control_characters("external_id")]
+    )
+    name = serializers.CharField(max_length=200, validators=[_no_control_characters("name")])
+    date_of_birth = serializers.DateField(
+        required=False, allow_null=True, validators=[_born_by_now]
+    )
+    class_name = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        validators=[_no_control_characters("class_name")],
+    )
 
 
 class IdOut(serializers.Serializer):
@@ -126,7 +151,7 @@ class ChildRefusalView(StaffView):
 
 class GuardianIn(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, validators=[_no_control_characters("name")])
     student_ids = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=50)
     parental_responsibility = serializers.BooleanField(default=True)
     language = serializers.ChoiceField(choices=["en", "zh-hans"], default="en")
