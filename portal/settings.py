@@ -2,7 +2,8 @@
 
 Everything comes from the environment (django-environ). With nothing set, the embedded default
 runs: SQLite in WAL mode under ``var/``, Celery over kombu's filesystem transport, generated
-development secrets (GUARDIAN_DEV_SECRETS; see env_secret). ``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch to PostgreSQL and Redis.
+development secrets (when GUARDIAN_DEV_SECRETS or DEBUG says so; see env_secret).
+``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch to PostgreSQL and Redis.
 Any secret may instead be read from a file named by ``<NAME>_FILE``.
 """
 
@@ -334,6 +335,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Four "status" choice sets: each gets its own name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "PurposeStatusEnum": ["active", "inactive"],
+        "PhotoStatusEnum": ["pending", "enrolled", "rejected"],
+        "ErasureStatusEnum": ["pending", "running", "verified", "needs_attention"],
+        "ExportStatusEnum": ["pending", "running", "ready", "failed", "expired"],
+    },
 }
 
 # --- Guardian ----------------------------------------------------------------------------------
