@@ -51,7 +51,8 @@ def _content_length(request: HttpRequest) -> int:
 
 
 def _error(exc: BodyRejected) -> JsonResponse:
-    return JsonResponse({"error": exc.error_code, "detail": str(exc.detail)}, status=exc.status_code)
+    body = {"error": exc.error_code, "detail": str(exc.detail)}
+    return JsonResponse(body, status=exc.status_code)
 
 
 class ApiBodyMiddleware:

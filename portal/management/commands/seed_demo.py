@@ -58,7 +58,7 @@ NOTICE = (
 )
 
 
-NO_HOLDER_SECRET = (
+HOLDER_NOT_CONFIGURED = (
     "Set REFERENCE_HOLDER_SECRET (or REFERENCE_HOLDER_SECRET_FILE): the demo's reference holder "
     "needs one (GUARDIAN_DEV_SECRETS=1 generates it, as `make run` does)."
 )
@@ -69,7 +69,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if not settings.REFERENCE_HOLDER_SECRET:
-            raise CommandError(NO_HOLDER_SECRET)
+            raise CommandError(HOLDER_NOT_CONFIGURED)
         school = School.objects.filter(slug="demo").first() or school_create(
             slug="demo",
             name="Demo Primary School",
