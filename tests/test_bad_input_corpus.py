@@ -558,6 +558,7 @@ def test_the_corpus_holds_over_a_hundred_inputs():
     assert len({case.name for case in CORPUS}) == len(CORPUS)
 
 
+@pytest.mark.filterwarnings("ignore:Palette images with Transparency")  # the palette PNG input
 @pytest.mark.parametrize("group", GROUPS)
 def test_bad_input_is_refused_and_nothing_is_stored(group: str, world: World, media_dir):
     """Each input of the group in its own savepoint (rolled back after it), so that every input
