@@ -6,7 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 SITE_URL ?= http://127.0.0.1:$(PORT)
-export PORT SITE_URL
+# The embedded default generates its secrets under var/ (settings refuse to, unless told).
+GUARDIAN_DEV_SECRETS ?= 1
+export PORT SITE_URL GUARDIAN_DEV_SECRETS
 
 .PHONY: run test install lint bench clean
 

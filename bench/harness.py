@@ -58,6 +58,7 @@ def configure(
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
     os.environ["GUARDIAN_VAR_DIR"] = str(var_dir)
     os.environ["DJANGO_DEBUG"] = "0"
+    os.environ.setdefault("GUARDIAN_DEV_SECRETS", "1")
     for name in (*FOREIGN_ENV, *pop):
         os.environ.pop(name, None)
     url = os.environ.get("DATABASE_URL") or database_url

@@ -62,12 +62,15 @@ def photo_enrol(
     """Accept an enrolment photo for a child whose consent is active.
 
     1. Refuse (and audit) when no purpose is active: nothing is stored.
-    2. Check the image and that it shows exactly one big-enough face: a rejected image is
-       audited and not stored.
+    2. Check the image from its header alone (docs/bad-input.md): not an image, a wrong format,
+       too large, too many pixels are refused at once, audited, and nothing is stored. Nothing
+       is decoded here: this runs in web processes.
     3. The first enrolment after a verified erasure gives the child a new pseudonym and data
        key (`child_identity_renew`): the old ones are erased for good.
-    4. Store the photo encrypted under the child's key, create the row, audit it.
-    5. After commit, the `faces` queue computes the template (or now, with process_now).
+    4. Store the photo encrypted under the child's key, create the row (pending), audit it.
+    5. After commit, the `faces` queue decodes it and looks for exactly one big-enough face
+       (photo_process; or now, with process_now): the photo ends enrolled, or rejected with
+       its reason and without its bytes.
     """
     if not active_purpose_codes(student) or erasure_get_open(student=student):
         audit_record(
@@ -79,8 +82,7 @@ def photo_enrol(
         )
         raise NoActiveConsent
     try:
-        image = faces.open_image(data)
-        box = faces.find_single_face(image)
+        header = faces.image_header(data)
     except faces.ImageRejected as exc:
         audit_record(
             "biometrics.enrolment_rejected",
@@ -97,9 +99,9 @@ def photo_enrol(
         source=source,
         captured_at=captured_at or timezone.now(),
         sha256=hashlib.sha256(data).hexdigest(),
-        width=image.width,
-        height=image.height,
-        content_type=image.content_type,
+        width=header.width,
+        height=header.height,
+        content_type=header.content_type,
         size=len(data),
     )
     photo.storage_name = photo_file_write(student, photo.id, data)
@@ -111,7 +113,7 @@ def photo_enrol(
                 actor=actor,
                 school_id=student.school_id,
                 subject=student.subject_id,
-                data={"photo": str(photo.id), "bytes": len(data), "face_box": list(box)},
+                data={"photo": str(photo.id), "bytes": len(data)},
             )
             if not process_now:
                 job_enqueue(PHOTO_TASK, photo.id)
@@ -125,11 +127,15 @@ def photo_enrol(
 
 
 def photo_process(*, photo_id) -> Photo:
-    """Compute the template for a pending photo. Idempotent: a done photo is left as it is.
+    """Compute the template for a pending photo (the faces worker). Idempotent: a done photo is
+    left as it is.
 
     1. Claim the photo (pending only); re-check consent, which may have ended since upload.
-    2. Decrypt, detect, embed; store the template encrypted; mark the photo enrolled.
-    3. Record a pending copy for every holder that receives templates; push after commit.
+    2. Decrypt, decode, detect exactly one big-enough face, embed. A photo that fails any of it
+       (damaged, no face, several faces, a face too small, unreadable) is rejected with its
+       reason and its bytes are deleted.
+    3. Store the template encrypted; mark the photo enrolled with its upright size.
+    4. Record a pending copy for every holder that receives templates; push after commit.
     """
     photo = Photo.objects.select_related("student__school").get(pk=photo_id)
     if photo.status != PhotoStatus.PENDING:
@@ -139,13 +145,20 @@ def photo_process(*, photo_id) -> Photo:
         return _photo_reject(photo, "no_active_consent")
     data = photo_file_read(student.pk, photo.pk, photo.storage_name)
     try:
-        embedding = faces.embedding_from_photo(data)
+        image = faces.open_image(data)
+        box = faces.find_single_face(image)
+        embedding = faces.embed(image, box)
     except faces.ImageRejected as exc:
         return _photo_reject(photo, exc.code)
+    except Exception:
+        # Whatever else a hostile file does to the decoder or the detector, the photo must not
+        # stay pending with its bytes: it is rejected, and the error logged (ids only).
+        log.exception("photo %s could not be processed", photo.pk)
+        return _photo_reject(photo, "unreadable_image")
 
     with transaction.atomic():
         claimed = Photo.objects.filter(pk=photo.pk, status=PhotoStatus.PENDING).update(
-            status=PhotoStatus.ENROLLED
+            status=PhotoStatus.ENROLLED, width=image.width, height=image.height
         )
         if not claimed:  # another worker got there first
             return Photo.objects.get(pk=photo.pk)
@@ -155,7 +168,12 @@ def photo_process(*, photo_id) -> Photo:
             actor=Actor.system("faces worker"),
             school_id=student.school_id,
             subject=student.subject_id,
-            data={"photo": str(photo.pk), "template": str(template.pk), "model": template.model},
+            data={
+                "photo": str(photo.pk),
+                "template": str(template.pk),
+                "model": template.model,
+                "face_box": list(box),
+            },
         )
     photo.refresh_from_db()
     return photo

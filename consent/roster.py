@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -20,22 +17,11 @@ from .actors import Actor
 from .audit import audit_record
 from .jobs import job_enqueue
 from .models import Guardian, Guardianship, RosterImport, School, Student
+from .roster_csv import clean_row, read_csv
 from .services import guardian_get_or_create, guardianship_link, student_create, student_update
 from .status import consent_status_refresh
 
-COLUMNS = [
-    "external_id",
-    "name",
-    "date_of_birth",
-    "class_name",
-    "guardian_email",
-    "guardian_name",
-    "parental_responsibility",
-    "guardian_language",
-]
-REQUIRED = ["external_id", "name"]
-TRUE = {"1", "true", "yes", "y", "t"}
-FALSE = {"0", "false", "no", "n", "f", ""}
+__all__ = ["read_csv", "roster_import", "roster_job_create", "roster_job_run"]
 
 
 @dataclass
@@ -56,37 +42,6 @@ class ImportReport:
     @property
     def changed(self) -> int:
         return self.students_created + self.students_updated + self.links_created
-
-
-def _clean(row: dict, line: int) -> dict:
-    values = {k: (row.get(k) or "").strip() for k in COLUMNS}
-    for column in REQUIRED:
-        if not values[column]:
-            raise ValueError(f"{column} is empty")
-    if len(values["external_id"]) > 100 or len(values["name"]) > 200:
-        raise ValueError("a value is too long")
-    dob = None
-    if values["date_of_birth"]:
-        try:
-            dob = date.fromisoformat(values["date_of_birth"])
-        except ValueError as exc:
-            raise ValueError(
-                f"date_of_birth {values['date_of_birth']!r} is not YYYY-MM-DD"
-            ) from exc
-    if values["guardian_email"]:
-        try:
-            validate_email(values["guardian_email"])
-        except ValidationError as exc:
-            raise ValueError(f"guardian_email {values['guardian_email']!r} is not valid") from exc
-        if not values["guardian_name"]:
-            raise ValueError("guardian_name is empty")
-    pr = values["parental_responsibility"].lower()
-    if pr not in TRUE | FALSE:
-        raise ValueError(f"parental_responsibility {pr!r} must be yes or no")
-    language = values["guardian_language"] or "en"
-    if language not in ("en", "zh-hans"):
-        raise ValueError(f"guardian_language {language!r} must be en or zh-hans")
-    return {**values, "date_of_birth": dob, "pr": pr in TRUE or pr == "", "language": language}
 
 
 CHUNK_ROWS = 200  # rows per transaction: short write locks, little lost to a killed worker
@@ -116,7 +71,7 @@ class _Importer:
         cleaned, errors = [], []
         for line, row in numbered_rows:
             try:
-                cleaned.append((line, _clean(row, line)))
+                cleaned.append((line, clean_row(row)))
             except ValueError as exc:
                 errors.append((line, str(exc)))
         todo = [(line, v) for line, v in cleaned if self._has_work(v)]
@@ -386,12 +341,3 @@ def roster_job_watchdog(*, now: datetime | None = None) -> list[int]:
     for pk in stuck:
         job_enqueue(IMPORT_TASK, pk)
     return stuck
-
-
-def read_csv(data: bytes | str) -> list[dict]:
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-    if missing:
-        raise ValueError(f"the CSV has no {', '.join(missing)} column")
-    return list(reader)

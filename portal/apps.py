@@ -33,6 +33,7 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from . import receivers  # noqa: F401, PLC0415 - connects to the apps' signals
+        from .api import schema  # noqa: F401, PLC0415 - registers the OpenAPI security schemes
 
         embedded_folders_create()
         # After auth has created the permissions (post_migrate runs per app, portal is last).

@@ -2,18 +2,23 @@
 
 Everything comes from the environment (django-environ). With nothing set, the embedded default
 runs: SQLite in WAL mode under ``var/``, Celery over kombu's filesystem transport, generated
-development secrets. ``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch to PostgreSQL and Redis.
+development secrets (when GUARDIAN_DEV_SECRETS or DEBUG says so; see env_secret).
+``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch to PostgreSQL and Redis.
 Any secret may instead be read from a file named by ``<NAME>_FILE``.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -24,17 +29,36 @@ env = environ.Env()
 VAR_DIR = Path(env.str("GUARDIAN_VAR_DIR", default=str(BASE_DIR / "var")))
 
 
-def env_secret(name: str, *, dev_file: str | None = None, generate=None) -> str:
-    """Read a secret from NAME, or from the file NAME_FILE names; else a generated dev value.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# Development secrets are generated (once, under var/, shared by every process of the machine)
+# only where asked for: `make run`, the tests and the benchmarks set GUARDIAN_DEV_SECRETS=1,
+# and DEBUG implies it. Anywhere else every secret must be given: a missing one stops the
+# process, rather than each host making up its own (hashes, sessions and signatures would then
+# differ from host to host).
+DEV_SECRETS = env.bool("GUARDIAN_DEV_SECRETS", default=DEBUG)
 
-    The generated value is written once under var/ so that web, worker and beat share it.
-    """
+
+def env_secret(name: str, *, dev_file: str, generate: Callable[[], str], needed=True) -> str:
+    """Read a secret from NAME, or from the file NAME_FILE names; else, with DEV_SECRETS, a
+    generated development value (written once under var/ so that web, worker and beat share
+    it). A secret that is not `needed` (the demo holder's) is "" when not given."""
     if value := os.environ.get(name):
         return value
     if path := os.environ.get(f"{name}_FILE"):
-        return Path(path).read_text().strip()
-    if dev_file is None or generate is None:
-        raise environ.ImproperlyConfigured(f"Set {name} or {name}_FILE")
+        try:
+            value = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE names {path}, which cannot be read") from exc
+        if not value:
+            raise ImproperlyConfigured(f"{name}_FILE names {path}, which is empty")
+        return value
+    if not DEV_SECRETS:
+        if not needed:
+            return ""
+        raise ImproperlyConfigured(
+            f"Set {name} (or {name}_FILE, the path of a file holding it). With DJANGO_DEBUG off "
+            f"Guardian generates no secrets; GUARDIAN_DEV_SECRETS=1 allows development ones."
+        )
     target = VAR_DIR / dev_file
     if not target.exists():
         VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -49,7 +73,20 @@ def env_secret(name: str, *, dev_file: str | None = None, generate=None) -> str:
     return target.read_text().strip()
 
 
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+def env_key32(name: str, *, dev_file: str) -> bytes:
+    """A 32-byte key given in base64 (see env_secret)."""
+    text = env_secret(
+        name, dev_file=dev_file, generate=lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+    )
+    try:
+        key = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise ImproperlyConfigured(f"{name} is not base64") from exc
+    if len(key) != 32:
+        raise ImproperlyConfigured(f"{name} must be 32 bytes (base64), not {len(key)}")
+    return key
+
+
 SECRET_KEY = env_secret(
     "DJANGO_SECRET_KEY", dev_file="dev-secret-key", generate=lambda: secrets.token_urlsafe(50)
 )
@@ -58,21 +95,9 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}")
 
 # Key-encryption key (32 bytes, base64) that wraps every child's data key.
-GUARDIAN_KEK = base64.b64decode(
-    env_secret(
-        "GUARDIAN_KEK",
-        dev_file="dev-kek.b64",
-        generate=lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
-    )
-)
+GUARDIAN_KEK = env_key32("GUARDIAN_KEK", dev_file="dev-kek.b64")
 # Ed25519 seed (32 bytes, base64) that signs deletion receipts.
-GUARDIAN_SIGNING_KEY = base64.b64decode(
-    env_secret(
-        "GUARDIAN_SIGNING_KEY",
-        dev_file="dev-signing-key.b64",
-        generate=lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
-    )
-)
+GUARDIAN_SIGNING_KEY = env_key32("GUARDIAN_SIGNING_KEY", dev_file="dev-signing-key.b64")
 # Salt for hashing IP addresses and user agents in consent records and audit events.
 GUARDIAN_HASH_SALT = env_secret(
     "GUARDIAN_HASH_SALT", dev_file="dev-hash-salt", generate=lambda: secrets.token_hex(16)
@@ -89,6 +114,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "django_celery_beat",
     "consent",
     "biometrics",
@@ -97,6 +123,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -106,6 +133,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.middleware.NoStoreMiddleware",
+    "portal.middleware.ApiBodyMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -187,17 +215,43 @@ WHITENOISE_USE_FINDERS = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60 * 8
-SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+# HTTPS is on when the public address is https (the README's production block sets SITE_URL
+# so): cookies only over HTTPS, plain HTTP redirected, and HSTS for a year. Each can be set.
+HTTPS = SITE_URL.startswith("https://")
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
-SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_HSTS_SECONDS > 0
+)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=SECURE_HSTS_SECONDS > 0)
+# Whether a request came over HTTPS is read from X-Forwarded-Proto only behind a proxy that
+# sets it (and drops a client's own): otherwise any client could claim https.
+TRUSTED_PROXY = env.bool("TRUSTED_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY else None
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# Content-Security-Policy (django-csp): the pages use no inline script or style, and nothing
+# from another origin. The API's Swagger page adds what it needs, on that view only
+# (portal/api/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Guardian <no-reply@guardian.local>")
@@ -261,6 +315,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["portal.api.permissions.IsGuardian"],
+    # JSON objects only, bounded (portal/api/limits.py); the two image endpoints add multipart.
+    "DEFAULT_PARSER_CLASSES": ["portal.api.limits.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -279,6 +335,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Four "status" choice sets: each gets its own name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "PurposeStatusEnum": ["active", "inactive"],
+        "PhotoStatusEnum": ["pending", "enrolled", "rejected"],
+        "ErasureStatusEnum": ["pending", "running", "verified", "needs_attention"],
+        "ExportStatusEnum": ["pending", "running", "ready", "failed", "expired"],
+    },
 }
 
 # --- Guardian ----------------------------------------------------------------------------------
@@ -288,12 +351,25 @@ MAGIC_LINK_MAX_PER_IP = env.int("MAGIC_LINK_MAX_PER_IP", default=20)  # per hour
 API_TOKEN_TTL_SECONDS = env.int("API_TOKEN_TTL_SECONDS", default=60 * 60 * 24)
 FACE_TOLERANCE = env.float("FACE_TOLERANCE", default=0.6)
 FACE_MAX_UPLOAD_BYTES = env.int("FACE_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
+# Pixels an upload's header may declare: a JPEG is decoded reduced, a PNG or WebP whole (a
+# 49 MP PNG can be 140 KB). Refused from the header, before anything is decoded.
 FACE_MAX_PIXELS = env.int("FACE_MAX_PIXELS", default=50_000_000)
+FACE_MAX_PIXELS_PNG_WEBP = env.int("FACE_MAX_PIXELS_PNG_WEBP", default=16_000_000)
+# Identification by image decodes in the web request: only a camera frame is taken.
+IDENTIFY_MAX_UPLOAD_BYTES = env.int("IDENTIFY_MAX_UPLOAD_BYTES", default=2 * 1024 * 1024)
+IDENTIFY_MAX_PIXELS = env.int("IDENTIFY_MAX_PIXELS", default=2_100_000)
+# A JSON body: at most this many bytes, nested at most this deep (portal/api/limits.py).
+API_JSON_MAX_BYTES = env.int("API_JSON_MAX_BYTES", default=64 * 1024)
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=16)
 FACE_DETECT_MAX_SIDE = env.int("FACE_DETECT_MAX_SIDE", default=1024)
 FACE_MIN_SIZE = env.int("FACE_MIN_SIZE", default=60)
 REFERENCE_HOLDER_URL = env.str("REFERENCE_HOLDER_URL", default="http://127.0.0.1:8765")
+# The demo's reference holder (seed_demo, run_reference_holder): not needed in production.
 REFERENCE_HOLDER_SECRET = env_secret(
-    "REFERENCE_HOLDER_SECRET", dev_file="dev-holder-secret", generate=lambda: secrets.token_hex(24)
+    "REFERENCE_HOLDER_SECRET",
+    dev_file="dev-holder-secret",
+    generate=lambda: secrets.token_hex(24),
+    needed=False,
 )
 HOLDER_TIMEOUT_SECONDS = env.float("HOLDER_TIMEOUT_SECONDS", default=5.0)
 # Erasure: retries back off exponentially (with jitter) up to the max; after this many attempts

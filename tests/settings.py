@@ -11,6 +11,8 @@ os.environ.setdefault(
     "GUARDIAN_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test")
 )
 os.environ.setdefault("MAGIC_LINK_MAX_PER_EMAIL", "5")
+# Tests (and the worker and holder processes they start) use generated development secrets.
+os.environ.setdefault("GUARDIAN_DEV_SECRETS", "1")
 
 from portal.settings import *  # noqa: F403
 

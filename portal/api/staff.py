@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -21,6 +21,7 @@ from biometrics.models import Photo
 from biometrics.services import NoActiveConsent, photo_enrol
 from consent.actors import Actor
 from consent.models import Student
+from consent.roster_csv import date_of_birth_problem, text_problem
 from consent.selectors import purpose_get
 from consent.services import (
     ConsentError,
@@ -33,6 +34,7 @@ from consent.services import (
 
 from .authentication import ApiKeyAuthentication
 from .errors import ApiError, error_response
+from .limits import BoundedJSONParser
 from .permissions import HasApiKeyScope
 from .serializers import ErrorSerializer
 
@@ -62,11 +64,35 @@ def valid(serializer_class, data):
     return serializer.validated_data
 
 
+def _no_control_characters(column: str):
+    def check(value: str) -> None:
+        if problem := text_problem(column, value):
+            raise serializers.ValidationError(problem)
+
+    return check
+
+
+def _born_by_now(value) -> None:
+    if value is not None and (problem := date_of_birth_problem(value)):
+        raise serializers.ValidationError(problem)
+
+
 class StudentIn(serializers.Serializer):
-    external_id = serializers.CharField(max_length=100)
-    name = serializers.CharField(max_length=200)
-    date_of_birth = serializers.DateField(required=False, allow_null=True)
-    class_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    """The same bounds as a roster line (consent.roster_csv)."""
+
+    external_id = serializers.CharField(
+        max_length=100, validators=[_no_control_characters("external_id")]
+    )
+    name = serializers.CharField(max_length=200, validators=[_no_control_characters("name")])
+    date_of_birth = serializers.DateField(
+        required=False, allow_null=True, validators=[_born_by_now]
+    )
+    class_name = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        validators=[_no_control_characters("class_name")],
+    )
 
 
 class IdOut(serializers.Serializer):
@@ -126,7 +152,7 @@ class ChildRefusalView(StaffView):
 
 class GuardianIn(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, validators=[_no_control_characters("name")])
     student_ids = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=50)
     parental_responsibility = serializers.BooleanField(default=True)
     language = serializers.ChoiceField(choices=["en", "zh-hans"], default="en")
@@ -159,29 +185,29 @@ class PhotoOut(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
 
 
-def _too_big(request) -> bool:
+def _too_big(request, limit: int) -> bool:
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return False
-    return length > settings.FACE_MAX_UPLOAD_BYTES + UPLOAD_OVERHEAD
+    return length > limit + UPLOAD_OVERHEAD
 
 
-def _uploaded_image(request) -> bytes:
+def _uploaded_image(request, limit: int) -> bytes:
     """The `image` part's bytes, refused early (and unread) when it is over the limit."""
-    if _too_big(request):
+    if _too_big(request, limit):
         raise ApiError("too_large", faces.ERRORS["too_large"], 422)
     upload = request.FILES.get("image")
-    if upload is None:
+    if upload is None or isinstance(upload, str):
         raise ApiError("missing_image", "Send the photo as the multipart field `image`.", 400)
-    if upload.size > settings.FACE_MAX_UPLOAD_BYTES:
+    if upload.size > limit:
         raise ApiError("too_large", faces.ERRORS["too_large"], 422)
     return upload.read()
 
 
 class StudentPhotosView(StaffView):
     required_scope = "enrol"
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
 
     @extend_schema(
         request={
@@ -193,9 +219,12 @@ class StudentPhotosView(StaffView):
         responses={202: PhotoOut, 409: ErrorSerializer, 422: ErrorSerializer},
     )
     def post(self, request, student_id):
-        """Enrol a photo: 409 without an active purpose, 422 for a bad image; nothing stored."""
+        """Enrol a photo: 409 without an active purpose; 422 for what the file's header shows
+        (not an image, wrong format, too large, too many pixels), nothing stored. Otherwise 202
+        pending: a faces worker decodes it, and GET /staff/photos/{id}/ says `enrolled`, or
+        `rejected` with the reason (no face, several faces, face too small, damaged)."""
         student = self.student(student_id)
-        data = _uploaded_image(request)
+        data = _uploaded_image(request, settings.FACE_MAX_UPLOAD_BYTES)
         try:
             photo = photo_enrol(student=student, data=data, actor=self.actor, source="api")
         except NoActiveConsent as exc:
@@ -234,45 +263,63 @@ class IdentifyOut(serializers.Serializer):
 
 
 def parse_embedding(value) -> np.ndarray:
+    """128 finite numbers of a sensible size; true/false are not numbers."""
     if not isinstance(value, list) or len(value) != 128:
         raise ApiError("bad_embedding", "`embedding` must be a list of 128 numbers.", 400)
-    try:
-        numbers = [float(x) for x in value]
-    except (TypeError, ValueError) as exc:
-        raise ApiError("bad_embedding", "`embedding` must be a list of 128 numbers.", 400) from exc
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in value):
+        raise ApiError("bad_embedding", "`embedding` must be a list of 128 numbers.", 400)
+    numbers = [float(x) for x in value]
     if not all(math.isfinite(x) and abs(x) < 10 for x in numbers):
         raise ApiError("bad_embedding", "`embedding` holds a value out of range.", 400)
     return np.asarray(numbers, dtype=np.float64)
 
 
+class IdentifyFields(serializers.Serializer):
+    """The words of an identification request (JSON or multipart): bounded, no NUL."""
+
+    purpose = serializers.CharField(max_length=50)
+    device = serializers.CharField(max_length=100, required=False, default="unknown device")
+
+
 class IdentifyView(StaffView):
     required_scope = "identify"
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser]
 
     @extend_schema(
         request=IdentifyIn, responses={200: IdentifyOut, 400: ErrorSerializer, 422: ErrorSerializer}
     )
     def post(self, request):
-        """Who is this? Only children for whom `purpose` is active right now can be answered."""
-        if _too_big(request):
+        """Who is this? Only children for whom `purpose` is active right now can be answered.
+
+        An `image` is a camera frame: it is decoded here, in the request, so it is bounded by
+        its header first (IDENTIFY_MAX_UPLOAD_BYTES, IDENTIFY_MAX_PIXELS; docs/bad-input.md).
+        Cameras that compute the embedding send the 128 numbers instead."""
+        limit = settings.IDENTIFY_MAX_UPLOAD_BYTES
+        if _too_big(request, limit):
             raise ApiError("too_large", faces.ERRORS["too_large"], 422)
         purpose_code = request.data.get("purpose")
         if not isinstance(purpose_code, str) or not purpose_code:
             raise ApiError("missing_purpose", "Name one `purpose`.", 400)
+        fields = valid(
+            IdentifyFields,
+            {k: request.data[k] for k in ("purpose", "device") if request.data.get(k)},
+        )
         try:
-            purpose = purpose_get(school=self.school, code=purpose_code)
+            purpose = purpose_get(school=self.school, code=fields["purpose"])
         except ConsentError as exc:
             raise ApiError(exc.code, exc.detail, 400) from exc
-        device = str(request.data.get("device") or "unknown device")
         if "embedding" in request.data and not request.FILES.get("image"):
             embedding = parse_embedding(request.data.get("embedding"))
         else:
-            data = _uploaded_image(request)
+            data = _uploaded_image(request, limit)
             try:
+                faces.image_header(data, pixels_limit=settings.IDENTIFY_MAX_PIXELS)
                 embedding = faces.embedding_from_photo(data)
             except faces.ImageRejected as exc:
                 return error_response(exc.code, exc.detail, 422)
-        match = identify(school=self.school, purpose=purpose, embedding=embedding, device=device)
+        match = identify(
+            school=self.school, purpose=purpose, embedding=embedding, device=fields["device"]
+        )
         if match is None:
             return Response({"match": None})
         return Response(

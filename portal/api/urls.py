@@ -1,5 +1,7 @@
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import consents, erasures, exports, staff, views
 
@@ -58,9 +60,13 @@ urlpatterns = [
     path("staff/guardians/", staff.GuardiansView.as_view(), name="api-staff-guardians"),
     path("identify/", staff.IdentifyView.as_view(), name="api-identify"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
+    # Swagger UI's script is served as a file (the split view), so only its styles are inline;
+    # its icons are data: images. These allowances are this page's only.
     path(
         "docs/",
-        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[]),
+        csp_update({"style-src": [UNSAFE_INLINE], "img-src": ["data:"]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema", permission_classes=[])
+        ),
         name="api-docs",
     ),
 ]

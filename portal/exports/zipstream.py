@@ -9,11 +9,36 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from django.utils import timezone
+
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection"): starting with one of these.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(cell: object) -> str:
+    """The cell as text that a spreadsheet shows and never runs: a text that starts like a
+    formula gets a leading apostrophe (a device named `=HYPERLINK(…)` stays a name). A plain
+    number (a template's -0.0595…) is left as it is: a spreadsheet reads it as a number."""
+    text = str(cell)
+    if text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+class SafeCsvWriter:
+    """csv.writer whose every cell goes through spreadsheet_safe."""
+
+    def __init__(self, stream) -> None:
+        self.writer = csv.writer(stream)
+
+    def writerow(self, row) -> None:
+        self.writer.writerow([spreadsheet_safe(cell) for cell in row])
 
 
 class HashingWriter:
@@ -61,9 +86,9 @@ class Package:
 
     @contextmanager
     def csv(self, name: str, header: list[str]) -> Iterator:
-        """A csv.writer into a new entry, its header row written."""
+        """A CSV writer (formula-safe cells) into a new entry, its header row written."""
         with self.entry(name) as fh:
-            writer = csv.writer(_TextWriter(fh))
+            writer = SafeCsvWriter(_TextWriter(fh))
             writer.writerow(header)
             yield writer
 

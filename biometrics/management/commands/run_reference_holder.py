@@ -8,7 +8,7 @@ import logging
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from biometrics.reference_holder import serve
 
@@ -24,5 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--fail-first", type=int, default=0)
 
     def handle(self, *args, host: str, port: int, db: str, fail_first: int, **options):
+        if not settings.REFERENCE_HOLDER_SECRET:
+            raise CommandError(
+                "Set REFERENCE_HOLDER_SECRET (or REFERENCE_HOLDER_SECRET_FILE) for the holder."
+            )
         logging.getLogger("biometrics.reference_holder").setLevel(logging.INFO)
         serve(host, port, db, settings.REFERENCE_HOLDER_SECRET, fail_first=fail_first)

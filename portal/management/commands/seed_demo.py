@@ -6,7 +6,7 @@ import random
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -58,10 +58,18 @@ NOTICE = (
 )
 
 
+HOLDER_NOT_CONFIGURED = (
+    "Set REFERENCE_HOLDER_SECRET (or REFERENCE_HOLDER_SECRET_FILE): the demo's reference holder "
+    "needs one (GUARDIAN_DEV_SECRETS=1 generates it, as `make run` does)."
+)
+
+
 class Command(BaseCommand):
     help = "Create (or complete) the demo school `demo` with real enrolled faces."
 
     def handle(self, *args, **options):
+        if not settings.REFERENCE_HOLDER_SECRET:
+            raise CommandError(HOLDER_NOT_CONFIGURED)
         school = School.objects.filter(slug="demo").first() or school_create(
             slug="demo",
             name="Demo Primary School",
