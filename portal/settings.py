@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -87,6 +88,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
@@ -283,9 +285,23 @@ SPECTACULAR_SETTINGS = {
 
 # --- Guardian ----------------------------------------------------------------------------------
 MAGIC_LINK_TTL_SECONDS = 15 * 60
-MAGIC_LINK_MAX_PER_EMAIL = env.int("MAGIC_LINK_MAX_PER_EMAIL", default=5)  # per hour
-MAGIC_LINK_MAX_PER_IP = env.int("MAGIC_LINK_MAX_PER_IP", default=20)  # per hour
+# Sign-in limits (README "Sign-in and its limits"): per requesting IP, requests per hour (429
+# past it); per address, a link is held back only while the previous one, sent less than the
+# cool-down ago, is still unused (it doubles with each link sent in the hour, up to the max,
+# always shorter than a link's life).
+MAGIC_LINK_MAX_PER_IP = env.int("MAGIC_LINK_MAX_PER_IP", default=20)
+MAGIC_LINK_COOLDOWN_SECONDS = env.int("MAGIC_LINK_COOLDOWN_SECONDS", default=60)
+MAGIC_LINK_COOLDOWN_MAX_SECONDS = env.int("MAGIC_LINK_COOLDOWN_MAX_SECONDS", default=10 * 60)
+# How many proxies of ours stand in front of the web process (each appends to
+# X-Forwarded-For); 0: the client is REMOTE_ADDR and the header is ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 API_TOKEN_TTL_SECONDS = env.int("API_TOKEN_TTL_SECONDS", default=60 * 60 * 24)
+# Parents' bearer tokens (django-rest-knox): only a SHA-512 digest is stored; revoking deletes.
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Bearer",
+    "TOKEN_TTL": timedelta(seconds=API_TOKEN_TTL_SECONDS),
+    "AUTO_REFRESH": False,
+}
 FACE_TOLERANCE = env.float("FACE_TOLERANCE", default=0.6)
 FACE_MAX_UPLOAD_BYTES = env.int("FACE_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 FACE_MAX_PIXELS = env.int("FACE_MAX_PIXELS", default=50_000_000)

@@ -10,7 +10,6 @@ from pathlib import Path
 os.environ.setdefault(
     "GUARDIAN_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test")
 )
-os.environ.setdefault("MAGIC_LINK_MAX_PER_EMAIL", "5")
 
 from portal.settings import *  # noqa: F403
 
