@@ -158,35 +158,28 @@ def children(request: HttpRequest) -> HttpResponse:
 @guardian_required
 @require_GET
 def child_detail(request: HttpRequest, child_id) -> HttpResponse:
-    child = child_get(guardian=request.guardian, child_id=child_id)
-    if not is_responsible(request.guardian, child):
-        # Name and purposes only, and why (SPEC §8).
-        return render(
-            request,
-            "portal/child.html",
-            {
-                "doc": child_summary(guardian=request.guardian, child=child),
-                "child": child,
-                "responsible": False,
-                "not_responsible": NOT_RESPONSIBLE,
-                "may_decide": may_decide(request.guardian, child),
-            },
-        )
-    document = child_document(guardian=request.guardian, child=child)
+    """Everything held about the child; for a guardian without parental responsibility, the
+    child's name and purposes, and why that is all (SPEC §8)."""
+    guardian = request.guardian
+    child = child_get(guardian=guardian, child_id=child_id)
     shown = None
     if show := request.GET.get("show"):
         # The 128 numbers are shown only when asked for, and the look is logged.
-        seen = template_shown(guardian=request.guardian, child=child, template_id=show, via="web")
+        seen = template_shown(guardian=guardian, child=child, template_id=show, via="web")
         shown = {"id": seen.template.pk, "embedding": [f"{x:.6f}" for x in seen.embedding]}
+    responsible = is_responsible(guardian, child)
     return render(
         request,
         "portal/child.html",
         {
-            "doc": document,
+            "doc": child_document(guardian=guardian, child=child)
+            if responsible
+            else child_summary(guardian=guardian, child=child),
             "child": child,
             "shown": shown,
-            "responsible": True,
-            "may_decide": True,
+            "responsible": responsible,
+            "not_responsible": NOT_RESPONSIBLE,
+            "may_decide": may_decide(guardian, child),
         },
     )
 
