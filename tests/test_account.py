@@ -106,6 +106,15 @@ def test_the_new_address_signs_in_and_the_old_links_stop(db, web_a, parent_a, as
     assert browser.post(f"/sign-in/{new_link.token}/").status_code == 302
 
 
+def test_the_old_address_is_free_for_someone_else_afterwards(db, parent_a, ask_change):
+    ask_change()
+    Client().post(_link(mail.outbox[0]))
+    parent_a.user.refresh_from_db()
+    assert parent_a.user.username != "parent.a@example.com"  # the account followed
+    newcomer = guardian("parent.a@example.com", "Newcomer")
+    assert newcomer.user_id != parent_a.user_id
+
+
 def test_the_link_lasts_24_hours(db, parent_a, ask_change):
     ask_change()
     change = EmailChange.objects.get()

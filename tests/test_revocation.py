@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 from django.contrib import admin
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
@@ -129,8 +131,10 @@ def test_last_use_is_written_at_most_once_a_minute(db, key):
     _staff_call(secret)
     first = ApiKey.objects.get(pk=row.pk).last_used_at
     assert first is not None
-    _staff_call(secret)
+    with CaptureQueriesContext(connection) as queries:
+        _staff_call(secret)
     assert ApiKey.objects.get(pk=row.pk).last_used_at == first  # within the minute: unchanged
+    assert not [q for q in queries if q["sql"].startswith('UPDATE "portal_apikey"')]
     ApiKey.objects.filter(pk=row.pk).update(last_used_at=first - timedelta(minutes=2))
     _staff_call(secret)
     assert ApiKey.objects.get(pk=row.pk).last_used_at > first
