@@ -128,7 +128,10 @@ def guardian_for_user(user) -> Guardian | None:
     row named it), so a staff session never reaches a family's pages, nor a parent's the admin."""
     if user is None or not user.is_authenticated or user.is_staff or user.is_superuser:
         return None
-    return Guardian.objects.filter(user=user).first()
+    try:
+        return user.guardian  # cached on the account once read (the bearer check reads it)
+    except Guardian.DoesNotExist:
+        return None
 
 
 def child_get(*, guardian: Guardian, child_id: uuid.UUID | str) -> Student:
