@@ -38,7 +38,7 @@ from .models import ApiKey, MagicLink, SignInAttempt
 LINK_INVALID = "This sign-in link is invalid, used already, or expired. Ask for a new one."
 #: Registered in portal.tasks under this name; it takes a SignInAttempt id.
 SEND_TASK = "portal.tasks.magic_link_send_task"
-IP_WINDOW = timedelta(hours=1)
+HOUR = timedelta(hours=1)
 # A key's last use is written at most this often (a gate camera asks many times a second).
 LAST_USED_EVERY = timedelta(minutes=1)
 
@@ -116,10 +116,10 @@ def magic_link_request(*, email: str, ip: str = "", next_url: str = "") -> SignI
     now = timezone.now()
     ip_hash = hash_identifier(ip)
     if ip_hash:
-        recent = SignInAttempt.objects.filter(ip_hash=ip_hash, at__gt=now - IP_WINDOW)
+        recent = SignInAttempt.objects.filter(ip_hash=ip_hash, at__gt=now - HOUR)
         if recent.count() >= settings.MAGIC_LINK_MAX_PER_IP:
             oldest = recent.order_by("at").values_list("at", flat=True)[0]
-            raise RateLimited(max(1, int((oldest + IP_WINDOW - now).total_seconds()) + 1))
+            raise RateLimited(max(1, int((oldest + HOUR - now).total_seconds()) + 1))
     guardian_id = (
         Guardian.objects.filter(email=email.strip().lower()).values_list("pk", flat=True).first()
     )
@@ -171,7 +171,7 @@ def magic_link_send(*, attempt_id: int) -> str:
 
 def _held_back(guardian: Guardian, now: datetime) -> bool:
     sent = SignInAttempt.objects.filter(
-        guardian=guardian, outcome=SignInAttempt.Outcome.SENT, sent_at__gt=now - IP_WINDOW
+        guardian=guardian, outcome=SignInAttempt.Outcome.SENT, sent_at__gt=now - HOUR
     )
     last = sent.select_related("link").order_by("-sent_at").first()
     if last is None or last.link is None or last.sent_at is None:
