@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from knox.models import AuthToken
 
 from biometrics.models import ErasureRequest, ErasureStatus
 from consent.admin_doors import ServiceAdmin, staff_actor
@@ -109,15 +110,30 @@ class ConsentCampaignAdmin(ServiceAdmin, SchoolScopedAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
 
+# django-rest-knox registers an admin for parents' bearer tokens that lists every family's and
+# creates a token for any account, unaudited. A token is revoked by its holder (DELETE
+# /api/v1/auth/token/, "sign out everywhere"), never handed out here.
+admin.site.unregister(AuthToken)
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(SchoolScopedAdmin):
     """School API keys: listed and revoked here (`api_key_revoke`, audited). They are created
     with the `create_api_key` command, the only place the secret is ever shown; neither the
     secret nor its hash appears here."""
 
-    list_display = ["prefix", "name", "school", "scope_list", "created_at", "revoked_at"]
+    list_display = [
+        "prefix",
+        "name",
+        "school",
+        "scope_list",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
-    fields = ["prefix", "name", "school", "scope_list", "created_at", "revoked_at"]
+    fields = list_display
     readonly_fields = fields
     actions = ["revoke"]
 

@@ -19,21 +19,45 @@ class MagicLink(models.Model):
 
 
 class SignInAttempt(models.Model):
-    """Every magic-link request, known email or not, for rate limiting without enumeration."""
+    """Every magic-link request, known address or not, and what became of it.
 
-    email_hash = models.CharField(max_length=64, db_index=True)
+    The request records it and queues its id; the worker reads everything it needs from this
+    row (the address itself is never stored here nor put on the broker: only which guardian it
+    named, if any). The per-IP limit counts these rows; the per-address hold-back counts only
+    the ones whose link was actually sent.
+    """
+
+    class Outcome(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENT = "sent", _("Link sent")
+        UNKNOWN = "unknown", _("No guardian has the address")
+        HELD = "held", _("Held back: a live link was sent moments ago")
+        REFUSED = "refused", _("Refused: a staff account")
+
     ip_hash = models.CharField(max_length=64, db_index=True)
     at = models.DateTimeField(db_index=True)
+    guardian = models.ForeignKey(
+        Guardian, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    next_url = models.CharField(max_length=300, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.QUEUED)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    link = models.ForeignKey(
+        MagicLink, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
 
-class ApiToken(models.Model):
-    """A parent's bearer token for the JSON API. Only the token's SHA-256 is stored."""
+class EmailChange(models.Model):
+    """A guardian's own change of address: it applies only when the link mailed to the new
+    address is used (24 hours, once); the old address is told, then forgotten here."""
 
-    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="api_tokens")
-    token_hash = models.CharField(max_length=64, unique=True)
+    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="email_changes")
+    new_email = models.EmailField()
+    old_email = models.EmailField(blank=True)  # until the notice to it is sent
+    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
 
 
 class ApiKey(models.Model):
@@ -47,6 +71,9 @@ class ApiKey(models.Model):
     key_hash = models.CharField(max_length=64, unique=True)
     scopes = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Refreshed at most once a minute per key (a gate camera calls many times a second).
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Blank: never.")
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

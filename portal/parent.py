@@ -4,6 +4,12 @@ Each takes the signed-in guardian and scopes its reads by it: another guardian's
 child's template, photo, receipt or erasure) is Http404 here, whichever door asked. The pages
 (`portal/views.py`) and the API (`portal/api/`) only parse their input, call one of these, and
 render or serialise what it returns; neither imports the other.
+
+Parental responsibility decides access (SPEC §8): a guardian linked without it sees the child's
+name and each purpose's status, and nothing of the biometric data — photos, templates, events,
+the access log, exports and erasures raise NotResponsible (the API's 403 `not_responsible`, the
+page's explanation). The check is made here, at the moment of each use (an export download
+asks again whether the guardian is still linked and responsible).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Literal
 import numpy as np
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 
 from biometrics.access import access_record
 from biometrics.models import ErasureRequest, ErasureStatus, FaceTemplate, Photo, PhotoStatus
@@ -23,15 +30,23 @@ from biometrics.receipts import signed_receipt
 from biometrics.selectors import (
     erasure_for_guardian,
     erasure_get_open,
+    held_data,
     photo_bytes,
     template_embedding,
 )
+from biometrics.services import erasure_request_by_parent
 from consent.actors import Actor
-from consent.models import ConsentDecision, Guardian, Student
+from consent.models import ConsentDecision, Guardian, Guardianship, Student
 from consent.rules import PurposeStatus, load_for_rule, purpose_statuses
-from consent.selectors import child_for_guardian, children_for_guardian, purpose_get
+from consent.selectors import (
+    child_for_guardian,
+    children_for_guardian,
+    consent_overview,
+    purpose_get,
+)
 from consent.services import consent_decide
 
+from .exports import export_for_guardian, export_open, export_request
 from .models import Export
 
 # Which door a look came through; the access log records it.
@@ -41,8 +56,36 @@ Via = Literal["web", "api"]
 VIEWABLE_PHOTOS = [PhotoStatus.PENDING, PhotoStatus.ENROLLED]
 
 
+NOT_RESPONSIBLE = _(
+    "You are linked to this child without parental responsibility. You can see the child's "
+    "purposes and their status, but the photos, face templates, recognition events, who looked "
+    "at them, downloads and deletion are only for a parent with parental responsibility. If "
+    "this is wrong, ask the school to correct it."
+)
+
+
+class NotResponsible(Exception):
+    """The guardian is linked to the child without parental responsibility."""
+
+    code = "not_responsible"
+
+    @property
+    def detail(self) -> str:
+        return str(NOT_RESPONSIBLE)
+
+
 class ErasureNotFinished(Exception):
     """The deletion receipt exists only once every system has verified its erasure."""
+
+
+class ExportNotReady(Exception):
+    def __init__(self, export: Export) -> None:
+        super().__init__(str(export.pk))
+        self.export = export
+
+
+class ExportGone(ExportNotReady):
+    """Expired: the file was deleted."""
 
 
 @dataclass(frozen=True)
@@ -80,12 +123,76 @@ class Receipt:
         return f'attachment; filename="{self.filename}"'
 
 
+def guardian_for_user(user) -> Guardian | None:
+    """The guardian a signed-in account is. A staff account is never one (even if a guardian
+    row named it), so a staff session never reaches a family's pages, nor a parent's the admin."""
+    if user is None or not user.is_authenticated or user.is_staff or user.is_superuser:
+        return None
+    try:
+        return user.guardian  # cached on the account once read (the bearer check reads it)
+    except Guardian.DoesNotExist:
+        return None
+
+
 def child_get(*, guardian: Guardian, child_id: uuid.UUID | str) -> Student:
     """The guardian's own child; Http404 for anyone else's (or no one's)."""
     try:
         return child_for_guardian(guardian, child_id)
     except Student.DoesNotExist:
         raise Http404 from None
+
+
+def is_responsible(guardian: Guardian, child: Student) -> bool:
+    """Linked to the child with parental responsibility, now."""
+    return Guardianship.objects.filter(
+        guardian=guardian, student=child, parental_responsibility=True
+    ).exists()
+
+
+def responsible_check(guardian: Guardian, child: Student | None) -> None:
+    """Http404 unless linked to the child now; NotResponsible if linked without
+    responsibility."""
+    link = (
+        Guardianship.objects.filter(guardian=guardian, student=child)
+        .values_list("parental_responsibility", flat=True)
+        .first()
+        if child is not None
+        else None
+    )
+    if link is None:
+        raise Http404
+    if not link:
+        raise NotResponsible
+
+
+def child_document(*, guardian: Guardian, child: Student) -> dict:
+    """The held-data document (photos, templates, events, access log…): responsible only."""
+    responsible_check(guardian, child)
+    return held_data(child, viewer_guardian_id=guardian.pk)
+
+
+def child_summary(*, guardian: Guardian, child: Student) -> dict:
+    """What every linked guardian sees: the child's name and each purpose with its status."""
+    _check_own(guardian, child)
+    return {
+        "child": {
+            "id": child.pk,
+            "name": child.name,
+            "school": child.school.name,
+            "class_name": child.class_name,
+            "status": child.status,
+        },
+        "purposes": consent_overview(child, viewer=guardian),
+    }
+
+
+def may_decide(guardian: Guardian, child: Student) -> bool:
+    """Grant and withdraw need parental responsibility (consent_decide checks it again).
+
+    Objecting does not, in law (anyone caring for the child counts as a parent for objecting,
+    and the consent rule already honours any linked guardian's objection); the pages offer it
+    to the guardians consent_decide accepts it from, which today means the same ones."""
+    return is_responsible(guardian, child)
 
 
 def children_list(*, guardian: Guardian) -> list[ChildRow]:
@@ -139,6 +246,7 @@ def template_shown(
     *, guardian: Guardian, child: Student, template_id: uuid.UUID | str, via: Via
 ) -> ShownTemplate:
     """One of the child's face templates with its numbers decrypted; the look is logged."""
+    responsible_check(guardian, child)
     template = get_object_or_404(
         FaceTemplate,
         pk=_uuid(template_id),
@@ -164,6 +272,7 @@ def photo_shown(
     *, guardian: Guardian, child: Student, photo_id: uuid.UUID | str, via: Via
 ) -> ShownPhoto:
     """One of the child's enrolment photos, decrypted; the look is logged."""
+    responsible_check(guardian, child)
     photo = get_object_or_404(
         Photo,
         pk=_uuid(photo_id),
@@ -189,12 +298,50 @@ def consent_receipt_get(
     return Receipt(body=record.receipt, filename=f"consent-receipt-{record.receipt_id}.json")
 
 
+def erasure_ask(*, guardian: Guardian, child: Student, ip: str, user_agent: str) -> ErasureRequest:
+    """ "Delete everything" about the child, everywhere: responsible guardians only."""
+    responsible_check(guardian, child)
+    return erasure_request_by_parent(student=child, guardian=guardian, ip=ip, user_agent=user_agent)
+
+
+def erasure_get(*, guardian: Guardian, erasure_id: uuid.UUID | str) -> ErasureRequest:
+    """An erasure of one of the guardian's children, with its steps: responsible only."""
+    erasure = erasure_for_guardian(guardian, erasure_id)
+    responsible_check(guardian, erasure.student)
+    return erasure
+
+
 def erasure_receipt_get(*, guardian: Guardian, erasure_id: uuid.UUID | str) -> Receipt:
     """The signed deletion receipt; ErasureNotFinished until every system is verified."""
-    erasure = erasure_for_guardian(guardian, erasure_id)
+    erasure = erasure_get(guardian=guardian, erasure_id=erasure_id)
     if erasure.status != ErasureStatus.VERIFIED:
         raise ErasureNotFinished
     return Receipt(body=signed_receipt(erasure), filename=f"erasure-receipt-{erasure.pk}.json")
+
+
+def export_ask(*, guardian: Guardian, child: Student, language: str = "") -> Export:
+    """Ask for the package of everything held about the child: responsible only."""
+    responsible_check(guardian, child)
+    return export_request(student=child, guardian=guardian, language=language)
+
+
+def export_get(*, guardian: Guardian, export_id: uuid.UUID | str) -> Export:
+    """The guardian's own export, if they are still linked to the child with responsibility
+    now (an export built before they were unlinked is not theirs any more: Http404)."""
+    export = export_for_guardian(guardian, export_id)
+    responsible_check(guardian, export.student)
+    return export
+
+
+def export_download(*, guardian: Guardian, export_id: uuid.UUID | str) -> StreamingHttpResponse:
+    """The ZIP, streamed: every check made again at this moment (link, responsibility,
+    expiry); ExportGone once expired, ExportNotReady while it is being built."""
+    export = export_get(guardian=guardian, export_id=export_id)
+    if export.status == Export.Status.EXPIRED:
+        raise ExportGone(export)
+    if export.status != Export.Status.READY:
+        raise ExportNotReady(export)
+    return zip_response(export, export_open(export, guardian=guardian))
 
 
 def zip_response(export: Export, chunks: Iterable[bytes]) -> StreamingHttpResponse:

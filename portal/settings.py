@@ -14,6 +14,7 @@ import binascii
 import os
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -112,6 +113,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
@@ -226,10 +228,11 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
     "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_HSTS_SECONDS > 0
 )
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=SECURE_HSTS_SECONDS > 0)
-# Whether a request came over HTTPS is read from X-Forwarded-Proto only behind a proxy that
-# sets it (and drops a client's own): otherwise any client could claim https.
-TRUSTED_PROXY = env.bool("TRUSTED_PROXY", default=False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY else None
+# How many proxies of ours stand in front of the web process (each appends to X-Forwarded-For
+# and the first sets X-Forwarded-Proto); 0: the client is REMOTE_ADDR, and neither header is
+# believed, since otherwise any client could claim https or another address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY_COUNT else None
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -346,9 +349,20 @@ SPECTACULAR_SETTINGS = {
 
 # --- Guardian ----------------------------------------------------------------------------------
 MAGIC_LINK_TTL_SECONDS = 15 * 60
-MAGIC_LINK_MAX_PER_EMAIL = env.int("MAGIC_LINK_MAX_PER_EMAIL", default=5)  # per hour
-MAGIC_LINK_MAX_PER_IP = env.int("MAGIC_LINK_MAX_PER_IP", default=20)  # per hour
+# Sign-in limits (README "Sign-in and its limits"): per requesting IP, requests per hour (429
+# past it); per address, a link is held back only while the previous one, sent less than the
+# cool-down ago, is still unused (it doubles with each link sent in the hour, up to the max,
+# always shorter than a link's life).
+MAGIC_LINK_MAX_PER_IP = env.int("MAGIC_LINK_MAX_PER_IP", default=20)
+MAGIC_LINK_COOLDOWN_SECONDS = env.int("MAGIC_LINK_COOLDOWN_SECONDS", default=60)
+MAGIC_LINK_COOLDOWN_MAX_SECONDS = env.int("MAGIC_LINK_COOLDOWN_MAX_SECONDS", default=10 * 60)
 API_TOKEN_TTL_SECONDS = env.int("API_TOKEN_TTL_SECONDS", default=60 * 60 * 24)
+# Parents' bearer tokens (django-rest-knox): only a SHA-512 digest is stored; revoking deletes.
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Bearer",
+    "TOKEN_TTL": timedelta(seconds=API_TOKEN_TTL_SECONDS),
+    "AUTO_REFRESH": False,
+}
 FACE_TOLERANCE = env.float("FACE_TOLERANCE", default=0.6)
 FACE_MAX_UPLOAD_BYTES = env.int("FACE_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 # Pixels an upload's header may declare: a JPEG is decoded reduced, a PNG or WebP whole (a

@@ -2,13 +2,21 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import set_language
 
-from . import views
+from . import account_views, views
 
 portal_patterns = [
     path("", views.home, name="home"),
     path("sign-in/", views.sign_in, name="sign-in"),
     path("sign-in/<str:token>/", views.magic_link, name="magic-link"),
     path("sign-out/", views.sign_out, name="sign-out"),
+    path("account/", account_views.account, name="account"),
+    path("account/email/", account_views.email_change, name="email-change"),
+    path("account/email/<str:token>/", account_views.email_confirm, name="email-confirm"),
+    path(
+        "account/sign-out-everywhere/",
+        account_views.sign_out_everywhere,
+        name="sign-out-everywhere",
+    ),
     path("children/", views.children, name="children"),
     path("children/<uuid:child_id>/", views.child_detail, name="child"),
     path("children/<uuid:child_id>/consent/", views.child_consent, name="child-consent"),

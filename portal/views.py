@@ -22,48 +22,73 @@ from PIL import Image
 from biometrics.faces import MODEL_NAME, MODEL_VERSION
 from biometrics.models import ErasureStatus, Holder
 from biometrics.receipts import public_key_b64
-from biometrics.selectors import erasure_for_guardian, held_data
-from biometrics.services import erasure_request_by_parent
-from consent.models import Guardian, Method, School
+from consent.models import Method, School
 from consent.services import ConsentError
 
-from .auth import LINK_INVALID, magic_link_consume, magic_link_request
-from .exports import export_for_guardian, export_open, export_request
+from .auth import (
+    LINK_INVALID,
+    RateLimited,
+    client_ip,
+    magic_link_consume,
+    magic_link_request,
+    magic_link_valid,
+)
 from .forms import SignInForm
-from .models import Export
 from .parent import (
+    NOT_RESPONSIBLE,
     ErasureNotFinished,
+    ExportGone,
+    ExportNotReady,
+    NotResponsible,
     Receipt,
+    child_document,
     child_get,
+    child_summary,
     children_list,
     consent_receipt_get,
     decision_record,
+    erasure_ask,
+    erasure_get,
     erasure_receipt_get,
+    export_ask,
+    export_get,
+    guardian_for_user,
+    is_responsible,
+    may_decide,
     photo_shown,
+    responsible_check,
     template_shown,
-    zip_response,
 )
+from .parent import export_download as export_zip
 
 THUMBNAIL_SIDE = 320
 
 
 def guardian_required(view):
+    """Signed in as a guardian (a staff account never is one). A use case's NotResponsible
+    becomes a page saying why (403)."""
+
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
         if not request.user.is_authenticated:
             return redirect(f"{reverse('portal:sign-in')}?next={request.path}")
-        guardian = Guardian.objects.filter(user=request.user).first()
+        guardian = guardian_for_user(request.user)
         if guardian is None:
             return HttpResponseForbidden("This page is for parents and guardians.")
         request.guardian = guardian
-        return view(request, *args, **kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except NotResponsible:
+            return render(
+                request, "portal/not_responsible.html", {"detail": NOT_RESPONSIBLE}, status=403
+            )
 
     return wrapper
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated and Guardian.objects.filter(user=request.user).exists():
+    if guardian_for_user(request.user) is not None:
         return redirect("portal:children")
     return redirect("portal:sign-in")
 
@@ -72,21 +97,37 @@ def home(request: HttpRequest) -> HttpResponse:
 def sign_in(request: HttpRequest) -> HttpResponse:
     form = SignInForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        magic_link_request(
-            email=form.cleaned_data["email"],
-            ip=request.META.get("REMOTE_ADDR", ""),
-            next_url=request.GET.get("next", ""),
-        )
+        try:
+            magic_link_request(
+                email=form.cleaned_data["email"],
+                ip=client_ip(request),
+                next_url=request.GET.get("next", ""),
+            )
+        except RateLimited as limited:
+            response = render(
+                request,
+                "portal/sign_in.html",
+                {"form": form, "minutes": -(-limited.retry_after // 60)},
+                status=429,
+            )
+            response["Retry-After"] = str(limited.retry_after)
+            return response
         # Same page whether or not the address is known: no account enumeration.
         return render(request, "portal/sign_in_sent.html", {"email": form.cleaned_data["email"]})
     return render(request, "portal/sign_in.html", {"form": form})
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def magic_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link. Opening it shows one "Sign in" button; only its POST signs in, so a
+    mail scanner or link preview that opens it uses nothing up (and gets no session)."""
+    if request.method == "GET":
+        if not magic_link_valid(token):
+            return _link_invalid(request)
+        return render(request, "portal/sign_in_confirm.html")
     used = magic_link_consume(token)
     if used is None:
-        return render(request, "portal/link_invalid.html", {"message": LINK_INVALID}, status=410)
+        return _link_invalid(request)
     guardian, next_url = used
     login(request, guardian.user, backend="django.contrib.auth.backends.ModelBackend")
     translation.activate(guardian.language)
@@ -95,8 +136,13 @@ def magic_link(request: HttpRequest, token: str) -> HttpResponse:
     return response
 
 
+def _link_invalid(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/link_invalid.html", {"message": LINK_INVALID}, status=410)
+
+
 @require_POST
 def sign_out(request: HttpRequest) -> HttpResponse:
+    """Sign this browser out: its session is deleted (other devices: "sign out everywhere")."""
     logout(request)
     return redirect("portal:sign-in")
 
@@ -111,20 +157,28 @@ def children(request: HttpRequest) -> HttpResponse:
 @guardian_required
 @require_GET
 def child_detail(request: HttpRequest, child_id) -> HttpResponse:
-    child = child_get(guardian=request.guardian, child_id=child_id)
-    document = held_data(child, viewer_guardian_id=request.guardian.pk)
+    """Everything held about the child; for a guardian without parental responsibility, the
+    child's name and purposes, and why that is all (SPEC §8)."""
+    guardian = request.guardian
+    child = child_get(guardian=guardian, child_id=child_id)
     shown = None
     if show := request.GET.get("show"):
         # The 128 numbers are shown only when asked for, and the look is logged.
-        seen = template_shown(guardian=request.guardian, child=child, template_id=show, via="web")
+        seen = template_shown(guardian=guardian, child=child, template_id=show, via="web")
         shown = {"id": seen.template.pk, "embedding": [f"{x:.6f}" for x in seen.embedding]}
+    responsible = is_responsible(guardian, child)
     return render(
         request,
         "portal/child.html",
         {
-            "doc": document,
+            "doc": child_document(guardian=guardian, child=child)
+            if responsible
+            else child_summary(guardian=guardian, child=child),
             "child": child,
             "shown": shown,
+            "responsible": responsible,
+            "not_responsible": NOT_RESPONSIBLE,
+            "may_decide": may_decide(guardian, child),
         },
     )
 
@@ -143,7 +197,7 @@ def child_consent(request: HttpRequest, child_id) -> HttpResponse:
             decision=request.POST.get("decision", ""),
             notice_version=version,
             method=Method.WEB,
-            ip=request.META.get("REMOTE_ADDR", ""),
+            ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
     except (ConsentError, ValueError) as exc:
@@ -213,11 +267,12 @@ def photo_thumbnail(request: HttpRequest, child_id, photo_id) -> HttpResponse:
 def child_delete_everything(request: HttpRequest, child_id) -> HttpResponse:
     """Confirm, then erase everything held about the child in every system."""
     child = child_get(guardian=request.guardian, child_id=child_id)
+    responsible_check(request.guardian, child)
     if request.method == "POST":
-        erasure = erasure_request_by_parent(
-            student=child,
+        erasure = erasure_ask(
             guardian=request.guardian,
-            ip=request.META.get("REMOTE_ADDR", ""),
+            child=child,
+            ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
         return redirect("portal:erasure", erasure.pk)
@@ -228,7 +283,7 @@ def child_delete_everything(request: HttpRequest, child_id) -> HttpResponse:
 @require_GET
 def erasure_detail(request: HttpRequest, erasure_id) -> HttpResponse:
     """Progress, system by system; refreshes itself until done (no JavaScript needed)."""
-    erasure = erasure_for_guardian(request.guardian, erasure_id)
+    erasure = erasure_get(guardian=request.guardian, erasure_id=erasure_id)
     done = erasure.status == ErasureStatus.VERIFIED
     return render(
         request,
@@ -251,7 +306,7 @@ def erasure_receipt(request: HttpRequest, erasure_id) -> HttpResponse:
 @require_POST
 def child_export(request: HttpRequest, child_id) -> HttpResponse:
     child = child_get(guardian=request.guardian, child_id=child_id)
-    export = export_request(student=child, guardian=request.guardian, language=_language(request))
+    export = export_ask(guardian=request.guardian, child=child, language=_language(request))
     return redirect("portal:export", export.pk)
 
 
@@ -262,19 +317,19 @@ def _language(request) -> str:
 @guardian_required
 @require_GET
 def export_detail(request: HttpRequest, export_id) -> HttpResponse:
-    export = export_for_guardian(request.guardian, export_id)
+    export = export_get(guardian=request.guardian, export_id=export_id)
     return render(request, "portal/export.html", {"export": export})
 
 
 @guardian_required
 @require_GET
 def export_download(request: HttpRequest, export_id) -> HttpResponse:
-    export = export_for_guardian(request.guardian, export_id)
-    if export.status == Export.Status.EXPIRED:
-        return render(request, "portal/export_gone.html", {"export": export}, status=410)
-    if export.status != Export.Status.READY:
-        return redirect("portal:export", export.pk)
-    return zip_response(export, export_open(export, guardian=request.guardian))
+    try:
+        return export_zip(guardian=request.guardian, export_id=export_id)
+    except ExportGone as gone:
+        return render(request, "portal/export_gone.html", {"export": gone.export}, status=410)
+    except ExportNotReady as waiting:
+        return redirect("portal:export", waiting.export.pk)
 
 
 def _json_or_page(request, status: int, code: str, detail: str, template: str) -> HttpResponse:

@@ -10,7 +10,6 @@ from pathlib import Path
 os.environ.setdefault(
     "GUARDIAN_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test")
 )
-os.environ.setdefault("MAGIC_LINK_MAX_PER_EMAIL", "5")
 # Tests (and the worker and holder processes they start) use generated development secrets.
 os.environ.setdefault("GUARDIAN_DEV_SECRETS", "1")
 

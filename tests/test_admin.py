@@ -413,7 +413,8 @@ def test_campaign_emails_undecided_guardians_with_a_link_to_the_decision(
     body = mail.outbox[0].body
     token_url = next(line for line in body.splitlines() if "/sign-in/" in line)
     path = "/" + token_url.split("/", 3)[3]
-    landed = client.get(path)
+    assert client.get(path).status_code == 200  # the page with the one "Sign in" button
+    landed = client.post(path)
     assert landed["Location"] == f"/children/{undecided.pk}/#purposes"
     campaign = ConsentCampaign.objects.get()
     client.force_login(school_admin)  # the link signed this browser in as the parent

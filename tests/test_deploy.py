@@ -1,6 +1,6 @@
 """Production posture (issue 12): the README's production environment passes
 `check --deploy` and turns HSTS and secure cookies on; a missing secret stops the process; the
-proxy header is believed only when TRUSTED_PROXY says so; every page carries a CSP and a
+proxy headers are believed only when TRUSTED_PROXY_COUNT says so; every page carries a CSP and a
 Permissions-Policy; the OpenAPI schema declares both credentials."""
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_the_readmes_production_environment_turns_https_on(tmp_path):
 
 def test_without_trusted_proxy_the_forwarded_proto_header_is_not_believed(tmp_path):
     env = readme_production_env(tmp_path)
-    del env["TRUSTED_PROXY"]
+    del env["TRUSTED_PROXY_COUNT"]
     assert settings_under(env, tmp_path)["SECURE_PROXY_SSL_HEADER"] is None
 
 

@@ -1,25 +1,28 @@
+from knox.auth import TokenAuthentication
 from rest_framework import authentication, exceptions
 
-from portal.auth import api_key_lookup, api_token_guardian
+from portal.auth import api_key_lookup
+
+TOKEN_INVALID = "The token is invalid, revoked or expired."  # noqa: S105 - a message
 
 
-class BearerTokenAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Bearer <token>` from POST /api/v1/auth/token/. Authenticates a guardian."""
+class BearerTokenAuthentication(TokenAuthentication):
+    """`Authorization: Bearer <token>` from POST /api/v1/auth/token/: a guardian's
+    django-rest-knox token (request.auth is the token row, so it can be revoked). A token that
+    is not text, or belongs to a staff account, is refused like a wrong one."""
 
-    keyword = "Bearer"
-
-    def authenticate(self, request):
-        header = authentication.get_authorization_header(request).decode("latin-1")
-        if not header.startswith(f"{self.keyword} "):
-            return None
-        token = header[len(self.keyword) + 1 :].strip()
-        guardian = api_token_guardian(token) if token else None
-        if guardian is None:
-            raise exceptions.AuthenticationFailed("The token is invalid or has expired.")
-        return guardian.user, guardian
-
-    def authenticate_header(self, request) -> str:
-        return self.keyword
+    def authenticate_credentials(self, token: bytes):
+        try:
+            token.decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(TOKEN_INVALID) from None
+        try:
+            user, row = super().authenticate_credentials(token)
+        except exceptions.AuthenticationFailed:
+            raise exceptions.AuthenticationFailed(TOKEN_INVALID) from None
+        if user.is_staff or user.is_superuser or not hasattr(user, "guardian"):
+            raise exceptions.AuthenticationFailed(TOKEN_INVALID)
+        return user, row
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -33,7 +36,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         key = api_key_lookup(header[len(self.keyword) + 1 :].strip())
         if key is None:
-            raise exceptions.AuthenticationFailed("The API key is invalid or revoked.")
+            raise exceptions.AuthenticationFailed("The API key is invalid, expired or revoked.")
         return None, key
 
     def authenticate_header(self, request) -> str:

@@ -6,16 +6,16 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from consent.models import Method
 from consent.selectors import consent_overview
 from consent.services import ConsentError
+from portal.auth import client_ip
 from portal.parent import child_get, consent_receipt_get, decision_record
 
 from .errors import ApiError
+from .parent_view import ParentView
 from .serializers import ErrorSerializer
-from .views import client_ip
 
 BUNDLED = "One decision per purpose: send a single purpose code, not a list."
 
@@ -32,14 +32,17 @@ class DecisionOut(serializers.Serializer):
     receipt = serializers.DictField()
 
 
-class ConsentsView(APIView):
+class ConsentsView(ParentView):
     @extend_schema(responses={200: None, 404: ErrorSerializer})
     def get(self, request, child_id):
         """Each purpose: status, reason, the notice in force, and every decision."""
         child = child_get(guardian=request.guardian, child_id=child_id)
         return Response({"purposes": consent_overview(child, viewer=request.guardian)})
 
-    @extend_schema(request=DecisionIn, responses={201: DecisionOut, 400: ErrorSerializer})
+    @extend_schema(
+        request=DecisionIn,
+        responses={201: DecisionOut, 400: ErrorSerializer, 403: ErrorSerializer},
+    )
     def post(self, request, child_id):
         """Grant, withdraw or object for one purpose. Withdrawal takes effect at once."""
         child = child_get(guardian=request.guardian, child_id=child_id)
@@ -72,7 +75,7 @@ class ConsentsView(APIView):
         )
 
 
-class ReceiptView(APIView):
+class ReceiptView(ParentView):
     @extend_schema(responses={200: None, 404: ErrorSerializer})
     def get(self, request, child_id, receipt_id):
         """A consent receipt (Kantara CR v1.1 + ISO/IEC TS 27560 fields) as JSON."""

@@ -10,13 +10,18 @@ from rest_framework.views import APIView
 
 from biometrics.models import ErasureRequest, ErasureStatus
 from biometrics.receipts import public_key_b64
-from biometrics.selectors import erasure_for_guardian
-from biometrics.services import erasure_request_by_parent
-from portal.parent import ErasureNotFinished, child_get, erasure_receipt_get
+from portal.auth import client_ip
+from portal.parent import (
+    ErasureNotFinished,
+    child_get,
+    erasure_ask,
+    erasure_get,
+    erasure_receipt_get,
+)
 
 from .errors import ApiError
+from .parent_view import ParentView
 from .serializers import ErrorSerializer
-from .views import client_ip
 
 
 class StepOut(serializers.Serializer):
@@ -61,13 +66,13 @@ def erasure_document(erasure: ErasureRequest, request) -> dict:
     }
 
 
-class ChildErasuresView(APIView):
-    @extend_schema(request=None, responses={202: None, 404: ErrorSerializer})
+class ChildErasuresView(ParentView):
+    @extend_schema(request=None, responses={202: None, 403: ErrorSerializer, 404: ErrorSerializer})
     def post(self, request, child_id):
         """Delete everything held about the child, everywhere. Stops every purpose first."""
         child = child_get(guardian=request.guardian, child_id=child_id)
-        erasure = erasure_request_by_parent(
-            student=child,
+        erasure = erasure_ask(
+            child=child,
             guardian=request.guardian,
             ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
@@ -77,15 +82,15 @@ class ChildErasuresView(APIView):
         )
 
 
-class ErasureView(APIView):
-    @extend_schema(responses={200: ErasureOut, 404: ErrorSerializer})
+class ErasureView(ParentView):
+    @extend_schema(responses={200: ErasureOut, 403: ErrorSerializer, 404: ErrorSerializer})
     def get(self, request, erasure_id):
         """The erasure's progress, system by system."""
-        erasure = erasure_for_guardian(request.guardian, erasure_id)
+        erasure = erasure_get(guardian=request.guardian, erasure_id=erasure_id)
         return Response(ErasureOut(erasure_document(erasure, request)).data)
 
 
-class ErasureReceiptView(APIView):
+class ErasureReceiptView(ParentView):
     @extend_schema(responses={200: None, 404: ErrorSerializer, 409: ErrorSerializer})
     def get(self, request, erasure_id):
         """The signed deletion receipt (Ed25519; the public key is in it and on the

@@ -8,12 +8,19 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.exports import export_for_guardian, export_open, export_request
 from portal.exports.schema import EXPORT_SCHEMA
 from portal.models import Export
-from portal.parent import child_get, zip_response
+from portal.parent import (
+    ExportGone,
+    ExportNotReady,
+    child_get,
+    export_ask,
+    export_download,
+    export_get,
+)
 
 from .errors import ApiError
+from .parent_view import ParentView
 from .serializers import ErrorSerializer
 
 
@@ -42,35 +49,41 @@ def export_document(export: Export, request) -> dict:
     }
 
 
-class ChildExportsView(APIView):
-    @extend_schema(request=None, responses={202: ExportOut, 404: ErrorSerializer})
+class ChildExportsView(ParentView):
+    @extend_schema(
+        request=None, responses={202: ExportOut, 403: ErrorSerializer, 404: ErrorSerializer}
+    )
     def post(self, request, child_id):
         """Ask for a package of everything held about the child; built by a worker."""
         child = child_get(guardian=request.guardian, child_id=child_id)
-        export = export_request(student=child, guardian=request.guardian)
+        export = export_ask(guardian=request.guardian, child=child)
         return Response({"id": export.pk, "status": export.status}, status=status.HTTP_202_ACCEPTED)
 
 
-class ExportView(APIView):
-    @extend_schema(responses={200: ExportOut, 404: ErrorSerializer})
+class ExportView(ParentView):
+    @extend_schema(responses={200: ExportOut, 403: ErrorSerializer, 404: ErrorSerializer})
     def get(self, request, export_id):
         return Response(
             ExportOut(
-                export_document(export_for_guardian(request.guardian, export_id), request)
+                export_document(export_get(guardian=request.guardian, export_id=export_id), request)
             ).data
         )
 
 
-class ExportDownloadView(APIView):
-    @extend_schema(responses={(200, "application/zip"): bytes, 410: ErrorSerializer})
+class ExportDownloadView(ParentView):
+    @extend_schema(
+        responses={(200, "application/zip"): bytes, 403: ErrorSerializer, 410: ErrorSerializer}
+    )
     def get(self, request, export_id):
         """The ZIP, for the guardian who asked, until it expires (then 410, file deleted)."""
-        export = export_for_guardian(request.guardian, export_id)
-        if export.status == Export.Status.EXPIRED:
-            raise ApiError("expired", "This download has expired and its file was deleted.", 410)
-        if export.status != Export.Status.READY:
-            raise ApiError("not_ready", "The download is not ready yet.", 409)
-        return zip_response(export, export_open(export, guardian=request.guardian))
+        try:
+            return export_download(guardian=request.guardian, export_id=export_id)
+        except ExportGone:
+            raise ApiError(
+                "expired", "This download has expired and its file was deleted.", 410
+            ) from None
+        except ExportNotReady:
+            raise ApiError("not_ready", "The download is not ready yet.", 409) from None
 
 
 class ExportSchemaView(APIView):

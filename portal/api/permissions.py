@@ -1,16 +1,12 @@
 from rest_framework.permissions import BasePermission
 
 from consent.models import Guardian
+from portal.parent import guardian_for_user
 
 
 def guardian_of(request) -> Guardian | None:
-    """The signed-in guardian, from a bearer token or the web session."""
-    if isinstance(request.auth, Guardian):
-        return request.auth
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        return Guardian.objects.filter(user=user).first()
-    return None
+    """The signed-in guardian, from a bearer token or the web session (never a staff account)."""
+    return guardian_for_user(getattr(request, "user", None))
 
 
 class IsGuardian(BasePermission):

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from biometrics.models import Photo
-from biometrics.selectors import held_data
-from portal.auth import api_token_issue, magic_link_consume, magic_link_request
-from portal.parent import child_get, children_list, photo_shown, template_shown
+from portal.auth import (
+    RateLimited,
+    api_token_issue,
+    api_token_revoke,
+    client_ip,
+    magic_link_consume,
+    magic_link_request,
+)
+from portal.parent import (
+    child_document,
+    child_get,
+    children_list,
+    guardian_for_user,
+    photo_shown,
+    template_shown,
+)
 
+from .authentication import BearerTokenAuthentication
 from .errors import ApiError
+from .parent_view import ParentView
 from .serializers import (
     ChildSummarySerializer,
     ErrorSerializer,
@@ -25,25 +40,27 @@ from .serializers import (
     TokenSerializer,
 )
 
-
-def client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+MAGIC_LINK_QUEUED = "If this address belongs to a parent, a sign-in link is on its way."
 
 
 class MagicLinkView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=MagicLinkRequestSerializer, responses={202: None, 400: ErrorSerializer})
+    @extend_schema(
+        request=MagicLinkRequestSerializer,
+        responses={202: None, 400: ErrorSerializer, 429: ErrorSerializer},
+    )
     def post(self, request):
-        """Email a one-time sign-in link. Always 202, whether or not the address is known."""
+        """Email a one-time sign-in link. 202 whether or not the address is known (the same
+        body, the same work: a worker sends it); 429 when this requester asked too often."""
         data = MagicLinkRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        magic_link_request(email=data.validated_data["email"], ip=client_ip(request))
-        return Response(
-            {"detail": "If this address belongs to a parent, a sign-in link is on its way."},
-            status=status.HTTP_202_ACCEPTED,
-        )
+        try:
+            magic_link_request(email=data.validated_data["email"], ip=client_ip(request))
+        except RateLimited as exc:
+            raise exceptions.Throttled(wait=exc.retry_after) from None
+        return Response({"detail": MAGIC_LINK_QUEUED}, status=status.HTTP_202_ACCEPTED)
 
 
 class TokenView(APIView):
@@ -67,8 +84,22 @@ class TokenView(APIView):
         token, expires_at = api_token_issue(guardian=used[0])
         return Response(TokenSerializer({"token": token, "expires_at": expires_at}).data)
 
+    @extend_schema(request=None, responses={204: None, 401: ErrorSerializer})
+    def delete(self, request):
+        """Revoke the bearer token presented: from now on it is refused (401)."""
+        found = BearerTokenAuthentication().authenticate(request)
+        guardian = guardian_for_user(found[0]) if found else None
+        if found is None or guardian is None:
+            raise exceptions.NotAuthenticated("Present the bearer token to revoke.")
+        api_token_revoke(token=found[1], guardian=guardian)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
-class ChildrenView(APIView):
+    def get_authenticate_header(self, request) -> str:
+        # Unauthenticated answers are 401 with the scheme to use (POST needs none).
+        return "Bearer"
+
+
+class ChildrenView(ParentView):
     @extend_schema(responses={200: ChildSummarySerializer(many=True)})
     def get(self, request):
         """The signed-in guardian's children and each purpose's status."""
@@ -84,17 +115,20 @@ class ChildrenView(APIView):
         return Response(ChildSummarySerializer(rows, many=True).data)
 
 
-class ChildDetailView(APIView):
-    @extend_schema(responses={200: HeldDataSerializer, 404: ErrorSerializer})
+class ChildDetailView(ParentView):
+    @extend_schema(responses={200: HeldDataSerializer, 403: ErrorSerializer, 404: ErrorSerializer})
     def get(self, request, child_id):
-        """Everything held about the child: where, why, since when, until when, who looked."""
+        """Everything held about the child: where, why, since when, until when, who looked.
+        403 `not_responsible` for a guardian without parental responsibility."""
         child = child_get(guardian=request.guardian, child_id=child_id)
-        document = held_data(child, viewer_guardian_id=request.guardian.pk)
+        document = child_document(guardian=request.guardian, child=child)
         return Response(HeldDataSerializer(document).data)
 
 
-class TemplateDetailView(APIView):
-    @extend_schema(responses={200: TemplateDetailSerializer, 404: ErrorSerializer})
+class TemplateDetailView(ParentView):
+    @extend_schema(
+        responses={200: TemplateDetailSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+    )
     def get(self, request, child_id, template_id):
         """One face template's metadata and its 128 numbers (the view is logged)."""
         child = child_get(guardian=request.guardian, child_id=child_id)
@@ -116,8 +150,8 @@ class TemplateDetailView(APIView):
         return Response(TemplateDetailSerializer(body).data)
 
 
-class PhotoDetailView(APIView):
-    @extend_schema(responses={(200, "image/*"): bytes, 404: ErrorSerializer})
+class PhotoDetailView(ParentView):
+    @extend_schema(responses={(200, "image/*"): bytes, 403: ErrorSerializer, 404: ErrorSerializer})
     def get(self, request, child_id, photo_id):
         """The enrolment photo's original bytes (the view is logged)."""
         child = child_get(guardian=request.guardian, child_id=child_id)

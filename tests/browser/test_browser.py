@@ -35,7 +35,7 @@ from django.utils import translation
 
 from biometrics.models import FaceTemplate
 
-from .helpers import MY_CHILDREN, PHONE, expect, magic_url, sign_in
+from .helpers import MY_CHILDREN, PHONE, expect, magic_url, press_sign_in, sign_in
 
 # "A parent would notice": these are what the pages say, in English (msgids).
 HOLDS = "What the school holds"
@@ -196,7 +196,7 @@ def test_works_without_javascript(live_server, enrolled_child_a, parent_a, new_p
 @pytest.mark.browser
 def test_other_parents_child_is_not_reachable(live_server, child_a, parent_b, new_phone):
     page = new_phone()
-    page.goto(magic_url(live_server, parent_b))
+    press_sign_in(page, magic_url(live_server, parent_b))
     expect(page.get_by_role("heading", name=MY_CHILDREN, level=1)).to_be_visible()
     expect(page.get_by_text("Child A")).to_have_count(0)
 

@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from consent.actors import Actor
 from consent.models import School
@@ -14,8 +17,11 @@ class Command(BaseCommand):
             "--scopes", required=True, help="comma-separated: roster,enrol,identify"
         )
         parser.add_argument("--name", default="")
+        parser.add_argument(
+            "--expires-days", type=int, default=None, help="the key stops working after N days"
+        )
 
-    def handle(self, *args, school: str, scopes: str, name: str, **options):
+    def handle(self, *args, school: str, scopes: str, name: str, expires_days, **options):
         found = School.objects.filter(slug=school).first()
         if found is None:
             raise CommandError(f"No school has the slug {school!r}")
@@ -24,6 +30,7 @@ class Command(BaseCommand):
                 school=found,
                 scopes=[s.strip() for s in scopes.split(",") if s.strip()],
                 name=name,
+                expires_at=timezone.now() + timedelta(days=expires_days) if expires_days else None,
                 actor=Actor.system("create_api_key"),
             )
         except ValueError as exc:
