@@ -1,8 +1,11 @@
 """School scoping for Django admin: staff see only the schools they belong to (SPEC §1).
 
 Every ModelAdmin of a school-owned model inherits SchoolScopedAdmin and names the lookup from
-its model to School. Querysets, foreign-key choices and object lookups are all filtered, and an
-object of another school is a 404 — never a redirect that reveals it exists.
+its model to School; every inline is a SchoolScopedInline. Querysets, the choices of every
+foreign-key and many-to-many field (which are also what a form accepts), the autocomplete
+endpoint (it asks the scoped admin of the model it searches) and object lookups are all
+filtered, and an object of another school is a 404 — never a redirect that reveals it exists.
+A relation to a model with no known way to a school offers nothing to school staff.
 """
 
 from __future__ import annotations
@@ -11,10 +14,21 @@ import contextvars
 from typing import TYPE_CHECKING
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.db import models
+from django.forms import ModelChoiceField
+from django.forms.models import BaseInlineFormSet
 from django.http import Http404
 
-from .models import Guardian, Purpose, School, StaffMembership, Student
+from .models import (
+    Guardian,
+    Guardianship,
+    Notification,
+    Purpose,
+    School,
+    StaffMembership,
+    Student,
+)
 
 current_request: contextvars.ContextVar = contextvars.ContextVar("admin_request", default=None)
 
@@ -43,15 +57,54 @@ def scope(queryset, user, path: str):
     )
 
 
-FK_SCOPES = {
+# Mixins below extend ModelAdmin's methods; the type checker sees them as ModelAdmins.
+if TYPE_CHECKING:
+    AdminMixinBase = admin.ModelAdmin
+else:
+    AdminMixinBase = object
+
+
+#: The way from each model a form field may offer to its school. Other apps add theirs
+#: (`biometrics.admin` adds holders).
+FK_SCOPES: dict[type[models.Model], str] = {
     School: "pk",
     Student: "school",
     Purpose: "school",
     Guardian: "guardianships__student__school",
+    Guardianship: "student__school",
+    Notification: "guardianship__student__school",
+    get_user_model(): "school_memberships__school",  # staff of the same schools
 }
 
 
-class SchoolScopedAdmin(admin.ModelAdmin):
+def scoped_choices(model, user):
+    """What a form field pointing at `model` may offer (and accept) to this user."""
+    if staff_school_ids(user) is None:
+        return model._default_manager.all()
+    if model not in FK_SCOPES:
+        return model._default_manager.none()
+    return scope(model._default_manager.all(), user, FK_SCOPES[model])
+
+
+class ScopedFormFieldsMixin(AdminMixinBase):
+    """Foreign-key and many-to-many fields offer and accept only the user's schools' rows."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        kwargs["queryset"] = self._scoped(db_field, request, kwargs.get("queryset"))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs["queryset"] = self._scoped(db_field, request, kwargs.get("queryset"))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @staticmethod
+    def _scoped(db_field, request, narrowed):
+        # An admin that narrows a field further (say, enabled purposes only) keeps its filter.
+        allowed = scoped_choices(db_field.related_model, request.user)
+        return allowed if narrowed is None else narrowed.filter(pk__in=allowed.values("pk"))
+
+
+class SchoolScopedAdmin(ScopedFormFieldsMixin, admin.ModelAdmin):
     school_path = "school"
     # A web address typed without a scheme is https (Django 6's default, chosen now).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
@@ -60,12 +113,6 @@ class SchoolScopedAdmin(admin.ModelAdmin):
         current_request.set(request)
         return scope(super().get_queryset(request), request.user, self.school_path)
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        model = db_field.related_model
-        if model in FK_SCOPES:
-            kwargs["queryset"] = scope(model.objects.all(), request.user, FK_SCOPES[model])
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
     def has_module_permission(self, request) -> bool:
         return staff_school_ids(request.user) != set() and super().has_module_permission(request)
 
@@ -73,11 +120,22 @@ class SchoolScopedAdmin(admin.ModelAdmin):
         raise Http404("No such object in your schools.")
 
 
-# Mixins below extend ModelAdmin's methods; the type checker sees them as ModelAdmins.
-if TYPE_CHECKING:
-    AdminMixinBase = admin.ModelAdmin
-else:
-    AdminMixinBase = object
+class ScopedInlineFormSet(BaseInlineFormSet):
+    """A row is named by its id in a hidden field, which Django checks against every row of the
+    model: here, only against the parent's own rows."""
+
+    def add_fields(self, form, index) -> None:
+        super().add_fields(form, index)
+        pk_name = self.model._meta.pk.name
+        if isinstance(form.fields.get(pk_name), ModelChoiceField):
+            form.fields[pk_name].queryset = self.get_queryset()
+
+
+class SchoolScopedInline(ScopedFormFieldsMixin, admin.TabularInline):
+    """An inline's rows belong to its parent (already scoped); its own relations and the ids
+    of its rows are scoped here, like the admin's."""
+
+    formset = ScopedInlineFormSet
 
 
 class FixedSchoolMixin(AdminMixinBase):

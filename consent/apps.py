@@ -1,6 +1,24 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.db.models.signals import pre_save
 
 
 class ConsentConfig(AppConfig):
     name = "consent"
     verbose_name = "Schools and consent"
+
+    def ready(self) -> None:
+        # Models are loaded only now: the wall between guardian and staff accounts.
+        from . import accounts  # noqa: PLC0415 - imports models, so not at module import
+
+        pre_save.connect(
+            accounts.user_pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="guardian_user"
+        )
+        pre_save.connect(
+            accounts.guardian_pre_save, sender="consent.Guardian", dispatch_uid="guardian_account"
+        )
+        pre_save.connect(
+            accounts.membership_pre_save,
+            sender="consent.StaffMembership",
+            dispatch_uid="guardian_membership",
+        )

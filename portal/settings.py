@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -90,6 +91,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "consent",
     "biometrics",
     "portal",
@@ -106,6 +108,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.middleware.NoStoreMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -162,6 +166,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "portal:sign-in"
+
+# Staff sign-in (the admin's password form) is throttled by django-axes: after
+# AXES_FAILURE_LIMIT wrong passwords for one username from one IP address, that pair is locked
+# for AXES_COOLOFF_TIME (each further try while locked starts the wait again). The lock is per
+# username *and* address, so a stranger elsewhere cannot lock a staff member out; unlock early
+# with `manage.py axes_reset_username NAME`. Parents sign in by link (portal.auth), not here.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not kept (the audit trail has staff)
+AXES_ENABLE_ADMIN = False  # lockouts are listed and cleared by the axes_* commands
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
@@ -296,6 +317,12 @@ REFERENCE_HOLDER_SECRET = env_secret(
     "REFERENCE_HOLDER_SECRET", dev_file="dev-holder-secret", generate=lambda: secrets.token_hex(24)
 )
 HOLDER_TIMEOUT_SECONDS = env.float("HOLDER_TIMEOUT_SECONDS", default=5.0)
+# Holders on loopback, private or link-local addresses (biometrics.holder_guard): allowed in the
+# embedded default, whose reference holder listens on 127.0.0.1; refused by default once a
+# DATABASE_URL says this is a real deployment.
+HOLDER_ALLOW_PRIVATE_ADDRESSES = env.bool(
+    "HOLDER_ALLOW_PRIVATE_ADDRESSES", default="DATABASE_URL" not in os.environ
+)
 # Erasure: retries back off exponentially (with jitter) up to the max; after this many attempts
 # a step is marked "needs attention" and the DPO is emailed (retries go on). The watchdog
 # re-drives any step that has not moved for ERASURE_STUCK_SECONDS.
@@ -312,5 +339,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # every staff sign-in otherwise logs four lines
+    },
 }
