@@ -2,10 +2,11 @@
 
 Every ModelAdmin of a school-owned model inherits SchoolScopedAdmin and names the lookup from
 its model to School; every inline is a SchoolScopedInline. Querysets, the choices of every
-foreign-key and many-to-many field (which are also what a form accepts), the autocomplete
-endpoint (it asks the scoped admin of the model it searches) and object lookups are all
-filtered, and an object of another school is a 404 — never a redirect that reveals it exists.
-A relation to a model with no known way to a school offers nothing to school staff.
+foreign-key and many-to-many field (which are also what a form accepts), inline row ids, list
+filters, the autocomplete endpoint (it asks the scoped admin of the model it searches) and
+object lookups are all filtered, and an object of another school is a 404 — never a redirect
+that reveals it exists. A relation to a model with no known way to a school offers nothing to
+school staff.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextvars
 from typing import TYPE_CHECKING
 
 from django.contrib import admin
+from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth import get_user_model
 from django.db import models
 from django.forms import ModelChoiceField
@@ -104,6 +106,29 @@ class ScopedFormFieldsMixin(AdminMixinBase):
         return allowed if narrowed is None else narrowed.filter(pk__in=allowed.values("pk"))
 
 
+class ScopedValuesFilter(admin.AllValuesFieldListFilter):
+    """The values a field across a relation takes in the rows this user may see (Django's
+    filter would list them from every school's related rows)."""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        rows = model_admin.get_queryset(request).order_by(field_path)
+        self.lookup_choices = rows.values_list(field_path, flat=True).distinct()
+
+
+def scoped_list_filter(model, item):
+    """A list filter that offers only what the user's schools have: a relation by the related
+    rows present in the list, a value across a relation by the values in the list."""
+    if not isinstance(item, str):
+        return item
+    field = get_fields_from_path(model, item)[-1]
+    if field.is_relation:
+        return (item, admin.RelatedOnlyFieldListFilter)
+    if "__" in item and not field.choices and not isinstance(field, models.BooleanField):
+        return (item, ScopedValuesFilter)
+    return item
+
+
 class SchoolScopedAdmin(ScopedFormFieldsMixin, admin.ModelAdmin):
     school_path = "school"
     # A web address typed without a scheme is https (Django 6's default, chosen now).
@@ -112,6 +137,9 @@ class SchoolScopedAdmin(ScopedFormFieldsMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         current_request.set(request)
         return scope(super().get_queryset(request), request.user, self.school_path)
+
+    def get_list_filter(self, request):
+        return [scoped_list_filter(self.model, f) for f in super().get_list_filter(request)]
 
     def has_module_permission(self, request) -> bool:
         return staff_school_ids(request.user) != set() and super().has_module_permission(request)

@@ -318,10 +318,11 @@ REFERENCE_HOLDER_SECRET = env_secret(
 )
 HOLDER_TIMEOUT_SECONDS = env.float("HOLDER_TIMEOUT_SECONDS", default=5.0)
 # Holders on loopback, private or link-local addresses (biometrics.holder_guard): allowed in the
-# embedded default, whose reference holder listens on 127.0.0.1; refused by default once a
-# DATABASE_URL says this is a real deployment.
+# embedded default (SQLite), whose reference holder listens on 127.0.0.1; refused by default on
+# PostgreSQL, i.e. in a real deployment.
 HOLDER_ALLOW_PRIVATE_ADDRESSES = env.bool(
-    "HOLDER_ALLOW_PRIVATE_ADDRESSES", default="DATABASE_URL" not in os.environ
+    "HOLDER_ALLOW_PRIVATE_ADDRESSES",
+    default=DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3",
 )
 # Erasure: retries back off exponentially (with jitter) up to the max; after this many attempts
 # a step is marked "needs attention" and the DPO is emailed (retries go on). The watchdog

@@ -35,6 +35,7 @@ from consent.models import (
 from consent.roster import roster_import
 from consent.services import (
     GUARDIAN_EMAIL_IS_THEIRS,
+    ROLE_GROUPS,
     ConsentError,
     guardian_get_or_create,
     guardian_update,
@@ -337,6 +338,7 @@ def test_school_staff_cannot_switch_off_a_schedule(client, django_user_model, sc
     group.permissions.add(Permission.objects.get(codename="change_periodictask"))
     staff_groups_sync()
     assert not group.permissions.filter(content_type__app_label="django_celery_beat").exists()
+    assert set(GROUPS) == set(ROLE_GROUPS.values())  # create_staff's roles are these groups
     for name, perms in GROUPS.items():
         assert not [p for p in perms if p.startswith(("django_celery_beat.", "auth."))], name
 
@@ -549,6 +551,7 @@ def test_create_school_and_staff_then_the_staff_member_sets_a_password(db, clien
     # Re-running links the same account in another role; a guardian's address is refused.
     call_command("create_staff", "dana@hill.example", "--school", "hill", "--role", "school_admin")
     assert StaffMembership.objects.get(user=dana).role == "admin"
+    assert list(dana.groups.values_list("name", flat=True)) == ["School admin"]
     guardian_get_or_create(email="mum@hill.example", name="Mum")
     with pytest.raises(CommandError, match="belongs to a guardian"):
         call_command("create_staff", "mum@hill.example", "--school", "hill", "--role", "dpo")

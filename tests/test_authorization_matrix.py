@@ -149,6 +149,7 @@ def build_side(tag: str, probe: Probe) -> Side:
     t = tag.lower()
     school = SchoolFactory(slug=f"{t}-school", name=f"{tag} School")
     gate = _purpose(school, "gate_access", f"{tag} gates")
+    _purpose(school, f"{t}_library", f"{tag} library")  # a code only this school has
     child = StudentFactory(school=school, name=f"{tag} Child", class_name=f"{tag} class")
     sibling = StudentFactory(school=school, name=f"{tag} Sibling", class_name=f"{tag} class")
     responsible = guardian(f"pr.{t}@example.com", f"{tag} Responsible")
@@ -207,7 +208,7 @@ def build_side(tag: str, probe: Probe) -> Side:
         Student: [child, sibling],
         Guardian: [responsible, other, excused],
         Guardianship: list(Guardianship.objects.filter(student__school=school)),
-        Purpose: [gate],
+        Purpose: list(Purpose.objects.filter(school=school)),
         Notice: list(gate.notices.all()),
         Notification: list(Notification.objects.filter(guardianship__student__school=school)),
         NotificationException: [exception],
@@ -238,6 +239,7 @@ def build_side(tag: str, probe: Probe) -> Side:
         f"pr.{t}@example.com",
         f"nonpr.{t}@example.com",
         f"{tag} gates",
+        f"{t}_library",
         f"{tag} Till",
         f"{t}-gate",
         f"{tag} key",

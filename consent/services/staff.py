@@ -43,7 +43,7 @@ def staff_member_add(*, email: str, school: School, role: str, actor: Actor) -> 
     1. Refuse an address that is a guardian's, and an account that is a guardian's.
     2. Find the staff account named by the address, or make it: staff, no usable password
        until its owner sets one (`staff_set_password_token`).
-    3. Put it in the role's group, and make (or change) its membership of the school.
+    3. Make (or change) its membership of the school; its role groups follow its memberships.
     Audited under the school, without the address."""
     address = email.strip().lower()
     if role not in ROLE_GROUPS:
@@ -63,12 +63,12 @@ def staff_member_add(*, email: str, school: School, role: str, actor: Actor) -> 
         elif not (user.is_staff and user.is_active):
             user.is_staff = user.is_active = True
             user.save(update_fields=["is_staff", "is_active"])
-        user.groups.add(Group.objects.get(name=ROLE_GROUPS[role]))
         membership = StaffMembership.objects.filter(user=user, school=school).first()
         if membership is None:
             staff_membership_create(user=user, school=school, role=role, actor=actor)
         else:
             staff_membership_update(membership=membership, role=role, actor=actor)
+        _role_groups_sync(user)
         audit_record(
             "staff.member_added",
             actor=actor,
@@ -76,6 +76,15 @@ def staff_member_add(*, email: str, school: School, role: str, actor: Actor) -> 
             data={"user": user.pk, "role": role, "account_created": created},
         )
     return user, created
+
+
+def _role_groups_sync(user: User) -> None:
+    """The account's role groups are those of its memberships (a role changed at its only
+    school leaves the old role's group); groups that are not roles' are left alone."""
+    roles = set(StaffMembership.objects.filter(user=user).values_list("role", flat=True))
+    wanted = {ROLE_GROUPS[r] for r in roles if r in ROLE_GROUPS}
+    user.groups.remove(*Group.objects.filter(name__in=set(ROLE_GROUPS.values()) - wanted))
+    user.groups.add(*Group.objects.filter(name__in=wanted))
 
 
 def staff_set_password_token(*, user: User, actor: Actor) -> tuple[str, str]:
