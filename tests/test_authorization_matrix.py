@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -727,6 +728,31 @@ def test_admin_never_shows_offers_accepts_or_acts_on_another_school(world):
                             not ids & their_ids,
                             f"autocomplete {source.__name__}.{name} offers theirs",
                         )
+            # The autocomplete endpoint answers for any relation whose target has a searchable
+            # admin, declared or not: every one answers only with this school's objects.
+            for source in apps.get_models():
+                for f in source._meta.get_fields():
+                    if not (f.is_relation and f.concrete and f.related_model in registry):
+                        continue
+                    r = client.get(
+                        "/admin/autocomplete/",
+                        {
+                            "app_label": source._meta.app_label,
+                            "model_name": source._meta.model_name,
+                            "field_name": f.name,
+                            "term": "",
+                        },
+                    )
+                    ids = [x["id"] for x in r.json()["results"]] if r.status_code == 200 else []
+                    found = f.related_model._default_manager.filter(pk__in=ids)
+                    outside = [o.pk for o in found if not (owner_schools(o) or set()) <= mine]
+                    tally.cell(
+                        area,
+                        len(found) == len(ids)
+                        and not outside
+                        and all(owner_schools(o) for o in found),
+                        f"autocomplete {source.__name__}.{f.name} offers {outside or ids}",
+                    )
             # The site's own pages: dashboard, roster, a roster job of theirs.
             for url in ("/admin/", "/admin/dashboard/", "/admin/roster/"):
                 r = client.get(url)
