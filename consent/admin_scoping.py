@@ -154,9 +154,9 @@ class ScopedInlineFormSet(BaseInlineFormSet):
 
     def add_fields(self, form, index) -> None:
         super().add_fields(form, index)
-        pk_name = self.model._meta.pk.name
-        if isinstance(form.fields.get(pk_name), ModelChoiceField):
-            form.fields[pk_name].queryset = self.get_queryset()
+        pk = self.model._meta.pk if self.model is not None else None
+        if pk is not None and isinstance(form.fields.get(pk.name), ModelChoiceField):
+            form.fields[pk.name].queryset = self.get_queryset()
 
 
 class SchoolScopedInline(ScopedFormFieldsMixin, admin.TabularInline):
