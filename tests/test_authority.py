@@ -185,6 +185,42 @@ def test_another_school_cannot_take_over_a_parent(
     assert "new.a@example.com" not in json.dumps(event.data)
 
 
+def test_adding_a_guardian_in_admin_links_an_existing_one_as_they_are(
+    client, staff_b, bobby, school_b, child_a, parent_a
+):
+    """School B adds a parent it shares with school A by their address: the parent is linked
+    to B's child, keeps their name and account, and signs in once to see both children."""
+    client.force_login(staff_b)
+    add = reverse("admin:consent_guardian_add")
+    page = client.get(add).content.decode()
+    assert str(child_a.pk) not in page and "Child A" not in page  # only B's children offered
+    mark = last_event()
+    r = client.post(
+        add,
+        {
+            "email": "parent.a@example.com",
+            "name": "Renamed By B",
+            "language": "zh-hans",
+            "student": str(bobby.pk),
+            "parental_responsibility": "on",
+        },
+        follow=True,
+    )
+    assert r.status_code == 200
+    assert "linked to the child as they are" in r.content.decode()
+    parent_a.refresh_from_db()
+    assert (parent_a.name, parent_a.language) == ("Parent A", "en")
+    assert set(parent_a.students.all()) == {child_a, bobby}
+    assert [e.action for e in audit_since(mark)] == ["roster.guardian_linked"]
+    # A's child is not B's to pick, even by a forged id.
+    r = client.post(
+        add,
+        {"email": "x@example.com", "name": "X", "language": "en", "student": str(child_a.pk)},
+    )
+    assert r.status_code == 200 and "Select a valid choice" in r.content.decode()
+    assert not Guardian.objects.filter(email="x@example.com").exists()
+
+
 def test_a_guardian_of_one_school_only_is_corrected_by_that_school(client, school, parent_a):
     """The other side of the rule: a school's own guardian's name is the school's to correct
     (the address still is not)."""
