@@ -2,6 +2,7 @@
 
 A holder's address is refused when it is not http(s), carries a user name or password, a query
 or a fragment, or names a loopback, private, link-local, multicast or reserved address — unless
+it is in one of `HOLDER_ALLOWED_NETWORKS` (say, the school network of its gate controllers) or
 `HOLDER_ALLOW_PRIVATE_ADDRESSES` is on (the embedded default and the tests, whose reference
 holder listens on 127.0.0.1). The same rule is checked when a holder is saved, when "test
 connection" runs, and at every connection a holder client opens: the host name is resolved
@@ -41,6 +42,9 @@ def address_refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    # A school's own network where its gate controllers live, named by the operator.
+    if any(ip in ipaddress.ip_network(n, strict=False) for n in settings.HOLDER_ALLOWED_NETWORKS):
+        return False
     return not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified
 
 

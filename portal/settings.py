@@ -324,6 +324,8 @@ HOLDER_ALLOW_PRIVATE_ADDRESSES = env.bool(
     "HOLDER_ALLOW_PRIVATE_ADDRESSES",
     default=DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3",
 )
+# Private networks holders may be on all the same (CIDRs, e.g. a school's gate-controller LAN).
+HOLDER_ALLOWED_NETWORKS = env.list("HOLDER_ALLOWED_NETWORKS", default=[])
 # Erasure: retries back off exponentially (with jitter) up to the max; after this many attempts
 # a step is marked "needs attention" and the DPO is emailed (retries go on). The watchdog
 # re-drives any step that has not moved for ERASURE_STUCK_SECONDS.

@@ -537,7 +537,10 @@ def test_holder_addresses_are_checked_and_test_connection_makes_no_blind_request
     with pytest.raises(HolderUnavailable, match="refused"):
         internal.client(timeout=2).list_subjects()
     assert probe.paths == []
-    settings.HOLDER_ALLOW_PRIVATE_ADDRESSES = True  # the demo's holder on 127.0.0.1 answers
+    settings.HOLDER_ALLOWED_NETWORKS = ["10.0.0.0/8"]  # a school LAN: not the loopback
+    with pytest.raises(HolderUnavailable, match="refused"):
+        internal.client(timeout=2).list_subjects()
+    settings.HOLDER_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # named by the operator: answers
     r = client.post(
         reverse("admin:biometrics_holder_changelist"),
         {"action": "test_connection", "_selected_action": [internal.pk]},
