@@ -45,17 +45,21 @@ def is_staff_account(user) -> bool:
     )
 
 
-def user_pre_save(sender, instance, **kwargs) -> None:
+def user_pre_save(sender, instance, raw=False, **kwargs) -> None:
+    if raw:  # loaddata: rows as they were dumped
+        return
     if (instance.is_staff or instance.is_superuser) and is_guardian_account(instance):
         raise AccountsKeptApart(GUARDIAN_NEVER_STAFF)
 
 
-def guardian_pre_save(sender, instance: Guardian, **kwargs) -> None:
+def guardian_pre_save(sender, instance: Guardian, raw=False, **kwargs) -> None:
+    if raw:
+        return
     user = instance.user
     if not user.username.startswith(GUARDIAN_USERNAME_PREFIX) or is_staff_account(user):
         raise AccountsKeptApart(STAFF_NEVER_GUARDIAN)
 
 
-def membership_pre_save(sender, instance: StaffMembership, **kwargs) -> None:
-    if is_guardian_account(instance.user):
+def membership_pre_save(sender, instance: StaffMembership, raw=False, **kwargs) -> None:
+    if not raw and is_guardian_account(instance.user):
         raise AccountsKeptApart(GUARDIAN_NEVER_STAFF)
