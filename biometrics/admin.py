@@ -7,19 +7,28 @@ The student admin gains its enrolment page here (consent's admin knows nothing o
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Case, Count, IntegerField, Q, Value, When
 from django.urls import path
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from consent.actors import Actor
 from consent.admin import StudentAdmin
 from consent.admin_doors import ReadOnlyMixin, ServiceAdmin, form_changes, staff_actor
-from consent.admin_scoping import AdminMixinBase, FixedSchoolMixin, SchoolScopedAdmin
+from consent.admin_scoping import (
+    FK_SCOPES,
+    AdminMixinBase,
+    FixedSchoolMixin,
+    SchoolScopedAdmin,
+    SchoolScopedInline,
+)
 from consent.models import Student
 
 from .access import access_record
 from .admin_enrol import enrol_view
+from .holder_guard import holder_url_problem
 from .holders.protocol import HolderError
 from .models import (
     ErasureRequest,
@@ -64,11 +73,52 @@ admin.site.unregister(Student)
 admin.site.register(Student, EnrolStudentAdmin)
 
 
+FK_SCOPES[Holder] = "school"
+
+SECRET_HELP = _(
+    "Shared with the holder; it signs every request. Stored encrypted and never shown again: "
+    "leave empty to keep the current one."
+)
+
+
+class HolderForm(forms.ModelForm):
+    """The secret is write-only: typed in, sealed by the service, never rendered back."""
+
+    base_url = forms.URLField(label=_("Base URL"), max_length=200, assume_scheme="https")
+    secret = forms.CharField(
+        label=_("Secret"),
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        max_length=200,
+        required=False,
+        help_text=SECRET_HELP,
+    )
+
+    class Meta:
+        model = Holder
+        fields = ["school", "name", "base_url", "enabled", "receives_templates"]
+
+    def clean_secret(self) -> str:
+        secret = self.cleaned_data["secret"]
+        if self.instance.pk is None and not secret:
+            raise forms.ValidationError(_("A new holder needs its secret."))
+        return secret
+
+
 @admin.register(Holder)
 class HolderAdmin(FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
+    """Holders: their address is checked (`holder_guard`) on the form, by the services and at
+    every connection; their secret is write-only."""
+
+    form = HolderForm
     list_display = ["name", "school", "base_url", "enabled", "receives_templates"]
     list_filter = ["enabled"]
     actions = ["test_connection"]
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields.remove("secret")  # nothing to show a reader: it is write-only
+        return fields
 
     def service_create(self, request, form) -> Holder:
         return holder_create(actor=staff_actor(request), **form.cleaned_data)
@@ -82,9 +132,11 @@ class HolderAdmin(FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
     @admin.action(description="Test connection (signed request)")
     def test_connection(self, request, queryset):
         for holder in queryset:
-            client = holder.client(timeout=5)
+            if problem := holder_url_problem(holder.base_url):
+                messages.error(request, f"{holder.name}: not called. {problem}")
+                continue
             try:
-                subjects, _ = client.list_subjects()
+                subjects, _next = holder.client(timeout=5).list_subjects()
             except (HolderError, ValueError, OSError) as exc:
                 messages.error(request, f"{holder.name}: no answer ({type(exc).__name__}).")
             else:
@@ -159,7 +211,7 @@ class RecognitionEventAdmin(ReadOnlyMixin, SchoolScopedAdmin):
     show_full_result_count = False
 
 
-class ErasureStepInline(ReadOnlyMixin, admin.TabularInline):
+class ErasureStepInline(ReadOnlyMixin, SchoolScopedInline):
     model = ErasureStep
     extra = 0
     fields = readonly_fields = STEP_FIELDS
@@ -218,8 +270,13 @@ class ErasureRequestAdmin(ReadOnlyMixin, SchoolScopedAdmin):
 
 @admin.register(RetentionRun)
 class RetentionRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """A run's counts are every school's together: superusers only."""
+
     list_display = ["job", "as_of", "dry_run", "started_at", "finished_at", "counts"]
     list_filter = ["job", "dry_run"]
 
     def has_module_permission(self, request) -> bool:
-        return request.user.is_staff and request.user.has_perm("biometrics.view_retentionrun")
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser

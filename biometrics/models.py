@@ -1,11 +1,15 @@
+import hmac
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from consent.models import Purpose, School, Student
 
+from .holder_guard import GuardedHolderClient, holder_url_problem
 from .holders.client import HolderClient
+from .kek import SealedSecretUnreadable, kek_open, kek_seal
 
 
 class ChildKey(models.Model):
@@ -88,12 +92,17 @@ class RecognitionEvent(models.Model):
 
 
 class Holder(models.Model):
-    """A connected system outside the portal that holds copies (speaks the holder protocol)."""
+    """A connected system outside the portal that holds copies (speaks the holder protocol).
+
+    Its HMAC secret signs requests that read and erase children's templates: it is stored only
+    sealed under the key-encryption key (`biometrics.kek`) and is write-only — `secret` can be
+    set (`Holder(secret=…)`, `holder.secret = …`) but never read back; only `client()` opens it.
+    """
 
     school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="holders")
     name = models.CharField(max_length=100)
     base_url = models.URLField()
-    secret = models.CharField(max_length=200)
+    sealed_secret = models.TextField(editable=False)
     enabled = models.BooleanField(default=True)
     receives_templates = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -105,9 +114,41 @@ class Holder(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def _secret_context(self) -> str:
+        # Bound to the school (a holder never moves): a sealed secret copied to another
+        # school's holder does not open.
+        return f"holder-secret:{self.school_id}"
+
+    @property
+    def secret(self) -> str:
+        raise AttributeError("a holder's secret is write-only")
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.sealed_secret = self.seal(value)
+
+    def seal(self, value: str) -> str:
+        """`value` sealed as this holder's secret (nothing is set)."""
+        return kek_seal(value, context=self._secret_context())
+
+    def has_secret(self, value: str) -> bool:
+        """Whether `value` is the secret stored (to leave an unchanged secret unchanged)."""
+        try:
+            stored = kek_open(self.sealed_secret, context=self._secret_context())
+        except SealedSecretUnreadable:
+            return False
+        return hmac.compare_digest(stored.encode(), value.encode())
+
+    def clean(self) -> None:
+        super().clean()
+        if self.base_url and (problem := holder_url_problem(self.base_url)):
+            raise ValidationError({"base_url": problem})
+
     def client(self, timeout: float = 5.0) -> HolderClient:
-        """A signed-request client for this holder (raises ValueError on a bad URL or secret)."""
-        return HolderClient(self.base_url, self.secret, timeout=timeout)
+        """A signed-request client for this holder, whose connections reach only addresses
+        `holder_guard` allows (raises ValueError on a bad URL or a secret that does not open)."""
+        secret = kek_open(self.sealed_secret, context=self._secret_context())
+        return GuardedHolderClient(self.base_url, secret, timeout=timeout)
 
 
 class TemplateCopy(models.Model):

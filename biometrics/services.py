@@ -21,6 +21,7 @@ from consent.services import consent_decide
 from . import faces
 from .crypto import encrypt_for_child
 from .erasure import erasure_dispatch, erasure_open
+from .holder_guard import holder_url_problem
 from .identity import child_identity_renew
 from .matching import match_index_bump
 from .models import (
@@ -295,6 +296,12 @@ def erasure_request_by_parent(
 # --- Holders and erasure re-drives (staff, from admin) ---------------------------------------
 
 
+def _holder_url_checked(base_url: str) -> str:
+    if problem := holder_url_problem(base_url):
+        raise ValueError(problem)
+    return base_url
+
+
 def holder_create(
     *,
     school: School,
@@ -305,17 +312,20 @@ def holder_create(
     receives_templates: bool = True,
     actor: Actor,
 ) -> Holder:
-    """Register a system that holds copies (speaks the holder protocol). Audited without its
-    secret. Templates made from now on are copied to it when it receives templates."""
+    """Register a system that holds copies (speaks the holder protocol). Its address must be
+    one the portal may reach (`holder_guard`; ValueError otherwise); its secret is stored
+    sealed, and audited only as set. Templates made from now on are copied to it when it
+    receives templates."""
     with transaction.atomic():
-        holder = Holder.objects.create(
+        holder = Holder(
             school=school,
             name=name,
-            base_url=base_url,
-            secret=secret,
+            base_url=_holder_url_checked(base_url),
             enabled=enabled,
             receives_templates=receives_templates,
         )
+        holder.secret = secret  # sealed (write-only)
+        holder.save()
         audit_record(
             "biometrics.holder_added",
             actor=actor,
@@ -341,15 +351,17 @@ def holder_update(
     enabled: bool | None = None,
     receives_templates: bool | None = None,
 ) -> Holder:
-    """Change a holder (None leaves a field as it is); the audit row says the secret changed,
-    never what it is."""
+    """Change a holder (None leaves a field as it is; an address is checked as in
+    `holder_create`). The audit row says the secret changed, never what it is; the secret it
+    already has changes nothing."""
     values = given(
         name=name,
-        base_url=base_url,
-        secret=secret,
+        base_url=_holder_url_checked(base_url) if base_url is not None else None,
         enabled=enabled,
         receives_templates=receives_templates,
     )
+    if secret is not None and not holder.has_secret(secret):
+        values["sealed_secret"] = holder.seal(secret)
     with transaction.atomic():
         audited_update(
             instance=holder,
@@ -357,7 +369,7 @@ def holder_update(
             action="biometrics.holder_changed",
             actor=actor,
             school_id=holder.school_id,
-            hidden={"secret"},
+            hidden={"sealed_secret"},
         )
     return holder
 

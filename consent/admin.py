@@ -8,11 +8,15 @@ read-only. Staff may record a child's own refusal, never a parent's grant.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 
+from . import admin_guardians  # noqa: F401 - registers the guardians' admin
+from .accounts import GUARDIAN_USERNAME_PREFIX
 from .admin_doors import ReadOnlyMixin, ServiceAdmin, form_changes, staff_actor, stored
 from .admin_scoping import (
     FixedSchoolMixin,
     SchoolScopedAdmin,
+    SchoolScopedInline,
     current_request,
     staff_school_ids,
 )
@@ -20,7 +24,6 @@ from .audit import audit_verify
 from .models import (
     AuditEvent,
     ConsentDecision,
-    Guardian,
     Guardianship,
     Notice,
     Notification,
@@ -33,9 +36,6 @@ from .models import (
 )
 from .services import (
     child_refusal_record,
-    guardian_create,
-    guardian_delete,
-    guardian_update,
     guardianship_link,
     guardianship_unlink,
     guardianship_update,
@@ -115,7 +115,7 @@ class SchoolAdmin(ServiceAdmin, SchoolScopedAdmin):
         school_delete(school=obj, actor=staff_actor(request))
 
 
-class NoticeInline(admin.TabularInline):
+class NoticeInline(SchoolScopedInline):
     model = Notice
     extra = 0
     readonly_fields = ["version", "sha256", "published_at"]
@@ -162,7 +162,10 @@ class PurposeAdmin(FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
             notice_publish(purpose=form.instance, text=notice.text, actor=staff_actor(request))
 
 
-class GuardianshipInline(admin.TabularInline):
+class GuardianshipInline(SchoolScopedInline):
+    """Offers (and accepts) the guardians of the staff member's schools only; a guardian of
+    another school is linked from "Add guardian" by their address."""
+
     model = Guardianship
     extra = 0
     autocomplete_fields = ["guardian"]
@@ -276,30 +279,21 @@ class StudentAdmin(FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
         messages.success(request, f"Recorded the refusal of {queryset.count()} child(ren).")
 
 
-@admin.register(Guardian)
-class GuardianAdmin(ServiceAdmin, SchoolScopedAdmin):
-    school_path = "guardianships__student__school"
-    list_display = ["name", "email", "language"]
-    search_fields = ["name", "email"]
-    exclude = ["user"]
-
-    def service_create(self, request, form) -> Guardian:
-        return guardian_create(actor=staff_actor(request), **form.cleaned_data)
-
-    def service_update(self, request, obj, form) -> Guardian:
-        return guardian_update(guardian=obj, actor=staff_actor(request), **form_changes(form))
-
-    def service_delete(self, request, obj) -> None:
-        # Their links go with them: a rule input of each of their children.
-        guardian_delete(guardian=obj, actor=staff_actor(request))
-
-
 @admin.register(StaffMembership)
 class StaffMembershipAdmin(ServiceAdmin, SchoolScopedAdmin):
     list_display = ["user", "school", "role"]
 
     def has_module_permission(self, request) -> bool:
         return request.user.is_superuser
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":  # staff accounts only, never a guardian's
+            kwargs["queryset"] = (
+                get_user_model()
+                .objects.filter(is_staff=True)
+                .exclude(username__startswith=GUARDIAN_USERNAME_PREFIX)
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def service_create(self, request, form) -> StaffMembership:
         return staff_membership_create(actor=staff_actor(request), **form.cleaned_data)
@@ -337,6 +331,7 @@ class NotificationAdmin(ServiceAdmin, SchoolScopedAdmin):
 class NotificationExceptionAdmin(ServiceAdmin, SchoolScopedAdmin):
     school_path = "guardianship__student__school"
     list_display = ["guardianship", "reason", "recorded_at"]
+    exclude = ["recorded_by"]  # the staff member who records it
 
     def service_create(self, request, form) -> NotificationException:
         data = {**form.cleaned_data, "recorded_by": request.user}

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -51,7 +50,7 @@ CONFLICT = "changed by someone else during the import; import the file again"
 class _Importer:
     """What an import knows about the school, kept across its chunks so that each row costs
     only its own writes: the school's students, its guardian links, and which e-mail addresses
-    already have a guardian or a user account."""
+    already have a guardian."""
 
     def __init__(self, school: School, actor: Actor) -> None:
         self.school = school
@@ -80,16 +79,13 @@ class _Importer:
         report.errors.extend(sorted(errors))
 
     def _write(self, todo: list[tuple[int, dict]], report: ImportReport, errors: list) -> None:
-        User = get_user_model()
-        new_emails = {v["guardian_email"].lower() for _, v in todo} - self.known_guardians
-        taken = set(User.objects.filter(username__in=new_emails).values_list("username", flat=True))
         touched: set = set()
         with transaction.atomic():
             for line, values in todo:
                 counts = ImportReport()
                 try:
                     with transaction.atomic():
-                        learned = self._row(values, counts, touched, taken)
+                        learned = self._row(values, counts, touched)
                 except (ValueError, ValidationError) as exc:
                     errors.append((line, str(exc)))
                 except IntegrityError:
@@ -112,7 +108,7 @@ class _Importer:
         email = values["guardian_email"].lower()
         return bool(email) and (email, student.external_id) not in self.links
 
-    def _row(self, values: dict, report: ImportReport, touched: set, taken: set) -> list:
+    def _row(self, values: dict, report: ImportReport, touched: set) -> list:
         """Write one row; return what the importer learns from it, to remember once the row's
         savepoint has been released (a row rolled back must leave nothing behind here)."""
         learned: list = []
@@ -146,8 +142,11 @@ class _Importer:
             report.students_updated += 1
         email = values["guardian_email"].lower()
         if email and (email, student.external_id) not in self.links:
+            # A guardian who exists (perhaps with children at another school) is linked as
+            # they are: the file's name and language are for new guardians only, and no
+            # account is ever looked up by address (consent.accounts).
             guardian = self.guardians.get(email)
-            if guardian is None and (email in self.known_guardians or email in taken):
+            if guardian is None and email in self.known_guardians:
                 guardian = guardian_get_or_create(
                     email=email, name=values["guardian_name"], language=values["language"]
                 )

@@ -1,4 +1,5 @@
-"""Admin for exports, campaigns, API keys, the roster import page and the dashboard.
+"""Admin for exports, campaigns, API keys, the roster import page, the dashboard and the page
+where a new staff member sets their password (from `create_staff`'s link).
 
 Campaigns and API keys are written through their services (audited). Django's accounts and
 the Celery beat schedules are re-registered by `admin_platform`.
@@ -10,18 +11,23 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import views as auth_views
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from knox.models import AuthToken
 
 from biometrics.models import ErasureRequest, ErasureStatus
+from consent.accounts import is_guardian_account
+from consent.actors import Actor
 from consent.admin_doors import ServiceAdmin, staff_actor
 from consent.admin_scoping import SchoolScopedAdmin, scope, staff_school_ids
+from consent.audit import audit_record
 from consent.models import (
     ConsentDecision,
     Decision,
@@ -281,12 +287,58 @@ def dashboard_view(request):
     return TemplateResponse(request, "admin/dashboard.html", context)
 
 
+class StaffSetPasswordView(auth_views.PasswordResetConfirmView):
+    """A staff member sets their password from `create_staff`'s link: Django's token, one use
+    (it covers the password hash and last sign-in), valid PASSWORD_RESET_TIMEOUT. A guardian's
+    account has no password to set, whatever the link."""
+
+    template_name = "registration/password_reset_confirm.html"
+    success_url = reverse_lazy("admin:guardian-set-password-done")
+
+    def get_user(self, uidb64):
+        user = super().get_user(uidb64)
+        staff = user is not None and user.is_staff and not is_guardian_account(user)
+        return user if staff else None
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), **admin.site.each_context(self.request)}
+
+    def form_valid(self, form):
+        with transaction.atomic():
+            response = super().form_valid(form)
+            audit_record(
+                "staff.password_set", actor=Actor.staff(form.user), data={"user": form.user.pk}
+            )
+        return response
+
+
+class StaffSetPasswordDoneView(auth_views.PasswordResetCompleteView):
+    template_name = "registration/password_reset_complete.html"
+
+    def get_context_data(self, **kwargs):
+        return {
+            **super().get_context_data(**kwargs),
+            **admin.site.each_context(self.request),
+            "login_url": reverse("admin:login"),
+        }
+
+
 _original_get_urls = admin.site.get_urls
 
 
 def _get_urls():
     return [
         path("dashboard/", admin.site.admin_view(dashboard_view), name="guardian-dashboard"),
+        path(
+            "set-password/<uidb64>/<token>/",
+            StaffSetPasswordView.as_view(),
+            name="guardian-set-password",
+        ),
+        path(
+            "set-password/done/",
+            StaffSetPasswordDoneView.as_view(),
+            name="guardian-set-password-done",
+        ),
         path("roster/", admin.site.admin_view(roster_view), name="guardian-roster"),
         path(
             "roster/<int:job_id>/",

@@ -2,7 +2,9 @@
 
 Superusers only (school staff have no business with either). Accounts stay writable, since
 this is where staff accounts are made, and every write is audited (`admin.user_added`, …,
-`admin.user_password_changed`; field names only, never a value). The schedules are read-only:
+`admin.user_password_changed`; field names only, never a value). Guardians' accounts are not
+listed at all: a guardian is managed as a guardian, and their account can never be made staff
+(`consent.accounts`). The schedules are read-only:
 they are installed by migrations with the code that runs them, and a retention job switched
 off here would stop deletions the law requires without anyone noticing.
 """
@@ -22,6 +24,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from consent.accounts import GUARDIAN_USERNAME_PREFIX
 from consent.admin_doors import ReadOnlyMixin, staff_actor
 from consent.audit import audit_record
 
@@ -72,6 +75,9 @@ class AuditedMixin(SuperuserOnlyMixin):
 
 
 class AuditedUserAdmin(AuditedMixin, UserAdmin):
+    def get_queryset(self, request):
+        return super().get_queryset(request).exclude(username__startswith=GUARDIAN_USERNAME_PREFIX)
+
     def user_change_password(self, request, id, form_url=""):
         with transaction.atomic():
             response = super().user_change_password(request, id, form_url)

@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "csp",
     "django_celery_beat",
+    "axes",
     "consent",
     "biometrics",
     "portal",
@@ -136,6 +137,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.middleware.NoStoreMiddleware",
     "portal.middleware.ApiBodyMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -192,6 +195,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "portal:sign-in"
+
+# Staff sign-in (the admin's password form) is throttled by django-axes: after
+# AXES_FAILURE_LIMIT wrong passwords for one username from one IP address, that pair is locked
+# for AXES_COOLOFF_TIME (each further try while locked starts the wait again). The lock is per
+# username *and* address, so a stranger elsewhere cannot lock a staff member out; unlock early
+# with `manage.py axes_reset_username NAME`. Parents sign in by link (portal.auth), not here.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not kept (the audit trail has staff)
+AXES_ENABLE_ADMIN = False  # lockouts are listed and cleared by the axes_* commands
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
@@ -386,6 +406,15 @@ REFERENCE_HOLDER_SECRET = env_secret(
     needed=False,
 )
 HOLDER_TIMEOUT_SECONDS = env.float("HOLDER_TIMEOUT_SECONDS", default=5.0)
+# Holders on loopback, private or link-local addresses (biometrics.holder_guard): allowed in the
+# embedded default (SQLite), whose reference holder listens on 127.0.0.1; refused by default on
+# PostgreSQL, i.e. in a real deployment.
+HOLDER_ALLOW_PRIVATE_ADDRESSES = env.bool(
+    "HOLDER_ALLOW_PRIVATE_ADDRESSES",
+    default=DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3",
+)
+# Private networks holders may be on all the same (CIDRs, e.g. a school's gate-controller LAN).
+HOLDER_ALLOWED_NETWORKS = env.list("HOLDER_ALLOWED_NETWORKS", default=[])
 # Erasure: retries back off exponentially (with jitter) up to the max; after this many attempts
 # a step is marked "needs attention" and the DPO is emailed (retries go on). The watchdog
 # re-drives any step that has not moved for ERASURE_STUCK_SECONDS.
@@ -402,5 +431,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # every staff sign-in otherwise logs four lines
+    },
 }

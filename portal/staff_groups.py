@@ -1,6 +1,9 @@
 """Staff groups with sensible permissions; a staff member's schools are StaffMemberships.
 
-Kept in step after every `migrate` (and every test-database flush) by a post_migrate handler.
+Kept exactly in step after every `migrate` (and every test-database flush) by a post_migrate
+handler: a permission a group no longer lists is taken away (an earlier version gave "School
+admin" the Celery beat schedules). Global models — accounts, schedules, retention runs (every
+school's counts together) — are in no group: superusers only.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ VIEW_ALL = [
             "recognitionevent",
             "erasurerequest",
             "erasurestep",
-            "retentionrun",
         ],
         "portal": ["export", "consentcampaign"],
     }.items()
@@ -77,4 +79,4 @@ def staff_groups_sync(**kwargs) -> None:
             ).first()
             if perm:
                 wanted.append(perm)
-        group.permissions.add(*wanted)
+        group.permissions.set(wanted)

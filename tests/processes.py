@@ -52,6 +52,8 @@ def process_env(**extra: str) -> dict[str, str]:
         DATABASE_URL=database_url("default"),
         KEYSTORE_DATABASE_URL=database_url("keys"),
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        # The tests' reference holders listen on 127.0.0.1, on PostgreSQL too.
+        HOLDER_ALLOW_PRIVATE_ADDRESSES="1" if settings.HOLDER_ALLOW_PRIVATE_ADDRESSES else "0",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

@@ -22,3 +22,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 for _alias, _db in DATABASES.items():  # noqa: F405
     if _db["ENGINE"] == "django.db.backends.sqlite3":
         _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{_alias}-{os.getpid()}.sqlite3")}  # noqa: F405
+
+# The tests' reference holders listen on 127.0.0.1 (biometrics.holder_guard), with SQLite or not.
+HOLDER_ALLOW_PRIVATE_ADDRESSES = True

@@ -277,10 +277,19 @@ DOORS: dict[type, list[Op]] = {
         ),
     ],
     Guardian: [
-        Op(
+        Op(  # a guardian is added to a child (an existing address is linked as it is)
             "add",
-            ("roster.guardian_created",),
-            lambda w: (None, {"email": "new.parent@example.com", "name": "New", "language": "en"}),
+            ("roster.guardian_created", "roster.guardian_linked"),
+            lambda w: (
+                None,
+                {
+                    "email": "new.parent@example.com",
+                    "name": "New",
+                    "language": "en",
+                    "student": str(w.child.pk),
+                    "parental_responsibility": "on",
+                },
+            ),
             school_admin=True,
         ),
         Op(

@@ -17,10 +17,12 @@ from .notifications import (
     notification_update,
 )
 from .people import (
+    GUARDIAN_EMAIL_IS_THEIRS,
     GUARDIAN_EXISTS,
     guardian_create,
     guardian_delete,
     guardian_get_or_create,
+    guardian_link_by_email,
     guardian_update,
     guardianship_link,
     guardianship_unlink,
@@ -38,12 +40,23 @@ from .schools import (
     school_delete,
     school_policy_update,
 )
-from .staff import staff_membership_create, staff_membership_delete, staff_membership_update
+from .staff import (
+    EMAIL_IS_A_GUARDIANS,
+    ROLE_GROUPS,
+    staff_member_add,
+    staff_membership_create,
+    staff_membership_delete,
+    staff_membership_update,
+    staff_set_password_token,
+)
 
 __all__ = [
+    "EMAIL_IS_A_GUARDIANS",
+    "GUARDIAN_EMAIL_IS_THEIRS",
     "GUARDIAN_EXISTS",
     "NOT_YOUR_CHILD",
     "PURPOSE_UNKNOWN",
+    "ROLE_GROUPS",
     "STALE_NOTICE",
     "ConsentError",
     "DecisionOutcome",
@@ -52,6 +65,7 @@ __all__ = [
     "guardian_create",
     "guardian_delete",
     "guardian_get_or_create",
+    "guardian_link_by_email",
     "guardian_update",
     "guardianship_link",
     "guardianship_unlink",
@@ -70,9 +84,11 @@ __all__ = [
     "school_create",
     "school_delete",
     "school_policy_update",
+    "staff_member_add",
     "staff_membership_create",
     "staff_membership_delete",
     "staff_membership_update",
+    "staff_set_password_token",
     "student_create",
     "student_leave",
     "student_update",

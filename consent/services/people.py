@@ -15,6 +15,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
+from ..accounts import guardian_username
 from ..actors import Actor
 from ..audit import AuditEntry, audit_record, audit_record_many
 from ..changes import audited_delete, audited_update, given
@@ -23,6 +24,9 @@ from ..models import Guardian, Guardianship, Notification, School, Student
 from ..status import consent_status_refresh
 
 GUARDIAN_EXISTS = "A guardian with this email address exists already."
+GUARDIAN_EMAIL_IS_THEIRS = (
+    "A guardian's email address is theirs: only they can change it, from their own page."
+)
 
 
 def student_create(
@@ -86,31 +90,30 @@ def student_update(
     return student
 
 
+def _guardian_new(*, email: str, name: str, language: str) -> Guardian:
+    """A guardian with an account of their own: never an existing one (`consent.accounts`)."""
+    user = get_user_model().objects.create(
+        username=guardian_username(), password=make_password(None)
+    )
+    return Guardian.objects.create(user=user, email=email, name=name, language=language)
+
+
 def guardian_get_or_create(
     *, email: str, name: str, language: str = "en", known_new: bool = False
 ) -> Guardian:
-    """The guardian with this address, created (with a user that cannot sign in by password)
-    if there is none. `known_new`: the caller knows there is no guardian and no user with it
-    (the roster import checks a whole file at once), so nothing is looked up.
+    """The guardian with this address as they are, or a new one (with a new account that cannot
+    sign in by password). An existing guardian is never changed: their name, address, language
+    and account stay theirs, whichever school links them. An account that happens to be named
+    like the address (a staff member's) is never looked at. `known_new`: the caller knows there
+    is no guardian with it (the roster import checks a whole file at once).
 
-    Not audited: the roster audits the link that gives a guardian a child (`guardianship_link`);
-    a guardian with no child can see nothing."""
+    Not audited: the roster and the API audit the link that gives a guardian a child
+    (`guardianship_link`); a guardian with no child can see nothing."""
     email = email.strip().lower()
-    User = get_user_model()
-    if known_new:
-        user = User.objects.create(username=email, email=email, password=make_password(None))
-        return Guardian.objects.create(user=user, email=email, name=name, language=language)
-    guardian = Guardian.objects.filter(email=email).first()
-    if guardian:
+    if not known_new and (guardian := Guardian.objects.filter(email=email).first()):
         return guardian
     with transaction.atomic():
-        user, created = User.objects.get_or_create(
-            username=email, defaults={"email": email, "password": make_password(None)}
-        )
-        if not created and user.has_usable_password():
-            user.set_unusable_password()
-            user.save(update_fields=["password"])
-        return Guardian.objects.create(user=user, email=email, name=name, language=language)
+        return _guardian_new(email=email, name=name, language=language)
 
 
 def guardian_create(*, email: str, name: str, language: str = "en", actor: Actor) -> Guardian:
@@ -124,6 +127,52 @@ def guardian_create(*, email: str, name: str, language: str = "en", actor: Actor
     return guardian
 
 
+def guardian_link_by_email(
+    *,
+    email: str,
+    name: str,
+    language: str = "en",
+    student: Student,
+    parental_responsibility: bool = True,
+    relationship: str = "",
+    notified_by: str = "",
+    actor: Actor,
+) -> tuple[Guardian, bool]:
+    """Link the guardian with this address to a child, making the guardian if there is none
+    (staff in admin). Returns (guardian, created).
+
+    A guardian who exists already (say, with a child at another school) is linked as they are:
+    `name` and `language` are used only for a new one, and nothing of theirs changes. Both the
+    creation and the link are audited under the child's school."""
+    with transaction.atomic():
+        address = email.strip().lower()
+        guardian = Guardian.objects.filter(email=address).first()
+        created = guardian is None
+        if guardian is None:
+            guardian = _guardian_new(email=address, name=name, language=language)
+            audit_record(
+                "roster.guardian_created",
+                actor=actor,
+                school_id=student.school_id,
+                data={"guardian": guardian.pk},
+            )
+        guardianship_link(
+            guardian=guardian,
+            student=student,
+            parental_responsibility=parental_responsibility,
+            relationship=relationship,
+            notified_by=notified_by,
+            actor=actor,
+        )
+    return guardian, created
+
+
+def _may_change_email(actor: Actor, guardian: Guardian) -> bool:
+    # A guardian's address is where their sign-in links go: only they change it (confirmed by
+    # a link to the new address), or the job that carries out their confirmed change.
+    return (actor.kind == "guardian" and actor.id == str(guardian.pk)) or actor.kind == "system"
+
+
 def guardian_update(
     *,
     guardian: Guardian,
@@ -132,9 +181,17 @@ def guardian_update(
     email: str | None = None,
     language: str | None = None,
 ) -> Guardian:
-    """Correct a guardian's name, address or language (none is a consent-rule input). The
+    """Correct a guardian's name or language, or (the guardian themselves) their address; none
+    is a consent-rule input. No school's staff and no API key may change an address: whoever
+    controls it signs in as the guardian and sees every child of theirs, at every school. The
     audit row names a changed name or address without its value."""
-    values = given(name=name, email=email.strip().lower() if email else None, language=language)
+    address = email.strip().lower() if email else None
+    if address is not None and address != guardian.email:
+        if not _may_change_email(actor, guardian):
+            raise ConsentError("email_not_yours", GUARDIAN_EMAIL_IS_THEIRS)
+        if Guardian.objects.filter(email=address).exclude(pk=guardian.pk).exists():
+            raise ConsentError("guardian_exists", GUARDIAN_EXISTS)
+    values = given(name=name, email=address, language=language)
     with transaction.atomic():
         audited_update(
             instance=guardian,

@@ -161,6 +161,10 @@ class GuardianIn(serializers.Serializer):
 class GuardiansView(StaffView):
     @extend_schema(request=GuardianIn, responses={201: IdOut, 400: ErrorSerializer})
     def post(self, request):
+        """Link a guardian to this school's children, making the guardian if the address is
+        new. A guardian who exists (perhaps with children at another school) is linked as they
+        are: `name` and `language` are for new guardians only, and no address or account is
+        ever changed from here. Each link is audited."""
         data = valid(GuardianIn, request.data)
         students = list(Student.objects.filter(school=self.school, pk__in=data["student_ids"]))
         if len(students) != len(set(data["student_ids"])):
