@@ -190,8 +190,8 @@ def may_decide(guardian: Guardian, child: Student) -> bool:
     """Grant and withdraw need parental responsibility (consent_decide checks it again).
 
     Objecting does not, in law (anyone caring for the child counts as a parent for objecting,
-    and the consent rule already honours any linked guardian's objection); the pages offer it
-    to the guardians consent_decide accepts it from, which today means the same ones."""
+    and the consent rule honours any linked guardian's objection): every linked guardian may
+    object, and the pages offer the others only that."""
     return is_responsible(guardian, child)
 
 

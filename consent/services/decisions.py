@@ -57,7 +57,9 @@ def consent_decide(
 ) -> DecisionOutcome:
     """Record one guardian's grant, withdrawal or objection for one purpose.
 
-    1. Check the guardian holds parental responsibility and the purpose is the child's school's.
+    1. Check the purpose is the child's school's and the guardian may decide: a grant or a
+       withdrawal needs parental responsibility; an objection needs only the link (anyone
+       caring for the child counts as a parent for objecting, and any one "no" wins).
     2. A grant must name the current notice version (a stale one is refused).
     3. Append the decision and its audit event; after commit, tell listeners what ended.
     """
@@ -66,7 +68,7 @@ def consent_decide(
     if purpose.school_id != student.school_id:
         raise ConsentError("unknown_purpose", PURPOSE_UNKNOWN)
     link = Guardianship.objects.filter(guardian=guardian, student=student).first()
-    if link is None or not link.parental_responsibility:
+    if link is None or (not link.parental_responsibility and decision != Decision.OBJECT):
         raise ConsentError("not_responsible", NOT_YOUR_CHILD)
     notice = purpose.notices.order_by("-version").first()
     if notice is None:
