@@ -252,8 +252,7 @@ class StudentAdmin(FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
                 student=form.instance,
                 parental_responsibility=link.parental_responsibility,
                 relationship=link.relationship,
-                notified_by="",  # the school records its notification separately
-                actor=actor,
+                actor=actor,  # queues the school's notice to the guardian
             )
 
     @admin.action(description="Record the child's own refusal (all purposes)")

@@ -19,8 +19,14 @@ from django.utils import timezone
 from .actors import Actor
 from .audit import audit_record
 from .jobs import job_enqueue
-from .models import Guardian, Guardianship, RosterImport, School, Student
-from .services import guardian_get_or_create, guardianship_link, student_create, student_update
+from .models import Guardian, Guardianship, NoticeDelivery, RosterImport, School, Student
+from .services import (
+    guardian_get_or_create,
+    guardianship_link,
+    notice_deliveries_enqueue,
+    student_create,
+    student_update,
+)
 from .status import consent_status_refresh
 
 COLUMNS = [
@@ -143,6 +149,14 @@ class _Importer:
                     self.remember(learned)
                     report.add(counts)
             consent_status_refresh(touched)
+            # The chunk's new guardians' notices: a few messages after commit, not one per link.
+            notice_deliveries_enqueue(
+                NoticeDelivery.objects.filter(
+                    guardianship__student_id__in=touched,
+                    status=NoticeDelivery.Status.PENDING,
+                    attempts=0,
+                ).values_list("pk", flat=True)
+            )
 
     def _has_work(self, values: dict) -> bool:
         student = self.students.get(values["external_id"])
@@ -211,6 +225,7 @@ class _Importer:
                 actor=self.actor,
                 known_new=True,
                 refresh_status=False,  # once per chunk, by the caller
+                queue_notice=False,  # queued per chunk, by the caller
             )
             touched.add(student.pk)
             report.links_created += 1

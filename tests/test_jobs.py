@@ -66,6 +66,7 @@ SCHEDULE_MIGRATIONS = [
     "biometrics.migrations.0002_schedules",
     "portal.migrations.0002_schedules",
     "portal.migrations.0004_roster_watchdog_schedule",
+    "consent.migrations.0005_legacy_notifications_notice_watchdog",
 ]
 
 
@@ -77,7 +78,7 @@ def test_every_schedule_the_migrations_install_runs_a_registered_task_and_job(db
         for module in SCHEDULE_MIGRATIONS
         for schedule in importlib.import_module(module).SCHEDULES
     ]
-    assert len(schedules) == 8
+    assert len(schedules) == 9
     for name, task, args, _seconds in schedules:
         assert task in app.tasks, name
         if task == "biometrics.tasks.retention_job_task":

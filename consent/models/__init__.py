@@ -1,10 +1,13 @@
 from .audit import AuditChainHead, AuditEvent
 from .decisions import ConsentDecision, Decision, Method
+from .governance import DpiaSignOff
+from .notices import NoticeDelivery
 from .people import (
     Guardian,
     Guardianship,
     Notification,
     NotificationException,
+    NotificationMethod,
     Student,
     StudentStatus,
 )
@@ -17,12 +20,15 @@ __all__ = [
     "ConsentDecision",
     "ConsentStatus",
     "Decision",
+    "DpiaSignOff",
     "Guardian",
     "Guardianship",
     "Method",
     "Notice",
+    "NoticeDelivery",
     "Notification",
     "NotificationException",
+    "NotificationMethod",
     "Purpose",
     "RosterImport",
     "School",

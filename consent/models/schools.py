@@ -1,13 +1,21 @@
+from __future__ import annotations
+
 import hashlib
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+if TYPE_CHECKING:
+    from .governance import DpiaSignOff
+
 # Legal bounds on the per-school retention policy (SPEC §6; legal.md US1, US2).
 LEAVER_WINDOW_MAX_DAYS = 30  # Illinois 105 ILCS 5/10-20.40: destroy within 30 days of leaving
 TEMPLATE_MAX_AGE_MAX_DAYS = 3 * 365  # BIPA 15(a): last interaction + 3 years at the latest
+
+DPIA_NOT_SIGNED_OFF = _("Its DPIA (%(reference)s) has not been signed off by the school's DPO.")
 
 
 class School(models.Model):
@@ -89,7 +97,7 @@ class Purpose(models.Model):
         return f"{self.name} ({self.code})"
 
     @property
-    def current_notice(self) -> "Notice | None":
+    def current_notice(self) -> Notice | None:
         # Uses the prefetch cache when the caller prefetched notices.
         notices = list(self.notices.all())
         return max(notices, key=lambda n: n.version) if notices else None
@@ -105,11 +113,38 @@ class Purpose(models.Model):
             problems.append(str(_("It has no DPIA reference.")))
         return problems
 
+    def dpia_sign_off(self) -> DpiaSignOff | None:
+        """The DPO's sign-off of the DPIA document this purpose names now, if there is one."""
+        reference = self.dpia_reference.strip()
+        if not reference or not self.pk:
+            return None
+        return self.dpia_sign_offs.filter(document_reference=reference).first()
+
+    def enabling_problems(self, *, before: Purpose | None) -> list[str]:
+        """What stops this purpose, with its values as they are on this instance, from being
+        saved enabled, given the row as it was `before` (UK GDPR Art 35: no deployment without
+        a DPIA the DPO signed off).
+
+        The rule's own configuration check (`enablement_problems`) always applies. The DPO's
+        sign-off is asked for when the purpose is being enabled or names another DPIA document
+        while enabled: purposes enabled before sign-offs were recorded stay enabled, and are
+        flagged in admin as "DPIA not signed off" (their staff cannot invent a sign-off)."""
+        if not self.enabled:
+            return []
+        problems = self.enablement_problems()
+        enabling = before is None or not before.enabled
+        new_document = before is not None and before.dpia_reference != self.dpia_reference
+        if (enabling or new_document) and self.dpia_reference.strip():
+            if self.dpia_sign_off() is None:
+                problems.append(str(DPIA_NOT_SIGNED_OFF % {"reference": self.dpia_reference}))
+        return problems
+
     def clean(self) -> None:
-        if self.enabled and self.pk and (problems := self.enablement_problems()):
-            raise ValidationError({"enabled": " ".join(problems)})
         if self.enabled and not self.pk:
             raise ValidationError({"enabled": _("Save the purpose with its notice first.")})
+        before = type(self)._default_manager.filter(pk=self.pk).first()
+        if problems := self.enabling_problems(before=before):
+            raise ValidationError({"enabled": " ".join(problems)})
 
 
 class Notice(models.Model):

@@ -3,11 +3,22 @@ and the seed all call them). Each owns its transaction, writes its audit row ins
 stores the consent statuses of the children whose rule inputs it changed.
 
 Callers import them from here; the modules are by entity: decisions (and leaving), people
-(children, guardians, links), notifications, schools (policy, purposes, notices), staff.
+(children, guardians, links), notices (the school's written notice going out), notifications
+(the record that it reached a guardian), schools (policy, purposes, notices, DPIA sign-offs),
+staff.
 """
 
 from ..errors import NOT_YOUR_CHILD, PURPOSE_UNKNOWN, STALE_NOTICE, ConsentError
 from .decisions import DecisionOutcome, child_refusal_record, consent_decide, student_leave
+from .notices import (
+    NOTICE_TASK,
+    NOTICE_WATCHDOG_TASK,
+    notice_deliveries_enqueue,
+    notice_deliveries_send,
+    notice_delivery_open,
+    notice_resend_unreached,
+    notice_watchdog,
+)
 from .notifications import (
     notification_delete,
     notification_exception_delete,
@@ -29,6 +40,7 @@ from .people import (
     student_update,
 )
 from .schools import (
+    dpia_sign_off,
     notice_publish,
     purpose_create,
     purpose_delete,
@@ -42,6 +54,8 @@ from .staff import staff_membership_create, staff_membership_delete, staff_membe
 
 __all__ = [
     "GUARDIAN_EXISTS",
+    "NOTICE_TASK",
+    "NOTICE_WATCHDOG_TASK",
     "NOT_YOUR_CHILD",
     "PURPOSE_UNKNOWN",
     "STALE_NOTICE",
@@ -49,6 +63,7 @@ __all__ = [
     "DecisionOutcome",
     "child_refusal_record",
     "consent_decide",
+    "dpia_sign_off",
     "guardian_create",
     "guardian_delete",
     "guardian_get_or_create",
@@ -56,7 +71,12 @@ __all__ = [
     "guardianship_link",
     "guardianship_unlink",
     "guardianship_update",
+    "notice_deliveries_enqueue",
+    "notice_deliveries_send",
+    "notice_delivery_open",
     "notice_publish",
+    "notice_resend_unreached",
+    "notice_watchdog",
     "notification_delete",
     "notification_exception_delete",
     "notification_exception_record",

@@ -13,14 +13,14 @@ from datetime import date
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
-from django.utils import timezone
 
 from ..actors import Actor
 from ..audit import AuditEntry, audit_record, audit_record_many
 from ..changes import audited_delete, audited_update, given
 from ..errors import ConsentError
-from ..models import Guardian, Guardianship, Notification, School, Student
+from ..models import Guardian, Guardianship, School, Student
 from ..status import consent_status_refresh
+from .notices import notice_delivery_open
 
 GUARDIAN_EXISTS = "A guardian with this email address exists already."
 
@@ -176,17 +176,21 @@ def guardianship_link(
     student: Student,
     parental_responsibility: bool = True,
     relationship: str = "",
-    notified_by: str = "email",
     actor: Actor,
     known_new: bool = False,
     refresh_status: bool = True,
+    queue_notice: bool = True,
 ) -> Guardianship:
-    """Link a guardian to a child and record that the school's notice reached them
-    (`notified_by=""`: it has not yet; a Notification is recorded later).
+    """Link a guardian to a child and queue the school's written notice to them (PoFA
+    s.26(2); `consent.services.notices`). The link alone notifies nobody: the guardian counts
+    as notified once the mail backend accepted the notice, or staff record a letter. A link
+    that exists already gets a notice only if none reached the guardian and none is on its way.
 
     `known_new`: the caller knows the link does not exist (nothing is looked up).
     `refresh_status=False`: the caller refreshes the consent statuses itself, for many children
-    at once, in the same transaction (the roster import, per chunk)."""
+    at once, in the same transaction (the roster import, per chunk).
+    `queue_notice=False`: the notice's delivery row is written but its task is not queued; the
+    caller queues many at once (`notice_deliveries_enqueue`; the roster, per chunk)."""
     with transaction.atomic():
         if known_new:
             link, created = (
@@ -210,16 +214,17 @@ def guardianship_link(
         if not created and link.parental_responsibility != parental_responsibility:
             link.parental_responsibility = parental_responsibility
             link.save(update_fields=["parental_responsibility"])
-        if notified_by and (created or not link.notifications.exists()):
-            Notification.objects.create(
-                guardianship=link, method=notified_by, sent_at=timezone.now()
-            )
+        delivery = notice_delivery_open(guardianship=link, known_new=created, enqueue=queue_notice)
         audit_record(
             "roster.guardian_linked",
             actor=actor,
             school_id=student.school_id,
             subject=student.subject_id,
-            data={"guardian": guardian.pk, "parental_responsibility": parental_responsibility},
+            data={
+                "guardian": guardian.pk,
+                "parental_responsibility": parental_responsibility,
+                "notice_delivery": delivery.pk if delivery else None,
+            },
         )
         if refresh_status:
             consent_status_refresh([student.pk])
