@@ -17,6 +17,8 @@ VIEW_ALL = [
             "guardianship",
             "notification",
             "notificationexception",
+            "noticedelivery",
+            "dpiasignoff",
             "consentdecision",
             "auditevent",
         ],

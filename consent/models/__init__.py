@@ -1,6 +1,5 @@
 from .audit import AuditChainHead, AuditEvent
 from .decisions import ConsentDecision, Decision, Method
-from .governance import DpiaSignOff
 from .notices import NoticeDelivery
 from .people import (
     Guardian,
@@ -11,7 +10,7 @@ from .people import (
     Student,
     StudentStatus,
 )
-from .schools import Notice, Purpose, School, StaffMembership
+from .schools import DpiaSignOff, Notice, Purpose, School, StaffMembership
 from .status import ConsentStatus, RosterImport
 
 __all__ = [

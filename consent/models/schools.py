@@ -1,15 +1,11 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-
-if TYPE_CHECKING:
-    from .governance import DpiaSignOff
 
 # Legal bounds on the per-school retention policy (SPEC §6; legal.md US1, US2).
 LEAVER_WINDOW_MAX_DAYS = 30  # Illinois 105 ILCS 5/10-20.40: destroy within 30 days of leaving
@@ -118,7 +114,10 @@ class Purpose(models.Model):
         reference = self.dpia_reference.strip()
         if not reference or not self.pk:
             return None
-        return self.dpia_sign_offs.filter(document_reference=reference).first()
+        # Newest first (the model's order); uses the prefetch cache when there is one.
+        return next(
+            (s for s in self.dpia_sign_offs.all() if s.document_reference == reference), None
+        )
 
     def enabling_problems(self, *, before: Purpose | None) -> list[str]:
         """What stops this purpose, with its values as they are on this instance, from being
@@ -174,3 +173,27 @@ class Notice(models.Model):
             raise ValidationError("A published notice cannot be changed; publish a new version.")
         self.sha256 = self.hash_text(self.text)
         super().save(*args, **kwargs)
+
+
+class DpiaSignOff(models.Model):
+    """The school's DPO signed off the data protection impact assessment of a purpose
+    (UK GDPR Art 35, the DPO consulted). Append-only: a new document needs a new sign-off.
+
+    A purpose is enabled only while its `dpia_reference` names a signed-off document
+    (`consent.services.purpose_update`)."""
+
+    purpose = models.ForeignKey(Purpose, on_delete=models.CASCADE, related_name="dpia_sign_offs")
+    document_reference = models.CharField(_("DPIA document reference"), max_length=200)
+    # PROTECT: the record says who signed; the account is deactivated, not deleted.
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="dpia_sign_offs"
+    )
+    signed_at = models.DateTimeField()
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-signed_at", "-pk"]
+        verbose_name = "DPIA sign-off"
+
+    def __str__(self) -> str:
+        return f"{self.document_reference} ({self.signed_at:%Y-%m-%d})"

@@ -24,7 +24,7 @@ from ..models import DpiaSignOff, Notice, Purpose, School, StaffMembership
 from ..status import consent_status_refresh_school
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 NOT_DPO = "Only a data protection officer of the purpose's school can sign off its DPIA."
 NO_DPIA_DOCUMENT = "Name the DPIA document (its reference) before it can be signed off."
@@ -209,7 +209,7 @@ def notice_publish(*, purpose: Purpose, text: str, actor: Actor) -> Notice:
 def dpia_sign_off(
     *,
     purpose: Purpose,
-    signed_by: AbstractBaseUser,
+    signed_by: User,
     document_reference: str = "",
     note: str = "",
     actor: Actor,
