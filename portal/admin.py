@@ -69,9 +69,9 @@ class ExportAdmin(SchoolScopedAdmin):
 
 @admin.register(ConsentCampaign)
 class ConsentCampaignAdmin(ServiceAdmin, SchoolScopedAdmin):
-    list_display = ["__str__", "school", "emails_sent", "coverage"]
-    fields = ["school", "purpose", "class_name", "emails_sent", "coverage"]
-    readonly_fields = ["emails_sent", "coverage"]
+    list_display = ["__str__", "school", "emails_sent", "notices_resent", "coverage"]
+    fields = ["school", "purpose", "class_name", "emails_sent", "notices_resent", "coverage"]
+    readonly_fields = ["emails_sent", "notices_resent", "coverage"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "purpose":
@@ -97,7 +97,9 @@ class ConsentCampaignAdmin(ServiceAdmin, SchoolScopedAdmin):
             actor=staff_actor(request),
         )
         messages.success(
-            request, f"Emailed {campaign.emails_sent} guardian(s) who have not decided yet."
+            request,
+            f"Emailed {campaign.emails_sent} guardian(s) who have not decided yet; queued the "
+            f"school's notice again for {campaign.notices_resent} it had not reached.",
         )
         return campaign
 
