@@ -1,4 +1,5 @@
-"""Admin for exports, campaigns, API keys, the roster import page and the dashboard.
+"""Admin for exports, campaigns, API keys, the roster import page, the dashboard and each
+school's record of processing (linked from the school's page).
 
 Campaigns and API keys are written through their services (audited). Django's accounts and
 the Celery beat schedules are re-registered by `admin_platform`.
@@ -6,12 +7,14 @@ the Celery beat schedules are re-registered by `admin_platform`.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -21,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from biometrics.models import ErasureRequest, ErasureStatus
 from consent.admin_doors import ServiceAdmin, staff_actor
 from consent.admin_scoping import SchoolScopedAdmin, scope, staff_school_ids
+from consent.audit import audit_record
 from consent.models import (
     ConsentDecision,
     Decision,
@@ -37,6 +41,7 @@ from . import admin_platform  # noqa: F401 - re-registers the accounts and sched
 from .auth import api_key_revoke
 from .campaigns import campaign_coverage, campaign_create, campaign_delete
 from .models import ApiKey, ConsentCampaign, Export
+from .processing_record import processing_record, processing_record_csv
 
 
 @admin.register(Export)
@@ -267,6 +272,34 @@ def dashboard_view(request):
     return TemplateResponse(request, "admin/dashboard.html", context)
 
 
+RECORD_FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
+
+
+def record_of_processing_view(request, school_id: int, fmt: str):
+    """The school's record of processing (GDPR Art 30) as a download, for staff of that
+    school; each download is audited (who, which school, which format)."""
+    if fmt not in RECORD_FORMATS or not request.user.has_perm("consent.view_school"):
+        raise PermissionDenied
+    school = get_object_or_404(scope(School.objects.all(), request.user, "pk"), pk=school_id)
+    now = timezone.now()
+    record = processing_record(school, now=now)
+    audit_record(
+        "school.record_of_processing_downloaded",
+        actor=staff_actor(request),
+        school_id=school.pk,
+        data={"format": fmt, "purposes": len(record["activities"])},
+    )
+    body = (
+        json.dumps(record, indent=1, ensure_ascii=False)
+        if fmt == "json"
+        else processing_record_csv(record)
+    )
+    response = HttpResponse(body, content_type=RECORD_FORMATS[fmt])
+    name = f"record-of-processing-{school.slug}-{now:%Y-%m-%d}.{fmt}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
 _original_get_urls = admin.site.get_urls
 
 
@@ -278,6 +311,11 @@ def _get_urls():
             "roster/<int:job_id>/",
             admin.site.admin_view(roster_job_view),
             name="guardian-roster-job",
+        ),
+        path(
+            "schools/<int:school_id>/record-of-processing.<str:fmt>",
+            admin.site.admin_view(record_of_processing_view),
+            name="guardian-record-of-processing",
         ),
         *_original_get_urls(),
     ]
