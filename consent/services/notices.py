@@ -81,15 +81,17 @@ def notice_delivery_open(
 
     `known_new`: the link was just made, so there is nothing to look up. Not audited here:
     the caller's audit row names the delivery (the link, the campaign)."""
-    if not known_new and not unreached(Guardianship.objects.filter(pk=guardianship.pk)).exists():
+    fields = {"guardianship": guardianship, "next_attempt_at": timezone.now()}
+    if known_new:  # nothing can be open for a link made in this transaction
+        delivery = NoticeDelivery.objects.create(**fields)
+    elif not unreached(Guardianship.objects.filter(pk=guardianship.pk)).exists():
         return None
-    try:
-        with transaction.atomic():  # a savepoint: a concurrent open wins, this one joins it
-            delivery = NoticeDelivery.objects.create(
-                guardianship=guardianship, next_attempt_at=timezone.now()
-            )
-    except IntegrityError:
-        return None
+    else:
+        try:
+            with transaction.atomic():  # a savepoint: a concurrent open wins, this one joins it
+                delivery = NoticeDelivery.objects.create(**fields)
+        except IntegrityError:
+            return None
     if enqueue:
         job_enqueue(NOTICE_TASK, delivery.pk)
     return delivery
