@@ -24,10 +24,16 @@ from consent.models import (
     Guardianship,
     NoticeDelivery,
     Notification,
+    NotificationException,
     RosterImport,
 )
 from consent.rules import load_for_rule, purpose_statuses
-from consent.services import NOTICE_TASK, notice_deliveries_send, notice_watchdog
+from consent.services import (
+    NOTICE_TASK,
+    notice_deliveries_send,
+    notice_watchdog,
+    notification_exception_record,
+)
 from consent.services.notices import MAX_ATTEMPTS
 from consent.status import consent_status_check
 from consent.tasks import notice_send_task, roster_import_task
@@ -47,6 +53,13 @@ class RefusingBackend(BaseEmailBackend):
 
     def send_messages(self, email_messages):
         raise SMTPServerDisconnected("Connection unexpectedly closed")
+
+
+class DroppingBackend(BaseEmailBackend):
+    """A backend that takes the message and says it sent none."""
+
+    def send_messages(self, email_messages):
+        return 0
 
 
 @pytest.fixture
@@ -322,6 +335,17 @@ def test_a_failing_mail_server_is_retried_with_backoff_then_shown_as_not_reached
     assert f"Not reached (gave up after {MAX_ATTEMPTS} attempts)" in page
 
 
+def test_a_backend_that_accepts_nothing_notifies_nobody(school, purposes, settings):
+    settings.EMAIL_BACKEND = "tests.test_notices.DroppingBackend"
+    child = StudentFactory(school=school)
+    link(guardian("dropped@example.com"), child, notified=False)
+    (delivery,) = NoticeDelivery.objects.all()
+    assert notice_deliveries_send(delivery_ids=[delivery.pk]).retrying == [delivery.pk]
+    delivery.refresh_from_db()
+    assert delivery.last_error == "RuntimeError: the mail backend accepted nothing"
+    assert not Notification.objects.exists()
+
+
 def test_a_campaign_sends_the_notice_again_only_to_those_it_has_not_reached(
     school, purposes, child_a, parent_a, settings, queued, django_capture_on_commit_callbacks
 ):
@@ -452,3 +476,24 @@ def test_staff_record_a_paper_letter_with_its_date_and_who_recorded_it(
     assert reason(child) == stored_reason(child) == "active"
     # The queued email still goes; the guardian is not notified twice over for the rule.
     assert NoticeDelivery.objects.get(guardianship=row).status == Status.PENDING
+
+
+def test_a_guardian_excused_from_notification_is_never_emailed(school, purposes):
+    """PoFA s.27(1)(c): the welfare of the child may require that a parent is not contacted.
+    An exception recorded after the link stops the notice still queued; one recorded while its
+    message waits on the broker is checked again before sending."""
+    child = StudentFactory(school=school)
+    row = link(guardian("not.to.contact@example.com"), child, notified=False)
+    notification_exception_record(guardianship=row, reason="welfare", actor=TEST_ACTOR)
+    (delivery,) = NoticeDelivery.objects.all()
+    assert delivery.status == Status.EXCUSED
+    assert notice_deliveries_send(delivery_ids=[delivery.pk]).skipped == [delivery.pk]
+
+    other = link(guardian("also.not@example.com"), child, notified=False)
+    NotificationException.objects.create(guardianship=other, reason="welfare")
+    waiting = NoticeDelivery.objects.get(guardianship=other)
+    assert notice_deliveries_send(delivery_ids=[waiting.pk]).skipped == [waiting.pk]
+    waiting.refresh_from_db()
+    assert waiting.status == Status.EXCUSED
+    assert mail.outbox == [] and not Notification.objects.exists()
+    assert reason(child) == "no_consent"  # excused counts as notified; nobody has granted

@@ -18,6 +18,9 @@ class NoticeDelivery(models.Model):
         SENDING = "sending", _("Sending")
         SENT = "sent", _("Accepted by the mail server")
         FAILED = "failed", _("Not reached")
+        # An exception was recorded for the link (PoFA s.27(1): not found, welfare...): the
+        # guardian is not contacted.
+        EXCUSED = "excused", _("Not sent: an exception is recorded")
 
     OPEN = (Status.PENDING, Status.SENDING)
 

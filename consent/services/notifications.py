@@ -17,7 +17,13 @@ from django.db import transaction
 from ..actors import Actor
 from ..audit import audit_record
 from ..changes import audited_delete, audited_update, given
-from ..models import Guardianship, Notification, NotificationException, NotificationMethod
+from ..models import (
+    Guardianship,
+    NoticeDelivery,
+    Notification,
+    NotificationException,
+    NotificationMethod,
+)
 from ..status import consent_status_refresh
 
 if TYPE_CHECKING:
@@ -138,16 +144,21 @@ def notification_exception_record(
     recorded_by: AbstractBaseUser | None = None,
     actor: Actor,
 ) -> NotificationException:
-    """Why this guardian could not be notified; it counts as notified for the rule."""
-    return _row_create(
-        NotificationException,
-        action="consent.notification_exception_recorded",
-        actor=actor,
-        guardianship=guardianship,
-        reason=reason,
-        note=note,
-        recorded_by=recorded_by,
-    )
+    """Why this guardian could not be notified; it counts as notified for the rule. A notice
+    still queued for them is not sent (a parent who must not be contacted is not)."""
+    with transaction.atomic():
+        NoticeDelivery.objects.filter(
+            guardianship=guardianship, status=NoticeDelivery.Status.PENDING
+        ).update(status=NoticeDelivery.Status.EXCUSED, next_attempt_at=None)
+        return _row_create(
+            NotificationException,
+            action="consent.notification_exception_recorded",
+            actor=actor,
+            guardianship=guardianship,
+            reason=reason,
+            note=note,
+            recorded_by=recorded_by,
+        )
 
 
 def notification_exception_update(
