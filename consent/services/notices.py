@@ -132,7 +132,8 @@ def notice_deliveries_send(
     """Send these notices over one connection to the mail backend. For each:
 
     1. Claim it: `pending` (and due) → `sending`, one more attempt, in one compare-and-set;
-       0 rows means another run has it or it is done: skip.
+       0 rows means another run has it or it is done: skip. A link with an exception recorded
+       since (not found, welfare of the child...) is not contacted: `excused`.
     2. Write the email in the guardian's language and hand it to the backend.
     3. Accepted: mark it sent and record the Notification (audited; the child's consent
        statuses stored again), in one transaction.
@@ -155,6 +156,11 @@ def notice_deliveries_send(
             delivery = NoticeDelivery.objects.select_related(
                 "guardianship__guardian", "guardianship__student__school"
             ).get(pk=pk)
+            if delivery.guardianship.notification_exceptions.exists():
+                # Recorded since it was queued (a parent who must not be contacted): not sent.
+                NoticeDelivery.objects.filter(pk=pk).update(status=Status.EXCUSED)
+                report.skipped.append(pk)
+                continue
             try:
                 accepted = connection.send_messages([notice_email(delivery.guardianship)])
                 if not accepted:
