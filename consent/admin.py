@@ -10,9 +10,13 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 
-from . import admin_guardians  # noqa: F401 - registers the guardians' admin
+from . import (
+    admin_guardians,  # noqa: F401 - registers the guardians' admin
+    admin_notices,  # noqa: F401 - registers the notice deliveries' admin
+)
 from .accounts import GUARDIAN_USERNAME_PREFIX
 from .admin_doors import ReadOnlyMixin, ServiceAdmin, form_changes, staff_actor, stored
+from .admin_governance import DpiaFilter, DpiaSignOffInline, DpiaSignOffMixin
 from .admin_scoping import (
     FixedSchoolMixin,
     SchoolScopedAdmin,
@@ -28,6 +32,7 @@ from .models import (
     Notice,
     Notification,
     NotificationException,
+    NotificationMethod,
     Purpose,
     School,
     StaffMembership,
@@ -129,13 +134,16 @@ class NoticeInline(SchoolScopedInline):
 
 
 @admin.register(Purpose)
-class PurposeAdmin(FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
-    """Enabling without a notice, an alternative and a DPIA is refused on the form (the model's
-    `clean`) and by `purpose_update` itself, from the same `enablement_problems`."""
+class PurposeAdmin(DpiaSignOffMixin, FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
+    """Enabling without a notice, an alternative and a DPIA the school's DPO signed off is
+    refused on the form (the model's `clean`) and by `purpose_update` itself, from the same
+    `Purpose.enabling_problems`. A purpose enabled before sign-offs were recorded stays
+    enabled and is flagged "DPIA not signed off" until its DPO signs it off here."""
 
-    list_display = ["code", "name", "school", "enabled", "dpia_reference"]
-    list_filter = ["enabled"]
-    inlines = [NoticeInline]
+    list_display = ["code", "name", "school", "enabled", "dpia_reference", "dpia_status"]
+    list_filter = ["enabled", DpiaFilter]
+    inlines = [NoticeInline, DpiaSignOffInline]
+    actions = ["sign_off_dpia"]  # DpiaSignOffMixin
 
     def service_create(self, request, form) -> Purpose:
         data = form.cleaned_data
@@ -157,8 +165,9 @@ class PurposeAdmin(FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
 
     def save_formset(self, request, form, formset, change):
         # New notice versions only (published ones are read-only); each gets the next number,
-        # and earlier grants become stale.
-        for notice in formset.save(commit=False):
+        # and earlier grants become stale. The sign-offs' inline is read-only: nothing to save.
+        rows = formset.save(commit=False)
+        for notice in rows if formset.model is Notice else ():
             notice_publish(purpose=form.instance, text=notice.text, actor=staff_actor(request))
 
 
@@ -263,8 +272,7 @@ class StudentAdmin(FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
                 student=form.instance,
                 parental_responsibility=link.parental_responsibility,
                 relationship=link.relationship,
-                notified_by="",  # the school records its notification separately
-                actor=actor,
+                actor=actor,  # queues the school's notice to the guardian
             )
 
     @admin.action(description="Record the child's own refusal (all purposes)")
@@ -309,18 +317,38 @@ class StaffMembershipAdmin(ServiceAdmin, SchoolScopedAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(ServiceAdmin, SchoolScopedAdmin):
-    """Notifications and their exceptions are rule inputs: their services store the child's
-    statuses again."""
+    """The record that the school's notice reached a guardian (a rule input: its services
+    store the child's statuses again). Staff add paper letters only: the date it was handed
+    over or posted, recorded by them. An email notification is written by the notice delivery
+    once the mail server accepted the email, and stays as it is (its delivery is the proof)."""
 
     school_path = "guardianship__student__school"
-    list_display = ["guardianship", "method", "sent_at"]
+    list_display = ["guardianship", "method", "sent_at", "recorded_by"]
+    list_filter = ["method"]
+    fields = ["guardianship", "sent_at", "note", "method", "recorded_by"]
+    readonly_fields = ["method", "recorded_by"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        letter = obj is None or obj.method == NotificationMethod.LETTER
+        return letter and super().has_change_permission(request, obj)
 
     def service_create(self, request, form) -> Notification:
-        return notification_record(actor=staff_actor(request), **form.cleaned_data)
+        data = form.cleaned_data
+        return notification_record(
+            guardianship=data["guardianship"],
+            sent_at=data["sent_at"],
+            note=data["note"],
+            method=NotificationMethod.LETTER,
+            recorded_by=request.user,
+            actor=staff_actor(request),
+        )
 
     def service_update(self, request, obj, form) -> Notification:
         return notification_update(
-            notification=obj, actor=staff_actor(request), **form_changes(form)
+            notification=obj,
+            recorded_by=request.user,
+            actor=staff_actor(request),
+            **form_changes(form),
         )
 
     def service_delete(self, request, obj) -> None:

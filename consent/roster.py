@@ -15,9 +15,15 @@ from django.utils import timezone
 from .actors import Actor
 from .audit import audit_record
 from .jobs import job_enqueue
-from .models import Guardian, Guardianship, RosterImport, School, Student
+from .models import Guardian, Guardianship, NoticeDelivery, RosterImport, School, Student
 from .roster_csv import clean_row, read_csv
-from .services import guardian_get_or_create, guardianship_link, student_create, student_update
+from .services import (
+    guardian_get_or_create,
+    guardianship_link,
+    notice_deliveries_enqueue,
+    student_create,
+    student_update,
+)
 from .status import consent_status_refresh
 
 __all__ = ["read_csv", "roster_import", "roster_job_create", "roster_job_run"]
@@ -94,6 +100,14 @@ class _Importer:
                     self.remember(learned)
                     report.add(counts)
             consent_status_refresh(touched)
+            # The chunk's new guardians' notices: a few messages after commit, not one per link.
+            notice_deliveries_enqueue(
+                NoticeDelivery.objects.filter(
+                    guardianship__student_id__in=touched,
+                    status=NoticeDelivery.Status.PENDING,
+                    attempts=0,
+                ).values_list("pk", flat=True)
+            )
 
     def _has_work(self, values: dict) -> bool:
         student = self.students.get(values["external_id"])
@@ -165,6 +179,7 @@ class _Importer:
                 actor=self.actor,
                 known_new=True,
                 refresh_status=False,  # once per chunk, by the caller
+                queue_notice=False,  # queued per chunk, by the caller
             )
             touched.add(student.pk)
             report.links_created += 1

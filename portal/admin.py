@@ -1,5 +1,6 @@
-"""Admin for exports, campaigns, API keys, the roster import page, the dashboard and the page
-where a new staff member sets their password (from `create_staff`'s link).
+"""Admin for exports, campaigns, API keys, the roster import page, the dashboard, each school's
+record of processing (linked from the school's page) and the page where a new staff member sets
+their password (from `create_staff`'s link).
 
 Campaigns and API keys are written through their services (audited). Django's accounts and
 the Celery beat schedules are re-registered by `admin_platform`.
@@ -7,6 +8,7 @@ the Celery beat schedules are re-registered by `admin_platform`.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from django import forms
@@ -15,6 +17,7 @@ from django.contrib.auth import views as auth_views
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse, reverse_lazy
@@ -44,6 +47,7 @@ from . import admin_platform  # noqa: F401 - re-registers the accounts and sched
 from .auth import api_key_revoke
 from .campaigns import campaign_coverage, campaign_create, campaign_delete
 from .models import ApiKey, ConsentCampaign, Export
+from .processing_record import processing_record, processing_record_csv
 
 
 @admin.register(Export)
@@ -76,9 +80,9 @@ class ExportAdmin(SchoolScopedAdmin):
 
 @admin.register(ConsentCampaign)
 class ConsentCampaignAdmin(ServiceAdmin, SchoolScopedAdmin):
-    list_display = ["__str__", "school", "emails_sent", "coverage"]
-    fields = ["school", "purpose", "class_name", "emails_sent", "coverage"]
-    readonly_fields = ["emails_sent", "coverage"]
+    list_display = ["__str__", "school", "emails_sent", "notices_resent", "coverage"]
+    fields = ["school", "purpose", "class_name", "emails_sent", "notices_resent", "coverage"]
+    readonly_fields = ["emails_sent", "notices_resent", "coverage"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "purpose":
@@ -104,7 +108,9 @@ class ConsentCampaignAdmin(ServiceAdmin, SchoolScopedAdmin):
             actor=staff_actor(request),
         )
         messages.success(
-            request, f"Emailed {campaign.emails_sent} guardian(s) who have not decided yet."
+            request,
+            f"Emailed {campaign.emails_sent} guardian(s) who have not decided yet; queued the "
+            f"school's notice again for {campaign.notices_resent} it had not reached.",
         )
         return campaign
 
@@ -323,6 +329,34 @@ class StaffSetPasswordDoneView(auth_views.PasswordResetCompleteView):
         }
 
 
+RECORD_FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
+
+
+def record_of_processing_view(request, school_id: int, fmt: str):
+    """The school's record of processing (GDPR Art 30) as a download, for staff of that
+    school; each download is audited (who, which school, which format)."""
+    if fmt not in RECORD_FORMATS or not request.user.has_perm("consent.view_school"):
+        raise PermissionDenied
+    school = get_object_or_404(scope(School.objects.all(), request.user, "pk"), pk=school_id)
+    now = timezone.now()
+    record = processing_record(school, now=now)
+    audit_record(
+        "school.record_of_processing_downloaded",
+        actor=staff_actor(request),
+        school_id=school.pk,
+        data={"format": fmt, "purposes": len(record["activities"])},
+    )
+    body = (
+        json.dumps(record, indent=1, ensure_ascii=False)
+        if fmt == "json"
+        else processing_record_csv(record)
+    )
+    response = HttpResponse(body, content_type=RECORD_FORMATS[fmt])
+    name = f"record-of-processing-{school.slug}-{now:%Y-%m-%d}.{fmt}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
 _original_get_urls = admin.site.get_urls
 
 
@@ -344,6 +378,11 @@ def _get_urls():
             "roster/<int:job_id>/",
             admin.site.admin_view(roster_job_view),
             name="guardian-roster-job",
+        ),
+        path(
+            "schools/<int:school_id>/record-of-processing.<str:fmt>",
+            admin.site.admin_view(record_of_processing_view),
+            name="guardian-record-of-processing",
         ),
         *_original_get_urls(),
     ]

@@ -1,4 +1,5 @@
-"""Consent campaigns: every undecided guardian gets one email with a link to that decision."""
+"""Consent campaigns: every undecided guardian gets one email with a link to that decision, and
+every guardian the school's written notice has not reached gets the notice again."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from consent.audit import audit_record
 from consent.changes import audited_delete
 from consent.models import Decision, Guardianship, Purpose, School, Student, StudentStatus
 from consent.rules import load_for_rule, purpose_statuses
+from consent.services import notice_resend_unreached
 
 from .auth import magic_link_issue
 from .models import ConsentCampaign
@@ -37,7 +39,8 @@ def campaign_create(
     created_by: AbstractBaseUser | None = None,
     actor: Actor,
 ) -> ConsentCampaign:
-    """Start a campaign: email every undecided guardian now, and audit how many were asked.
+    """Start a campaign: queue the notice again for every guardian it has not reached, email
+    every notified undecided guardian now, and audit how many of each.
 
     The emails go out inside the transaction, as the staff member waits for the count; a
     rollback after them leaves only sign-in links that were never stored, which fail safely.
@@ -47,6 +50,7 @@ def campaign_create(
             school=school, purpose=purpose, class_name=class_name, created_by=created_by
         )
         sent = campaign_send(campaign)
+        campaign.refresh_from_db()
         audit_record(
             "consent.campaign_sent",
             actor=actor,
@@ -56,9 +60,9 @@ def campaign_create(
                 "purpose": purpose.code,
                 "class_name": class_name,
                 "emails": sent,
+                "notices": campaign.notices_resent,
             },
         )
-    campaign.refresh_from_db()
     return campaign
 
 
@@ -74,18 +78,32 @@ def campaign_delete(*, campaign: ConsentCampaign, actor: Actor) -> None:
 
 
 def campaign_send(campaign: ConsentCampaign) -> int:
-    """Email each guardian with parental responsibility who has not decided for the purpose."""
+    """Reach every guardian of the campaign's children:
+
+    1. Whom the school's written notice has not reached (no accepted email, no letter, no
+       recorded exception, none on its way): the notice again, queued
+       (`notice_resend_unreached`); their decision can wait until they have read it.
+    2. Each notified guardian with parental responsibility who has not decided for the
+       purpose: an email with a sign-in link to that decision. A guardian with a recorded
+       exception (not found, welfare of the child...) is never contacted.
+
+    Returns the decision emails sent; the notices queued are stored on the campaign."""
     students = list(campaign_students(campaign))
+    links = Guardianship.objects.filter(student__in=students)
+    resent = notice_resend_unreached(links=links)
     decided = set(
         campaign.purpose.decisions.filter(student__in=students, guardian__isnull=False).values_list(
             "student_id", "guardian_id"
         )
     )
     messages = []
-    links = Guardianship.objects.filter(
-        student__in=students, parental_responsibility=True
-    ).select_related("guardian", "student")
-    for link in links:
+    notified = (
+        links.filter(parental_responsibility=True, notifications__isnull=False)
+        .exclude(notification_exceptions__isnull=False)
+        .distinct()
+        .select_related("guardian", "student")
+    )
+    for link in notified:
         if (link.student_id, link.guardian_id) in decided:
             continue
         next_url = reverse("portal:child", args=[link.student_id]) + "#purposes"
@@ -106,7 +124,9 @@ def campaign_send(campaign: ConsentCampaign) -> int:
         )
     if messages:
         send_mass_mail(messages, fail_silently=False)
-    ConsentCampaign.objects.filter(pk=campaign.pk).update(emails_sent=len(messages))
+    ConsentCampaign.objects.filter(pk=campaign.pk).update(
+        emails_sent=len(messages), notices_resent=len(resent)
+    )
     return len(messages)
 
 

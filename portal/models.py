@@ -131,6 +131,8 @@ class ConsentCampaign(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     emails_sent = models.PositiveIntegerField(default=0)
+    # The school's notice, queued again for the guardians it had not reached.
+    notices_resent = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]

@@ -20,6 +20,8 @@ VIEW_ALL = [
             "guardianship",
             "notification",
             "notificationexception",
+            "noticedelivery",
+            "dpiasignoff",
             "consentdecision",
             "auditevent",
         ],

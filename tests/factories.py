@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import factory
+from django.contrib.auth import get_user_model
+from django.core import mail
 from django.utils import timezone
 
 from consent.actors import Actor
-from consent.models import ConsentDecision, Guardian, Purpose, School, Student
+from consent.models import (
+    ConsentDecision,
+    Guardian,
+    Guardianship,
+    NoticeDelivery,
+    Purpose,
+    School,
+    StaffMembership,
+    Student,
+)
 from consent.services import (
     consent_decide,
+    dpia_sign_off,
     guardian_get_or_create,
     guardianship_link,
+    notice_deliveries_send,
     notice_publish,
     purpose_create,
     purpose_update,
     school_create,
+    staff_membership_create,
     student_create,
 )
 
@@ -54,7 +68,24 @@ class StudentFactory(factory.django.DjangoModelFactory):
         return student_create(actor=TEST_ACTOR, **kwargs)
 
 
-def purpose_with_notice(school: School, code: str = "gate_access", *, enabled=True) -> Purpose:
+def dpo_of(school: School):
+    """The school's data protection officer: a staff account with the DPO role there."""
+    User = get_user_model()
+    user, created = User.objects.get_or_create(
+        username=f"dpo-{school.slug}", defaults={"is_staff": True, "first_name": "Dana"}
+    )
+    if created:
+        staff_membership_create(
+            user=user, school=school, role=StaffMembership.Role.DPO, actor=TEST_ACTOR
+        )
+    return user
+
+
+def purpose_with_notice(
+    school: School, code: str = "gate_access", *, enabled=True, signed_off=True
+) -> Purpose:
+    """A purpose with a notice, an alternative and a DPIA its DPO signed off (`signed_off`),
+    enabled through `purpose_update` (which refuses without the sign-off)."""
     purpose = purpose_create(
         school=school,
         code=code,
@@ -65,6 +96,8 @@ def purpose_with_notice(school: School, code: str = "gate_access", *, enabled=Tr
         actor=TEST_ACTOR,
     )
     notice_publish(purpose=purpose, text=f"Notice for {code} v1", actor=TEST_ACTOR)
+    if signed_off:
+        dpia_sign_off(purpose=purpose, signed_by=dpo_of(school), actor=TEST_ACTOR)
     if enabled:
         purpose_update(purpose=purpose, enabled=True, actor=TEST_ACTOR)
     return purpose
@@ -75,13 +108,33 @@ def guardian(email: str, name: str | None = None) -> Guardian:
 
 
 def link(g: Guardian, student: Student, *, responsible: bool = True, notified: bool = True):
-    return guardianship_link(
-        guardian=g,
-        student=student,
-        parental_responsibility=responsible,
-        notified_by="email" if notified else "",
-        actor=TEST_ACTOR,
+    """Link a guardian, which queues the school's notice. `notified`: the notice task runs
+    here and now and the locmem mail backend accepts the email, so the guardian is notified
+    as in production (`notices_deliver`); otherwise the notice stays queued, not sent."""
+    row = guardianship_link(
+        guardian=g, student=student, parental_responsibility=responsible, actor=TEST_ACTOR
     )
+    if notified:
+        notices_deliver(row)
+    return row
+
+
+def notices_deliver(*links: Guardianship, keep_mail: bool = False) -> list:
+    """Run the notice task's service for these links' queued notices, as a worker would,
+    with the test mail backend (locmem), and check each one was accepted (so a Notification
+    was recorded). Fixtures' notices are taken back out of `mail.outbox` (`keep_mail=False`),
+    so a test about another email sees only that one."""
+    ids = list(
+        NoticeDelivery.objects.filter(
+            guardianship__in=links, status=NoticeDelivery.Status.PENDING
+        ).values_list("pk", flat=True)
+    )
+    before = len(mail.outbox)
+    report = notice_deliveries_send(delivery_ids=ids)
+    assert report.sent == ids, report
+    if not keep_mail:
+        del mail.outbox[before:]
+    return ids
 
 
 def grant(student: Student, purpose: Purpose, g: Guardian, *, at=None) -> ConsentDecision:

@@ -61,6 +61,7 @@ from consent.models import (
     Student,
 )
 from consent.services import (
+    dpia_sign_off,
     notice_publish,
     notification_exception_record,
     purpose_create,
@@ -72,11 +73,14 @@ from portal.campaigns import campaign_create
 from portal.exports import export_request
 from portal.models import ApiKey, ConsentCampaign, Export
 
-from .factories import TEST_ACTOR, SchoolFactory, StudentFactory, grant, guardian, link
-
-NOT_RESPONSIBLE_REASON = (
-    "issue 12 item 3 (parental responsibility decides access) is the sign-in helper's branch: "
-    "until it merges, a guardian without parental responsibility still reads these"
+from .factories import (
+    TEST_ACTOR,
+    SchoolFactory,
+    StudentFactory,
+    dpo_of,
+    grant,
+    guardian,
+    link,
 )
 
 # --- The world ----------------------------------------------------------------------------------
@@ -139,6 +143,7 @@ def _purpose(school, code, name):
         actor=TEST_ACTOR,
     )
     notice_publish(purpose=purpose, text=f"{name} notice", actor=TEST_ACTOR)
+    dpia_sign_off(purpose=purpose, signed_by=dpo_of(school), actor=TEST_ACTOR)
     purpose_update(purpose=purpose, enabled=True, actor=TEST_ACTOR)
     return purpose
 

@@ -1,15 +1,17 @@
 from .audit import AuditChainHead, AuditEvent
 from .decisions import ConsentDecision, Decision, Method
+from .notices import NoticeDelivery
 from .people import (
     Guardian,
     Guardianship,
     Notification,
     NotificationException,
+    NotificationMethod,
     RetiredSubject,
     Student,
     StudentStatus,
 )
-from .schools import Notice, Purpose, School, StaffMembership
+from .schools import DpiaSignOff, Notice, Purpose, School, StaffMembership
 from .status import ConsentStatus, RosterImport
 
 __all__ = [
@@ -18,12 +20,15 @@ __all__ = [
     "ConsentDecision",
     "ConsentStatus",
     "Decision",
+    "DpiaSignOff",
     "Guardian",
     "Guardianship",
     "Method",
     "Notice",
+    "NoticeDelivery",
     "Notification",
     "NotificationException",
+    "NotificationMethod",
     "Purpose",
     "RetiredSubject",
     "RosterImport",

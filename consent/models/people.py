@@ -102,15 +102,38 @@ class Guardianship(models.Model):
         return f"{self.guardian} → {self.student}"
 
 
+class NotificationMethod(models.TextChoices):
+    # Written only by the notice delivery, once the mail backend accepted the email.
+    EMAIL = "email", _("Email accepted by the mail server")
+    # Recorded by staff in admin: the date the letter was handed over or posted, and by whom.
+    LETTER = "letter", _("Paper letter")
+    # Rows written when a guardian was linked, before the notice was really emailed: nothing
+    # was sent by the portal (see migration 0005). They still count, as they did.
+    LEGACY = "legacy", _("Recorded at linking; no email was sent")
+
+
 class Notification(models.Model):
-    """The school told this guardian in writing it intends to use biometrics (PoFA s.26(2))."""
+    """The school told this guardian in writing it intends to use biometrics (PoFA s.26(2)).
+
+    The consent rule reads `sent_at`: a row exists only once the notice really went out (the
+    mail backend accepted it, `NoticeDelivery`) or staff recorded a paper letter."""
 
     guardianship = models.ForeignKey(
         Guardianship, on_delete=models.CASCADE, related_name="notifications"
     )
-    method = models.CharField(max_length=20, default="email")
-    sent_at = models.DateTimeField()
+    method = models.CharField(
+        max_length=20, choices=NotificationMethod.choices, default=NotificationMethod.LETTER
+    )
+    sent_at = models.DateTimeField(_("sent on"))
     note = models.CharField(max_length=300, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_("The staff member who recorded the letter."),
+    )
 
     class Meta:
         ordering = ["-sent_at"]

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import hashlib
 
 from django.conf import settings
@@ -25,6 +27,9 @@ FACE_MARGIN_DEFAULT = 0.05
 def default_face_tolerance() -> float:
     """A new school starts at the deployment's FACE_TOLERANCE setting (0.6 unless set)."""
     return float(settings.FACE_TOLERANCE)
+
+
+DPIA_NOT_SIGNED_OFF = _("Its DPIA (%(reference)s) has not been signed off by the school's DPO.")
 
 
 class School(models.Model):
@@ -132,7 +137,7 @@ class Purpose(models.Model):
         return f"{self.name} ({self.code})"
 
     @property
-    def current_notice(self) -> "Notice | None":
+    def current_notice(self) -> Notice | None:
         # Uses the prefetch cache when the caller prefetched notices.
         notices = list(self.notices.all())
         return max(notices, key=lambda n: n.version) if notices else None
@@ -149,11 +154,41 @@ class Purpose(models.Model):
             problems.append(str(_("It has no DPIA reference.")))
         return problems
 
+    def dpia_sign_off(self) -> DpiaSignOff | None:
+        """The DPO's sign-off of the DPIA document this purpose names now, if there is one."""
+        reference = self.dpia_reference.strip()
+        if not reference or not self.pk:
+            return None
+        # Newest first (the model's order); uses the prefetch cache when there is one.
+        return next(
+            (s for s in self.dpia_sign_offs.all() if s.document_reference == reference), None
+        )
+
+    def enabling_problems(self, *, before: Purpose | None) -> list[str]:
+        """What stops this purpose, with its values as they are on this instance, from being
+        saved enabled, given the row as it was `before` (UK GDPR Art 35: no deployment without
+        a DPIA the DPO signed off).
+
+        The rule's own configuration check (`enablement_problems`) always applies. The DPO's
+        sign-off is asked for when the purpose is being enabled or names another DPIA document
+        while enabled: purposes enabled before sign-offs were recorded stay enabled, and are
+        flagged in admin as "DPIA not signed off" (their staff cannot invent a sign-off)."""
+        if not self.enabled:
+            return []
+        problems = self.enablement_problems()
+        enabling = before is None or not before.enabled
+        new_document = before is not None and before.dpia_reference != self.dpia_reference
+        if (enabling or new_document) and self.dpia_reference.strip():
+            if self.dpia_sign_off() is None:
+                problems.append(str(DPIA_NOT_SIGNED_OFF % {"reference": self.dpia_reference}))
+        return problems
+
     def clean(self) -> None:
-        if self.enabled and self.pk and (problems := self.enablement_problems()):
-            raise ValidationError({"enabled": " ".join(problems)})
         if self.enabled and not self.pk:
             raise ValidationError({"enabled": _("Save the purpose with its notice first.")})
+        before = type(self)._default_manager.filter(pk=self.pk).first()
+        if problems := self.enabling_problems(before=before):
+            raise ValidationError({"enabled": " ".join(problems)})
 
 
 class Notice(models.Model):
@@ -183,3 +218,27 @@ class Notice(models.Model):
             raise ValidationError("A published notice cannot be changed; publish a new version.")
         self.sha256 = self.hash_text(self.text)
         super().save(*args, **kwargs)
+
+
+class DpiaSignOff(models.Model):
+    """The school's DPO signed off the data protection impact assessment of a purpose
+    (UK GDPR Art 35, the DPO consulted). Append-only: a new document needs a new sign-off.
+
+    A purpose is enabled only while its `dpia_reference` names a signed-off document
+    (`consent.services.purpose_update`)."""
+
+    purpose = models.ForeignKey(Purpose, on_delete=models.CASCADE, related_name="dpia_sign_offs")
+    document_reference = models.CharField(_("DPIA document reference"), max_length=200)
+    # PROTECT: the record says who signed; the account is deactivated, not deleted.
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="dpia_sign_offs"
+    )
+    signed_at = models.DateTimeField()
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-signed_at", "-pk"]
+        verbose_name = "DPIA sign-off"
+
+    def __str__(self) -> str:
+        return f"{self.document_reference} ({self.signed_at:%Y-%m-%d})"

@@ -3,11 +3,22 @@ and the seed all call them). Each owns its transaction, writes its audit row ins
 stores the consent statuses of the children whose rule inputs it changed.
 
 Callers import them from here; the modules are by entity: decisions (and leaving), people
-(children, guardians, links), notifications, schools (policy, purposes, notices), staff.
+(children, guardians, links), notices (the school's written notice going out), notifications
+(the record that it reached a guardian), schools (policy, purposes, notices, DPIA sign-offs),
+staff.
 """
 
 from ..errors import NOT_YOUR_CHILD, PURPOSE_UNKNOWN, STALE_NOTICE, ConsentError
 from .decisions import DecisionOutcome, child_refusal_record, consent_decide, student_leave
+from .notices import (
+    NOTICE_TASK,
+    NOTICE_WATCHDOG_TASK,
+    notice_deliveries_enqueue,
+    notice_deliveries_send,
+    notice_delivery_open,
+    notice_resend_unreached,
+    notice_watchdog,
+)
 from .notifications import (
     notification_delete,
     notification_exception_delete,
@@ -31,6 +42,7 @@ from .people import (
     student_update,
 )
 from .schools import (
+    dpia_sign_off,
     notice_publish,
     purpose_create,
     purpose_delete,
@@ -54,6 +66,8 @@ __all__ = [
     "EMAIL_IS_A_GUARDIANS",
     "GUARDIAN_EMAIL_IS_THEIRS",
     "GUARDIAN_EXISTS",
+    "NOTICE_TASK",
+    "NOTICE_WATCHDOG_TASK",
     "NOT_YOUR_CHILD",
     "PURPOSE_UNKNOWN",
     "ROLE_GROUPS",
@@ -62,6 +76,7 @@ __all__ = [
     "DecisionOutcome",
     "child_refusal_record",
     "consent_decide",
+    "dpia_sign_off",
     "guardian_create",
     "guardian_delete",
     "guardian_get_or_create",
@@ -70,7 +85,12 @@ __all__ = [
     "guardianship_link",
     "guardianship_unlink",
     "guardianship_update",
+    "notice_deliveries_enqueue",
+    "notice_deliveries_send",
+    "notice_delivery_open",
     "notice_publish",
+    "notice_resend_unreached",
+    "notice_watchdog",
     "notification_delete",
     "notification_exception_delete",
     "notification_exception_record",

@@ -17,7 +17,13 @@ from django.db import transaction
 from ..actors import Actor
 from ..audit import audit_record
 from ..changes import audited_delete, audited_update, given
-from ..models import Guardianship, Notification, NotificationException
+from ..models import (
+    Guardianship,
+    NoticeDelivery,
+    Notification,
+    NotificationException,
+    NotificationMethod,
+)
 from ..status import consent_status_refresh
 
 if TYPE_CHECKING:
@@ -27,7 +33,14 @@ if TYPE_CHECKING:
 Row = TypeVar("Row", Notification, NotificationException)
 
 
-def _row_create(model: type[Row], *, action: str, actor: Actor, **fields: Any) -> Row:
+def _row_create(
+    model: type[Row],
+    *,
+    action: str,
+    actor: Actor,
+    audit: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> Row:
     with transaction.atomic():
         row = model.objects.create(**fields)
         student = row.guardianship.student
@@ -36,7 +49,7 @@ def _row_create(model: type[Row], *, action: str, actor: Actor, **fields: Any) -
             actor=actor,
             school_id=student.school_id,
             subject=student.subject_id,
-            data={"id": row.pk, "guardian": row.guardianship.guardian_id},
+            data={"id": row.pk, "guardian": row.guardianship.guardian_id, **(audit or {})},
         )
         consent_status_refresh([student.pk])
     return row
@@ -76,20 +89,24 @@ def notification_record(
     *,
     guardianship: Guardianship,
     sent_at: datetime,
-    method: str = "email",
+    method: str = NotificationMethod.LETTER,
     note: str = "",
+    recorded_by: AbstractBaseUser | None = None,
     actor: Actor,
 ) -> Notification:
     """The school's notice reached this guardian (at `sent_at`, which may be in the future: the
-    rule counts it from then)."""
+    rule counts it from then): a paper letter staff handed over or posted (`recorded_by`), or
+    an email the mail backend accepted (written only by `consent.services.notices`)."""
     return _row_create(
         Notification,
         action="consent.notification_recorded",
         actor=actor,
+        audit={"method": method},
         guardianship=guardianship,
         sent_at=sent_at,
         method=method,
         note=note,
+        recorded_by=recorded_by,
     )
 
 
@@ -101,8 +118,15 @@ def notification_update(
     sent_at: datetime | None = None,
     method: str | None = None,
     note: str | None = None,
+    recorded_by: AbstractBaseUser | None = None,
 ) -> Notification:
-    values = given(guardianship=guardianship, sent_at=sent_at, method=method, note=note)
+    values = given(
+        guardianship=guardianship,
+        sent_at=sent_at,
+        method=method,
+        note=note,
+        recorded_by=recorded_by,
+    )
     return _row_update(
         notification, action="consent.notification_changed", actor=actor, values=values
     )
@@ -120,16 +144,21 @@ def notification_exception_record(
     recorded_by: AbstractBaseUser | None = None,
     actor: Actor,
 ) -> NotificationException:
-    """Why this guardian could not be notified; it counts as notified for the rule."""
-    return _row_create(
-        NotificationException,
-        action="consent.notification_exception_recorded",
-        actor=actor,
-        guardianship=guardianship,
-        reason=reason,
-        note=note,
-        recorded_by=recorded_by,
-    )
+    """Why this guardian could not be notified; it counts as notified for the rule. A notice
+    still queued for them is not sent (a parent who must not be contacted is not)."""
+    with transaction.atomic():
+        NoticeDelivery.objects.filter(
+            guardianship=guardianship, status=NoticeDelivery.Status.PENDING
+        ).update(status=NoticeDelivery.Status.EXCUSED, next_attempt_at=None)
+        return _row_create(
+            NotificationException,
+            action="consent.notification_exception_recorded",
+            actor=actor,
+            guardianship=guardianship,
+            reason=reason,
+            note=note,
+            recorded_by=recorded_by,
+        )
 
 
 def notification_exception_update(

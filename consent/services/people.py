@@ -13,15 +13,15 @@ from datetime import date
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
-from django.utils import timezone
 
 from ..accounts import guardian_username
 from ..actors import Actor
 from ..audit import AuditEntry, audit_record, audit_record_many
 from ..changes import audited_delete, audited_update, given
 from ..errors import ConsentError
-from ..models import Guardian, Guardianship, Notification, School, Student
+from ..models import Guardian, Guardianship, School, Student
 from ..status import consent_status_refresh
+from .notices import notice_delivery_open
 
 GUARDIAN_EXISTS = "A guardian with this email address exists already."
 GUARDIAN_EMAIL_IS_THEIRS = (
@@ -135,11 +135,11 @@ def guardian_link_by_email(
     student: Student,
     parental_responsibility: bool = True,
     relationship: str = "",
-    notified_by: str = "",
     actor: Actor,
 ) -> tuple[Guardian, bool]:
     """Link the guardian with this address to a child, making the guardian if there is none
-    (staff in admin). Returns (guardian, created).
+    (staff in admin); the link queues the school's written notice to them. Returns (guardian,
+    created).
 
     A guardian who exists already (say, with a child at another school) is linked as they are:
     `name` and `language` are used only for a new one, and nothing of theirs changes. Both the
@@ -161,7 +161,6 @@ def guardian_link_by_email(
             student=student,
             parental_responsibility=parental_responsibility,
             relationship=relationship,
-            notified_by=notified_by,
             actor=actor,
         )
     return guardian, created
@@ -233,17 +232,21 @@ def guardianship_link(
     student: Student,
     parental_responsibility: bool = True,
     relationship: str = "",
-    notified_by: str = "email",
     actor: Actor,
     known_new: bool = False,
     refresh_status: bool = True,
+    queue_notice: bool = True,
 ) -> Guardianship:
-    """Link a guardian to a child and record that the school's notice reached them
-    (`notified_by=""`: it has not yet; a Notification is recorded later).
+    """Link a guardian to a child and queue the school's written notice to them (PoFA
+    s.26(2); `consent.services.notices`). The link alone notifies nobody: the guardian counts
+    as notified once the mail backend accepted the notice, or staff record a letter. A link
+    that exists already gets a notice only if none reached the guardian and none is on its way.
 
     `known_new`: the caller knows the link does not exist (nothing is looked up).
     `refresh_status=False`: the caller refreshes the consent statuses itself, for many children
-    at once, in the same transaction (the roster import, per chunk)."""
+    at once, in the same transaction (the roster import, per chunk).
+    `queue_notice=False`: the notice's delivery row is written but its task is not queued; the
+    caller queues many at once (`notice_deliveries_enqueue`; the roster, per chunk)."""
     with transaction.atomic():
         if known_new:
             link, created = (
@@ -267,16 +270,17 @@ def guardianship_link(
         if not created and link.parental_responsibility != parental_responsibility:
             link.parental_responsibility = parental_responsibility
             link.save(update_fields=["parental_responsibility"])
-        if notified_by and (created or not link.notifications.exists()):
-            Notification.objects.create(
-                guardianship=link, method=notified_by, sent_at=timezone.now()
-            )
+        delivery = notice_delivery_open(guardianship=link, known_new=created, enqueue=queue_notice)
         audit_record(
             "roster.guardian_linked",
             actor=actor,
             school_id=student.school_id,
             subject=student.subject_id,
-            data={"guardian": guardian.pk, "parental_responsibility": parental_responsibility},
+            data={
+                "guardian": guardian.pk,
+                "parental_responsibility": parental_responsibility,
+                "notice_delivery": delivery.pk if delivery else None,
+            },
         )
         if refresh_status:
             consent_status_refresh([student.pk])

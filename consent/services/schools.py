@@ -1,23 +1,33 @@
 """Writes for a school's published policy, its purposes and their notices.
 
 A purpose is enabled only with a notice, a non-biometric alternative and a DPIA reference
-(`Purpose.enablement_problems`): `purpose_update` refuses otherwise, whoever calls it. Purposes,
+(`Purpose.enablement_problems`), and only once the school's DPO signed that DPIA off
+(`dpia_sign_off`; `Purpose.enabling_problems`): `purpose_update` refuses otherwise, whoever
+calls it. Purposes,
 notices and the school's consent validity are consent-rule inputs for every child of the school,
 so those writes store every child's statuses again, in their own transaction.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from ..actors import Actor
 from ..audit import audit_record
 from ..changes import audited_delete, audited_update, given, with_values
 from ..errors import ConsentError
-from ..models import Notice, Purpose, School
+from ..models import DpiaSignOff, Notice, Purpose, School, StaffMembership
 from ..status import consent_status_refresh_school
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+NOT_DPO = "Only a data protection officer of the purpose's school can sign off its DPIA."
+NO_DPIA_DOCUMENT = "Name the DPIA document (its reference) before it can be signed off."
 
 # Every field staff may set on a school: who it is, its DPO, its retention policy and its face
 # matching policy (all of it published on the school's transparency page).
@@ -133,7 +143,8 @@ def purpose_update(
     """Change a purpose (None leaves a field as it is).
 
     1. Refuse (ConsentError `purpose_not_ready`, nothing changed) if the purpose would be
-       enabled without a notice, an alternative and a DPIA reference.
+       enabled without a notice, an alternative and a DPIA reference, or be enabled (or
+       name another DPIA document while enabled) without the DPO's sign-off of that DPIA.
     2. Save the fields that differ, with an audit row (`consent.purpose_enabled` / `_disabled`
        when that flips, `consent.purpose_changed` otherwise).
     3. If the rule reads what changed, store every child's statuses again.
@@ -147,7 +158,7 @@ def purpose_update(
         dpia_reference=dpia_reference,
     )
     after = with_values(purpose, values)
-    if after.enabled and (problems := after.enablement_problems()):
+    if problems := after.enabling_problems(before=purpose):
         raise ConsentError("purpose_not_ready", " ".join(problems))
     flip = {True: "consent.purpose_enabled", False: "consent.purpose_disabled"}
     action = flip[after.enabled] if after.enabled != purpose.enabled else "consent.purpose_changed"
@@ -196,3 +207,61 @@ def notice_publish(*, purpose: Purpose, text: str, actor: Actor) -> Notice:
         )
         consent_status_refresh_school(purpose.school_id)
     return notice
+
+
+def dpia_sign_off(
+    *,
+    purpose: Purpose,
+    signed_by: User,
+    document_reference: str = "",
+    note: str = "",
+    actor: Actor,
+    at: datetime | None = None,
+) -> DpiaSignOff:
+    """The school's DPO signs off the DPIA of a purpose (UK GDPR Art 35(2): the DPO is
+    consulted before a deployment). A purpose is enabled only while it names a signed-off DPIA.
+
+    1. Refuse (ConsentError `not_dpo`) unless `signed_by` is a DPO of the purpose's school
+       (a membership with the DPO role; being a superuser is not enough).
+    2. Refuse (`no_dpia`) without a document reference (`document_reference`, else the one the
+       purpose names).
+    3. Record who, when and which document, with its audit row; a document other than the
+       one the purpose names becomes the purpose's reference (a rule input: every child's
+       statuses are stored again).
+    """
+    is_dpo = StaffMembership.objects.filter(
+        user_id=signed_by.pk, school_id=purpose.school_id, role=StaffMembership.Role.DPO
+    ).exists()
+    if not (is_dpo and signed_by.is_active):
+        raise ConsentError("not_dpo", NOT_DPO)
+    reference = (document_reference or purpose.dpia_reference).strip()
+    if not reference:
+        raise ConsentError("no_dpia", NO_DPIA_DOCUMENT)
+    with transaction.atomic():
+        sign_off = DpiaSignOff.objects.create(
+            purpose=purpose,
+            document_reference=reference,
+            signed_by=signed_by,
+            signed_at=at or timezone.now(),
+            note=note,
+        )
+        audit_record(
+            "consent.dpia_signed_off",
+            actor=actor,
+            school_id=purpose.school_id,
+            data={
+                "id": sign_off.pk,
+                "purpose": purpose.code,
+                "document": reference,
+                "signed_by": signed_by.pk,
+            },
+        )
+        if audited_update(
+            instance=purpose,
+            values={"dpia_reference": reference},
+            action="consent.purpose_changed",
+            actor=actor,
+            school_id=purpose.school_id,
+        ):
+            consent_status_refresh_school(purpose.school_id)
+    return sign_off

@@ -6,6 +6,7 @@ import random
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -14,15 +15,26 @@ from biometrics import demo_photos
 from biometrics.models import Holder, RecognitionEvent
 from biometrics.services import holder_create, holder_update, photo_enrol
 from consent.actors import Actor
-from consent.models import Decision, Method, Purpose, School, Student
+from consent.models import (
+    Decision,
+    Method,
+    NoticeDelivery,
+    Purpose,
+    School,
+    StaffMembership,
+    Student,
+)
 from consent.services import (
     consent_decide,
+    dpia_sign_off,
     guardian_get_or_create,
     guardianship_link,
+    notice_deliveries_send,
     notice_publish,
     purpose_create,
     purpose_update,
     school_create,
+    staff_membership_create,
     student_create,
 )
 
@@ -96,6 +108,13 @@ class Command(BaseCommand):
                     actor=ACTOR,
                 )
             if not purpose.enabled:
+                if purpose.dpia_sign_off() is None:
+                    dpia_sign_off(
+                        purpose=purpose,
+                        signed_by=self._dpo(school),
+                        note="Demo data: signed off by the demo DPO account.",
+                        actor=ACTOR,
+                    )
                 purpose_update(purpose=purpose, enabled=True, actor=ACTOR)
             purposes[code] = purpose
 
@@ -147,7 +166,14 @@ class Command(BaseCommand):
                     school=school, external_id=ext_id, name=name, class_name=class_name, actor=ACTOR
                 )
             for g in guardians:
-                guardianship_link(guardian=g, student=student, actor=ACTOR)
+                # The demo's notices go out here and now through the configured mail backend
+                # (the console, in the demo), so the children's purposes can start at once.
+                guardianship_link(guardian=g, student=student, actor=ACTOR, queue_notice=False)
+            notice_deliveries_send(
+                delivery_ids=NoticeDelivery.objects.filter(
+                    guardianship__student=student, status=NoticeDelivery.Status.PENDING
+                ).values_list("pk", flat=True)
+            )
             if not student.decisions.exists():
                 for code in granted:
                     purpose = purposes[code]
@@ -175,6 +201,22 @@ class Command(BaseCommand):
                 f"  {name}: {student.photos.count()} photos, {student.templates.count()} templates"
             )
         self.stdout.write(self.style.SUCCESS("Demo school 'demo' is ready."))
+
+    def _dpo(self, school: School):
+        """The demo school's data protection officer (a staff account that cannot sign in
+        until someone sets its password)."""
+        User = get_user_model()
+        user, created = User.objects.get_or_create(
+            username="dpo@demo-school.example",
+            defaults={"email": "dpo@demo-school.example", "first_name": "Dana", "is_staff": True},
+        )
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+            staff_membership_create(
+                user=user, school=school, role=StaffMembership.Role.DPO, actor=ACTOR
+            )
+        return user
 
     @transaction.atomic
     def _events(self, student, purposes, rng) -> None:
