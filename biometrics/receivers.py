@@ -4,51 +4,41 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.dispatch import receiver
+from django.utils import timezone
 
 from consent.actors import Actor
-from consent.audit import audit_record
-from consent.models import Student
 from consent.signals import purposes_changed, storage_locations_asked
 
+from .due import CLOCKS, EVERYTHING, dues_for
 from .erasure import erasure_open
-from .models import FaceTemplate, Holder, Photo, RecognitionEvent
+from .models import Holder
+from .retention import events_erase
 from .systems import STORAGE_LOCATIONS
 
 SYSTEM = Actor.system("consent change")
 
 
-def holds_biometric_data(student) -> bool:
-    return (
-        Photo.objects.filter(student=student).exists()
-        or FaceTemplate.objects.filter(student=student).exists()
-        or RecognitionEvent.objects.filter(student=student).exists()
-    )
-
-
 @receiver(purposes_changed)
-def on_purposes_changed(sender, *, student, ended: set, still_active: set, **kwargs) -> None:
-    """No purpose left → erase everything; some purposes ended → erase their events."""
+def on_purposes_changed(sender, *, ended: set, at=None, **kwargs) -> None:
+    """Do at once what `erasure_due` says is due now for the children whose purposes changed
+    (a decision, a leaver, a purpose disabled): everything → an erasure; events of purposes
+    that ended → deleted. What is due later (a leaver's window, a new notice's) is left to the
+    retention jobs, which ask the same function. Runs inside the announcing transaction, so
+    what it starts commits with the change or not at all."""
     if not ended:
         return
-    if sender is Student:
-        # A leaver: matching stopped at once (the consent rule), and the retention job erases
-        # everything at the end of the school's leaver window (at most 30 days).
-        return
-    if not still_active:
-        if holds_biometric_data(student):
-            erasure_open(student=student, trigger="consent_lost", actor=SYSTEM)
-        return
+    at = at or timezone.now()
+    students = kwargs.get("students") or [kwargs["student"]]
     with transaction.atomic():
-        deleted, _ = RecognitionEvent.objects.filter(
-            student=student, purpose__code__in=ended
-        ).delete()
-        audit_record(
-            "biometrics.purpose_events_erased",
-            actor=SYSTEM,
-            school_id=student.school_id,
-            subject=student.subject_id,
-            data={"purposes": sorted(ended), "events": deleted},
-        )
+        for child in dues_for(students, at=at):
+            due = child.due_now(at, reasons=lambda reason: reason not in CLOCKS)
+            everything = next((d for d in due if d.what == EVERYTHING), None)
+            if everything is not None:
+                if child.held.portal:
+                    erasure_open(student=child.student, trigger=everything.trigger, actor=SYSTEM)
+                continue
+            for d in due:
+                events_erase(child.student, d, at=at, actor=SYSTEM)
 
 
 @receiver(storage_locations_asked)

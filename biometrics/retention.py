@@ -1,4 +1,8 @@
-"""Retention: scheduled jobs that keep nothing longer than allowed (docs/retention.md).
+"""Retention: scheduled jobs that keep nothing longer than allowed (docs/erasure.md).
+
+What is due, for whom, is `biometrics.due.erasure_due`'s answer; each job asks it for its own
+reasons and does what has come (`dues_enforce`): leavers, template age, the event window, and
+everything consent no longer covers. Reconciliation asks it for every subject a holder lists.
 
 Every job takes an "as of" time (for testing and for catching up), can run dry, works in short
 batches so no transaction holds locks for long, is idempotent (a killed run resumes where it
@@ -10,20 +14,21 @@ trail. Beat runs them through `retention_job_task` (schedules editable in admin)
 from __future__ import annotations
 
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from consent.actors import Actor
 from consent.audit import audit_record
 from consent.models import ConsentDecision, Decision, School, Student, StudentStatus
-from consent.rules import load_for_rule, purpose_statuses
 
+from .due import CLOCKS, EVENT_WINDOW, EVERYTHING, LEAVER, TEMPLATE_AGE, ChildDue, Due, dues_for
 from .erasure import OPEN, erasure_open, erasure_open_many, erasure_watchdog
 from .holders.protocol import HolderError
 from .models import (
@@ -42,22 +47,7 @@ EVENT_BATCH = 5000
 STUDENT_BATCH = 500
 REMINDER_DAYS = 30
 ACTOR = Actor.system("retention")
-
-
-def _has_data(student_ids) -> set:
-    """Which of these students still have biometric data in the portal."""
-    held = set(
-        FaceTemplate.objects.filter(student_id__in=student_ids).values_list("student_id", flat=True)
-    )
-    held |= set(
-        Photo.objects.filter(student_id__in=student_ids).values_list("student_id", flat=True)
-    )
-    held |= set(
-        RecognitionEvent.objects.filter(student_id__in=student_ids)
-        .values_list("student_id", flat=True)
-        .distinct()
-    )
-    return held
+Reasons = Callable[[str], bool]
 
 
 def _open_erasures(students: list[Student], trigger: str, dry_run: bool) -> int:
@@ -108,48 +98,121 @@ def _students_in_batches(queryset):
         last = batch[-1].pk
 
 
+def dues_enforce(
+    children: list[ChildDue], *, at: datetime, reasons: Reasons, dry_run: bool
+) -> Counter:
+    """Do what `erasure_due` says has come, for the reasons given (a predicate on the reason).
+
+    1. Everything due: an erasure (triggered by the reason) for each child the portal holds
+       data of; its recognition events go with it. (Copies a holder keeps of a child the portal
+       holds nothing of are reconciliation's.)
+    2. Events due: deleted, in short batches.
+    Returns counts: erasures_started, events_deleted, longest_transaction_ms.
+    """
+    counts: Counter = Counter(erasures_started=0, events_deleted=0)
+    opening: dict[str, list[Student]] = defaultdict(list)
+    longest = 0.0
+    for child in children:
+        due = child.due_now(at, reasons=reasons)
+        everything = next((d for d in due if d.what == EVERYTHING), None)
+        if everything is not None:
+            if child.held.portal:
+                opening[everything.trigger].append(child.student)
+            continue
+        for d in due:
+            deleted, seconds = events_erase(child.student, d, at=at, dry_run=dry_run)
+            counts["events_deleted"] += deleted
+            longest = max(longest, seconds)
+    for trigger, students in opening.items():
+        counts["erasures_started"] += _open_erasures(students, trigger, dry_run)
+    counts["longest_transaction_ms"] = max(
+        counts["longest_transaction_ms"], round(longest * 1000, 1)
+    )
+    return counts
+
+
+def events_erase(
+    student: Student, due: Due, *, at: datetime, dry_run: bool = False, actor: Actor = ACTOR
+) -> tuple[int, float]:
+    """Delete the recognition events an EVENTS due names, EVENT_BATCH per transaction (so a
+    killed run resumes with no double effect). A purpose's events erased because it ended are
+    audited for the child; the event window's purge is audited by its job's run. Returns how
+    many were deleted and the longest transaction, in seconds."""
+    events = RecognitionEvent.objects.filter(student=student)
+    if due.purposes:
+        events = events.filter(purpose__code__in=due.purposes)
+    if due.older_than is not None:
+        events = events.filter(at__lt=at - due.older_than)
+    if dry_run:
+        return events.count(), 0.0
+    deleted = 0
+    longest = 0.0
+    while True:
+        started = time.monotonic()
+        with transaction.atomic():
+            # A subquery, not a list of ids sent back; ordered by `at` so the (at) index bounds
+            # each batch, including the last, empty one.
+            n = RecognitionEvent.objects.filter(
+                pk__in=events.order_by("at").values("pk")[:EVENT_BATCH]
+            ).delete()[0]
+            if n and due.reason != EVENT_WINDOW:
+                audit_record(
+                    "biometrics.purpose_events_erased",
+                    actor=actor,
+                    school_id=student.school_id,
+                    subject=student.subject_id,
+                    data={"purposes": sorted(due.purposes), "events": n, "why": due.reason},
+                )
+        longest = max(longest, time.monotonic() - started)
+        if not n:
+            return deleted, longest
+        deleted += n
+
+
+def _enforce_in_batches(students, *, as_of: datetime, reasons: Reasons, dry_run: bool) -> Counter:
+    counts: Counter = Counter()
+    for batch in _students_in_batches(students):
+        done = dues_enforce(dues_for(batch, at=as_of), at=as_of, reasons=reasons, dry_run=dry_run)
+        longest = max(counts["longest_transaction_ms"], done.pop("longest_transaction_ms"))
+        counts.update(done)
+        counts["longest_transaction_ms"] = longest
+    return counts
+
+
+def _holding_data(school: School):
+    """The school's children the portal still holds biometric data about: a template, a photo
+    (one still being processed, say) or recognition events."""
+    return Student.objects.filter(school=school).filter(
+        Exists(FaceTemplate.objects.filter(student=OuterRef("pk")))
+        | Exists(Photo.objects.filter(student=OuterRef("pk")))
+        | Exists(RecognitionEvent.objects.filter(student=OuterRef("pk")))
+    )
+
+
 def job_leavers(*, as_of: datetime, dry_run: bool) -> dict:
     """Erase leavers once the school's leaver window (at most 30 days) has passed."""
     erased = 0
     for school in School.objects.all():
-        cutoff = as_of - timedelta(days=school.leaver_window_days)
-        leavers = Student.objects.filter(
-            school=school, status=StudentStatus.LEAVER, left_on__lte=cutoff
+        leavers = _holding_data(school).filter(status=StudentStatus.LEAVER)
+        counts = _enforce_in_batches(
+            leavers, as_of=as_of, reasons=LEAVER.__eq__, dry_run=dry_run
         )
-        for batch in _students_in_batches(leavers):
-            held = _has_data([s.pk for s in batch])
-            erased += _open_erasures([s for s in batch if s.pk in held], "leaver", dry_run)
+        erased += counts["erasures_started"]
     return {"erasures_started": erased}
 
 
 def job_template_age(*, as_of: datetime, dry_run: bool) -> dict:
-    """Erase a child's templates once the last recognition (or enrolment) is older than the
-    school's maximum (BIPA: 3 years)."""
+    """Erase a child's data once the last recognition (or enrolment) is older than the school's
+    template maximum age (BIPA: 3 years)."""
     erased = 0
     for school in School.objects.all():
-        cutoff = as_of - timedelta(days=school.template_max_age_days)
-        with_templates = Student.objects.filter(school=school, templates__isnull=False).distinct()
-        for batch in _students_in_batches(with_templates):
-            ids = [s.pk for s in batch]
-            last_event = dict(
-                RecognitionEvent.objects.filter(student_id__in=ids)
-                .values("student_id")
-                .annotate(last=Max("at"))
-                .values_list("student_id", "last")
-            )
-            last_template = dict(
-                FaceTemplate.objects.filter(student_id__in=ids)
-                .values("student_id")
-                .annotate(last=Max("created_at"))
-                .values_list("student_id", "last")
-            )
-            expired = [
-                student
-                for student in batch
-                if max(d for d in (last_event.get(student.pk), last_template.get(student.pk)) if d)
-                <= cutoff
-            ]
-            erased += _open_erasures(expired, "template_age", dry_run)
+        with_templates = Student.objects.filter(
+            school=school, pk__in=FaceTemplate.objects.values("student_id")
+        )
+        counts = _enforce_in_batches(
+            with_templates, as_of=as_of, reasons=TEMPLATE_AGE.__eq__, dry_run=dry_run
+        )
+        erased += counts["erasures_started"]
     return {"erasures_started": erased}
 
 
@@ -159,29 +222,26 @@ def job_recognition_events(*, as_of: datetime, dry_run: bool) -> dict:
     longest = 0.0
     for school in School.objects.all():
         cutoff = as_of - timedelta(days=school.event_window_days)
-        old = RecognitionEvent.objects.filter(student__school=school, at__lt=cutoff)
-        if dry_run:
-            deleted += old.count()
-            continue
-        while True:
-            started = time.monotonic()
-            with transaction.atomic():
-                # A subquery, not a list of ids sent back; ordered by `at` so the (at) index
-                # bounds each batch, including the last, empty one.
-                n = RecognitionEvent.objects.filter(
-                    pk__in=old.order_by("at").values("pk")[:EVENT_BATCH]
-                ).delete()[0]
-            longest = max(longest, time.monotonic() - started)
-            if not n:
-                break
-            deleted += n
-    return {"events_deleted": deleted, "longest_transaction_ms": round(longest * 1000, 1)}
+        with_old = Student.objects.filter(
+            school=school,
+            pk__in=RecognitionEvent.objects.filter(at__lt=cutoff).values("student_id"),
+        )
+        counts = _enforce_in_batches(
+            with_old, as_of=as_of, reasons=EVENT_WINDOW.__eq__, dry_run=dry_run
+        )
+        deleted += counts["events_deleted"]
+        longest = max(longest, counts["longest_transaction_ms"])
+    return {"events_deleted": deleted, "longest_transaction_ms": longest}
+
+
+def _consent_reason(reason: str) -> bool:
+    return reason != LEAVER and reason not in CLOCKS
 
 
 def job_consents(*, as_of: datetime, dry_run: bool) -> dict:
-    """Remind guardians 30 days before a grant expires; erase children left with no active
-    purpose (an expired consent is no consent)."""
-    reminded = erased = 0
+    """Remind guardians 30 days before a grant expires; erase what consent no longer covers
+    (an expired grant, a new notice's window passed, a purpose disabled: `erasure_due`)."""
+    reminded = erased = events = 0
     for school in School.objects.all():
         validity = timedelta(days=school.consent_validity_days)
         soon = as_of - validity + timedelta(days=REMINDER_DAYS)
@@ -209,22 +269,12 @@ def job_consents(*, as_of: datetime, dry_run: bool) -> dict:
             if not dry_run:
                 _remind(decision, expires=decision.at + validity)
             reminded += 1
-        # Anyone the portal still holds biometric data about: a template, a photo (one that is
-        # still being processed, say) or recognition events.
-        with_data = Student.objects.filter(school=school).filter(
-            Exists(FaceTemplate.objects.filter(student=OuterRef("pk")))
-            | Exists(Photo.objects.filter(student=OuterRef("pk")))
-            | Exists(RecognitionEvent.objects.filter(student=OuterRef("pk")))
+        counts = _enforce_in_batches(
+            _holding_data(school), as_of=as_of, reasons=_consent_reason, dry_run=dry_run
         )
-        for batch in _students_in_batches(with_data):
-            loaded = load_for_rule([s.pk for s in batch])
-            lapsed = [
-                student
-                for student in batch
-                if not any(s.active for s in purpose_statuses(loaded[student.pk], at=as_of))
-            ]
-            erased += _open_erasures(lapsed, "consent_expired", dry_run)
-    return {"reminders_sent": reminded, "erasures_started": erased}
+        erased += counts["erasures_started"]
+        events += counts["events_deleted"]
+    return {"reminders_sent": reminded, "erasures_started": erased, "purpose_events_erased": events}
 
 
 def _remind(decision: ConsentDecision, *, expires: datetime) -> None:
@@ -272,8 +322,8 @@ def job_erasure_watchdog(*, as_of: datetime, dry_run: bool) -> dict:
 
 
 def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:
-    """Page through every holder's subjects; erase any held without an active purpose,
-    including subjects the portal has never heard of."""
+    """Page through every holder's subjects; erase any whose data `erasure_due` says must be
+    gone by now, and every subject the portal has never heard of."""
     checked = erased = unknown = unreachable = 0
     for holder in Holder.objects.filter(enabled=True).select_related("school"):
         client = holder.client(timeout=settings.HOLDER_TIMEOUT_SECONDS)
@@ -286,7 +336,7 @@ def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:
             str(s.subject_id): s
             for s in Student.objects.filter(school=holder.school, subject_id__in=subjects)
         }
-        loaded = load_for_rule([s.pk for s in students.values()])
+        children = {c.student.pk: c for c in dues_for(students.values(), at=as_of)}
         for subject in subjects:
             checked += 1
             student = students.get(subject)
@@ -302,14 +352,15 @@ def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:
                         data={"holder": holder.name, "items": erased_n},
                     )
                 continue
-            statuses = purpose_statuses(loaded[student.pk], at=as_of)
-            if any(s.active for s in statuses):
-                continue
+            child = children[student.pk]
+            everything = [d for d in child.due_now(as_of) if d.what == EVERYTHING]
+            if not everything:
+                continue  # kept: consent stands, or a window (leaver, new notice) is still open
             erased += 1
             if dry_run or ErasureRequest.objects.filter(student=student, status__in=OPEN).exists():
                 continue  # an open erasure reaches this holder itself
-            if _has_data([student.pk]):
-                erasure_open(student=student, trigger="reconciliation", actor=ACTOR)
+            if child.held.portal:
+                erasure_open(student=student, trigger=everything[0].trigger, actor=ACTOR)
             else:  # the portal holds nothing, yet the holder kept a copy: erase it there
                 client.delete_subject(subject)
                 audit_record(
@@ -317,7 +368,7 @@ def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:
                     actor=ACTOR,
                     school_id=holder.school_id,
                     subject=subject,
-                    data={"holder": holder.name},
+                    data={"holder": holder.name, "why": everything[0].reason},
                 )
     return {
         "subjects_checked": checked,

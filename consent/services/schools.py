@@ -11,12 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from ..actors import Actor
 from ..audit import audit_record
 from ..changes import audited_delete, audited_update, given, with_values
 from ..errors import ConsentError
-from ..models import Notice, Purpose, School
+from ..models import Notice, Purpose, School, Student
+from ..rules import active_purpose_codes, load_for_rule
+from ..signals import purposes_changed
 from ..status import consent_status_refresh_school
 
 # Every field staff may set on a school: who it is, its DPO, its retention policy (all of it
@@ -30,11 +33,14 @@ SCHOOL_FIELDS = (
     "dpo_name",
     "dpo_email",
     "leaver_window_days",
+    "reconsent_window_days",
     "event_window_days",
     "template_max_age_days",
     "consent_validity_days",
     "export_expiry_hours",
 )
+# Children announced at a time when a purpose is disabled for a whole school.
+ANNOUNCE_CHUNK = 500
 # What `purpose_statuses` reads of a purpose (besides its notices).
 PURPOSE_RULE_FIELDS = {"enabled", "alternative", "dpia_reference"}
 
@@ -149,6 +155,7 @@ def purpose_update(
     flip = {True: "consent.purpose_enabled", False: "consent.purpose_disabled"}
     action = flip[after.enabled] if after.enabled != purpose.enabled else "consent.purpose_changed"
     with transaction.atomic():
+        ending = _active_for(purpose) if purpose.enabled and not after.enabled else []
         changes = audited_update(
             instance=purpose,
             values=values,
@@ -158,11 +165,39 @@ def purpose_update(
         )
         if PURPOSE_RULE_FIELDS.intersection(changes):
             consent_status_refresh_school(purpose.school_id)
+        _purpose_ended_announce(purpose, ending)
     return purpose
 
 
+def _active_for(purpose: Purpose) -> list[Student]:
+    """The children of the purpose's school for whom it is active now (the rule, not the
+    stored statuses), read in chunks."""
+    ids = list(Student.objects.filter(school_id=purpose.school_id).values_list("pk", flat=True))
+    active = []
+    for start in range(0, len(ids), ANNOUNCE_CHUNK):
+        for student in load_for_rule(ids[start : start + ANNOUNCE_CHUNK]).values():
+            if purpose.code in active_purpose_codes(student):
+                active.append(student)
+    return active
+
+
+def _purpose_ended_announce(purpose: Purpose, students: list[Student]) -> None:
+    """Tell the apps that hold data that the purpose ended for these children (inside the
+    disabling transaction, so what they start commits with it), a chunk at a time."""
+    at = timezone.now()
+    for start in range(0, len(students), ANNOUNCE_CHUNK):
+        purposes_changed.send(
+            sender=Purpose,
+            students=students[start : start + ANNOUNCE_CHUNK],
+            ended={purpose.code},
+            at=at,
+        )
+
+
 def purpose_disable(*, purpose: Purpose, actor: Actor) -> Purpose:
-    """Stop using biometrics for this purpose: it stops at once for every child."""
+    """Stop using biometrics for this purpose: it stops at once for every child, and
+    `purposes_changed` announces it for each child it was active for (their recognition
+    events of it go at once; everything, for a child left with no purpose)."""
     return purpose_update(purpose=purpose, enabled=False, actor=actor)
 
 
