@@ -116,6 +116,10 @@ class Due:
         """Why, in words (the active language), as the parent's page says it."""
         if self.immediate or self.reason not in WORDS:
             return str(NOW_EVENTS if self.what == EVENTS else NOW_EVERYTHING)
+        if self.reason == TEMPLATE_AGE and self.days % 365:
+            return str(_("%(days)s days after the last recognition or enrolment")) % {
+                "days": self.days
+            }
         return str(WORDS[self.reason]) % {
             "days": self.days,
             "years": f"{round(self.days / 365, 1):g}",

@@ -141,8 +141,8 @@ def events_erase(
     events = RecognitionEvent.objects.filter(student=student)
     if due.purposes:
         events = events.filter(purpose__code__in=due.purposes)
-    if due.older_than is not None:
-        events = events.filter(at__lt=at - due.older_than)
+    if due.older_than is not None:  # as old as the window, or older
+        events = events.filter(at__lte=at - due.older_than)
     if dry_run:
         return events.count(), 0.0
     deleted = 0
@@ -224,7 +224,7 @@ def job_recognition_events(*, as_of: datetime, dry_run: bool) -> dict:
         cutoff = as_of - timedelta(days=school.event_window_days)
         with_old = Student.objects.filter(
             school=school,
-            pk__in=RecognitionEvent.objects.filter(at__lt=cutoff).values("student_id"),
+            pk__in=RecognitionEvent.objects.filter(at__lte=cutoff).values("student_id"),
         )
         counts = _enforce_in_batches(
             with_old, as_of=as_of, reasons=EVENT_WINDOW.__eq__, dry_run=dry_run
