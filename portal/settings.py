@@ -65,7 +65,7 @@ GUARDIAN_KEK = base64.b64decode(
         generate=lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
     )
 )
-# Ed25519 seed (32 bytes, base64) that signs deletion receipts.
+# Ed25519 seed (32 bytes, base64) that signs consent and deletion receipts: the current key.
 GUARDIAN_SIGNING_KEY = base64.b64decode(
     env_secret(
         "GUARDIAN_SIGNING_KEY",
@@ -73,6 +73,14 @@ GUARDIAN_SIGNING_KEY = base64.b64decode(
         generate=lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
     )
 )
+# When the current key started signing (ISO 8601); by default, when the newest retired key
+# stopped. Published in the key history (/api/v1/keys/).
+GUARDIAN_SIGNING_KEY_VALID_FROM = env.str("GUARDIAN_SIGNING_KEY_VALID_FROM", default="")
+# Keys that signed before a rotation, public halves only, so their receipts still verify: JSON
+# [{"public_key": "<base64 of the 32 raw bytes>", "valid_from": "<ISO 8601 or null>",
+#   "valid_until": "<ISO 8601>"}]. To rotate: copy the current key's entry from
+# /api/v1/keys/ here with `valid_until` set to now, then set a new GUARDIAN_SIGNING_KEY.
+GUARDIAN_SIGNING_KEYS_RETIRED = env.json("GUARDIAN_SIGNING_KEYS_RETIRED", default=[])
 # Salt for hashing IP addresses and user agents in consent records and audit events.
 GUARDIAN_HASH_SALT = env_secret(
     "GUARDIAN_HASH_SALT", dev_file="dev-hash-salt", generate=lambda: secrets.token_hex(16)
