@@ -14,8 +14,9 @@ trail. Beat runs them through `retention_job_task` (schedules editable in admin)
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -29,19 +30,18 @@ from consent.audit import audit_record
 from consent.models import ConsentDecision, Decision, School, Student, StudentStatus
 
 from .due import CLOCKS, EVENT_WINDOW, EVERYTHING, LEAVER, TEMPLATE_AGE, ChildDue, Due, dues_for
-from .erasure import OPEN, erasure_open, erasure_open_many, erasure_watchdog
-from .holders.protocol import HolderError
+from .erasure import OPEN, erasure_open_many, erasure_watchdog
 from .models import (
     ConsentReminder,
     ErasureRequest,
     ErasureStatus,
     ErasureStep,
     FaceTemplate,
-    Holder,
     Photo,
     RecognitionEvent,
     RetentionRun,
 )
+from .reconcile import job_reconcile
 
 EVENT_BATCH = 5000
 STUDENT_BATCH = 500
@@ -98,20 +98,32 @@ def _students_in_batches(queryset):
         last = batch[-1].pk
 
 
+@dataclass
+class Enforced:
+    """What doing the dues did (or, in a dry run, would do)."""
+
+    erasures_started: int = 0
+    events_deleted: int = 0
+    longest_transaction_ms: float = 0.0
+
+    def add(self, other: Enforced) -> None:
+        self.erasures_started += other.erasures_started
+        self.events_deleted += other.events_deleted
+        self.longest_transaction_ms = max(self.longest_transaction_ms, other.longest_transaction_ms)
+
+
 def dues_enforce(
     children: list[ChildDue], *, at: datetime, reasons: Reasons, dry_run: bool
-) -> Counter:
+) -> Enforced:
     """Do what `erasure_due` says has come, for the reasons given (a predicate on the reason).
 
     1. Everything due: an erasure (triggered by the reason) for each child the portal holds
        data of; its recognition events go with it. (Copies a holder keeps of a child the portal
        holds nothing of are reconciliation's.)
     2. Events due: deleted, in short batches.
-    Returns counts: erasures_started, events_deleted, longest_transaction_ms.
     """
-    counts: Counter = Counter(erasures_started=0, events_deleted=0)
+    done = Enforced()
     opening: dict[str, list[Student]] = defaultdict(list)
-    longest = 0.0
     for child in children:
         due = child.due_now(at, reasons=reasons)
         everything = next((d for d in due if d.what == EVERYTHING), None)
@@ -121,14 +133,11 @@ def dues_enforce(
             continue
         for d in due:
             deleted, seconds = events_erase(child.student, d, at=at, dry_run=dry_run)
-            counts["events_deleted"] += deleted
-            longest = max(longest, seconds)
+            done.add(Enforced(events_deleted=deleted, longest_transaction_ms=seconds * 1000))
     for trigger, students in opening.items():
-        counts["erasures_started"] += _open_erasures(students, trigger, dry_run)
-    counts["longest_transaction_ms"] = max(
-        counts["longest_transaction_ms"], round(longest * 1000, 1)
-    )
-    return counts
+        done.erasures_started += _open_erasures(students, trigger, dry_run)
+    done.longest_transaction_ms = round(done.longest_transaction_ms, 1)
+    return done
 
 
 def events_erase(
@@ -169,14 +178,13 @@ def events_erase(
         deleted += n
 
 
-def _enforce_in_batches(students, *, as_of: datetime, reasons: Reasons, dry_run: bool) -> Counter:
-    counts: Counter = Counter()
+def _enforce_in_batches(students, *, as_of: datetime, reasons: Reasons, dry_run: bool) -> Enforced:
+    done = Enforced()
     for batch in _students_in_batches(students):
-        done = dues_enforce(dues_for(batch, at=as_of), at=as_of, reasons=reasons, dry_run=dry_run)
-        longest = max(counts["longest_transaction_ms"], done.pop("longest_transaction_ms"))
-        counts.update(done)
-        counts["longest_transaction_ms"] = longest
-    return counts
+        done.add(
+            dues_enforce(dues_for(batch, at=as_of), at=as_of, reasons=reasons, dry_run=dry_run)
+        )
+    return done
 
 
 def _holding_data(school: School):
@@ -194,10 +202,8 @@ def job_leavers(*, as_of: datetime, dry_run: bool) -> dict:
     erased = 0
     for school in School.objects.all():
         leavers = _holding_data(school).filter(status=StudentStatus.LEAVER)
-        counts = _enforce_in_batches(
-            leavers, as_of=as_of, reasons=LEAVER.__eq__, dry_run=dry_run
-        )
-        erased += counts["erasures_started"]
+        done = _enforce_in_batches(leavers, as_of=as_of, reasons=LEAVER.__eq__, dry_run=dry_run)
+        erased += done.erasures_started
     return {"erasures_started": erased}
 
 
@@ -209,10 +215,10 @@ def job_template_age(*, as_of: datetime, dry_run: bool) -> dict:
         with_templates = Student.objects.filter(
             school=school, pk__in=FaceTemplate.objects.values("student_id")
         )
-        counts = _enforce_in_batches(
+        done = _enforce_in_batches(
             with_templates, as_of=as_of, reasons=TEMPLATE_AGE.__eq__, dry_run=dry_run
         )
-        erased += counts["erasures_started"]
+        erased += done.erasures_started
     return {"erasures_started": erased}
 
 
@@ -226,11 +232,11 @@ def job_recognition_events(*, as_of: datetime, dry_run: bool) -> dict:
             school=school,
             pk__in=RecognitionEvent.objects.filter(at__lte=cutoff).values("student_id"),
         )
-        counts = _enforce_in_batches(
+        done = _enforce_in_batches(
             with_old, as_of=as_of, reasons=EVENT_WINDOW.__eq__, dry_run=dry_run
         )
-        deleted += counts["events_deleted"]
-        longest = max(longest, counts["longest_transaction_ms"])
+        deleted += done.events_deleted
+        longest = max(longest, done.longest_transaction_ms)
     return {"events_deleted": deleted, "longest_transaction_ms": longest}
 
 
@@ -269,11 +275,11 @@ def job_consents(*, as_of: datetime, dry_run: bool) -> dict:
             if not dry_run:
                 _remind(decision, expires=decision.at + validity)
             reminded += 1
-        counts = _enforce_in_batches(
+        done = _enforce_in_batches(
             _holding_data(school), as_of=as_of, reasons=_consent_reason, dry_run=dry_run
         )
-        erased += counts["erasures_started"]
-        events += counts["events_deleted"]
+        erased += done.erasures_started
+        events += done.events_deleted
     return {"reminders_sent": reminded, "erasures_started": erased, "purpose_events_erased": events}
 
 
@@ -318,63 +324,6 @@ def job_erasure_watchdog(*, as_of: datetime, dry_run: bool) -> dict:
     return {
         "steps_stuck": stuck,
         "steps_redriven": 0 if dry_run else erasure_watchdog(now=as_of),
-    }
-
-
-def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:
-    """Page through every holder's subjects; erase any whose data `erasure_due` says must be
-    gone by now, and every subject the portal has never heard of."""
-    checked = erased = unknown = unreachable = 0
-    for holder in Holder.objects.filter(enabled=True).select_related("school"):
-        client = holder.client(timeout=settings.HOLDER_TIMEOUT_SECONDS)
-        try:
-            subjects = list(client.iter_subjects())
-        except HolderError:
-            unreachable += 1
-            continue
-        students = {
-            str(s.subject_id): s
-            for s in Student.objects.filter(school=holder.school, subject_id__in=subjects)
-        }
-        children = {c.student.pk: c for c in dues_for(students.values(), at=as_of)}
-        for subject in subjects:
-            checked += 1
-            student = students.get(subject)
-            if student is None:
-                unknown += 1
-                if not dry_run:
-                    erased_n = client.delete_subject(subject)
-                    audit_record(
-                        "retention.unknown_subject_erased",
-                        actor=ACTOR,
-                        school_id=holder.school_id,
-                        subject=subject,
-                        data={"holder": holder.name, "items": erased_n},
-                    )
-                continue
-            child = children[student.pk]
-            everything = [d for d in child.due_now(as_of) if d.what == EVERYTHING]
-            if not everything:
-                continue  # kept: consent stands, or a window (leaver, new notice) is still open
-            erased += 1
-            if dry_run or ErasureRequest.objects.filter(student=student, status__in=OPEN).exists():
-                continue  # an open erasure reaches this holder itself
-            if child.held.portal:
-                erasure_open(student=student, trigger=everything[0].trigger, actor=ACTOR)
-            else:  # the portal holds nothing, yet the holder kept a copy: erase it there
-                client.delete_subject(subject)
-                audit_record(
-                    "retention.stray_copy_erased",
-                    actor=ACTOR,
-                    school_id=holder.school_id,
-                    subject=subject,
-                    data={"holder": holder.name, "why": everything[0].reason},
-                )
-    return {
-        "subjects_checked": checked,
-        "erasures_started": erased,
-        "unknown_subjects_erased": unknown,
-        "holders_unreachable": unreachable,
     }
 
 

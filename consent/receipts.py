@@ -73,7 +73,10 @@ def consent_receipt_verify(document: dict) -> signing.Verification:
     )
     key_id = document.get("keyId")
     return signing.verify(
-        document, key_id=key_id if isinstance(key_id, str) else "", signed_at=signed_at
+        document,
+        key_id=key_id if isinstance(key_id, str) else "",
+        signed_at=signed_at,
+        signed_within=timedelta(seconds=1),  # the timestamp is in whole seconds
     )
 
 

@@ -19,7 +19,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import cast
 
@@ -53,10 +53,13 @@ class SigningKey:
     def current(self) -> bool:
         return self.valid_until is None
 
-    def signed_in_period(self, at: datetime) -> bool:
-        return (self.valid_from is None or self.valid_from <= at) and (
-            self.valid_until is None or at < self.valid_until
+    def signed_in_period(self, at: datetime, within: timedelta = timedelta(0)) -> bool:
+        """Whether a receipt dated `at` (known to `within`: a time in [at, at + within] may be
+        the real one, as for a timestamp in whole seconds) was signed while this key signed."""
+        started = self.valid_from is None or (
+            self.valid_from < at + within if within else self.valid_from <= at
         )
+        return started and (self.valid_until is None or at < self.valid_until)
 
     def as_json(self) -> dict:
         return {
@@ -184,6 +187,7 @@ def verify(
     *,
     key_id: str,
     signed_at: datetime | None = None,
+    signed_within: timedelta = timedelta(0),
     public_key: str | None = None,
 ) -> Verification:
     """Check a signed receipt: its key is in the history (or is `public_key`, a key obtained
@@ -198,7 +202,7 @@ def verify(
         key = given if given and given.key_id == key_id else None
     if key is None:
         return Verification(False, "unknown_key")
-    if signed_at is not None and not key.signed_in_period(signed_at):
+    if signed_at is not None and not key.signed_in_period(signed_at, signed_within):
         return Verification(False, "outside_key_period", key)
     public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.public_key))
     try:
