@@ -360,3 +360,54 @@ def test_the_page_and_the_jobs_read_the_same_answer(child_a, purposes):
     assert everything.is_due(left + window)
     assert held_data(child_a)["retention"]["destroy_by"] == left + window
     assert not [d for d in erasure_due(child_a, at=left) if d.what == EVENTS]
+
+
+def test_disabling_a_purpose_by_any_door_erases_its_events_at_once(
+    school, purposes, parent_a, monkeypatch
+):
+    """The admin changes a purpose through `purpose_update`: switching it off announces, to
+    every child it was active for (a chunk at a time), what ended."""
+    from consent.services import purpose_update
+    from consent.services import schools as school_services
+
+    monkeypatch.setattr(school_services, "ANNOUNCE_CHUNK", 2)
+    children = []
+    for _ in range(3):
+        child = StudentFactory(school=school)
+        link(parent_a, child)
+        for purpose in purposes.values():
+            grant(child, purpose, parent_a)
+            RecognitionEvent.objects.create(
+                student=child, purpose=purpose, device="gate", distance=0.3, at=now()
+            )
+        FaceTemplate.objects.create(student=child, ciphertext=b"sealed")
+        children.append(child)
+    purpose_update(purpose=purposes[ATTENDANCE], enabled=False, actor=TEST_ACTOR)
+    assert set(RecognitionEvent.objects.values_list("purpose__code", flat=True)) == {GATE}
+    assert RecognitionEvent.objects.count() == 3
+    assert FaceTemplate.objects.count() == 3  # gate access is still in use
+    assert not ErasureRequest.objects.exists()
+    purpose_update(purpose=purposes[GATE], enabled=False, actor=TEST_ACTOR)
+    assert ErasureRequest.objects.filter(trigger="consent_lost").count() == 3
+
+
+def test_the_transparency_page_publishes_the_windows_the_jobs_apply(client, school):
+    from consent.services import school_policy_update
+
+    school_policy_update(
+        school=school, actor=TEST_ACTOR, reconsent_window_days=7, leaver_window_days=12
+    )
+    body = client.get(f"/schools/{school.slug}/").content.decode()
+    assert "the data is erased 7 days later unless a parent gives consent on the new notice" in body
+    assert "everything is erased 12 days after leaving" in body
+
+
+def test_the_re_consent_window_is_at_most_30_days(school):
+    from django.core.exceptions import ValidationError
+
+    from consent.services import school_policy_update
+
+    with pytest.raises(ValidationError, match="30 days"):
+        school_policy_update(school=school, actor=TEST_ACTOR, reconsent_window_days=31)
+    school.refresh_from_db()
+    assert school.reconsent_window_days == 30
