@@ -147,9 +147,7 @@ class ChildDue:
         return [d for d in self.dues if d.is_due(at) and (reasons is None or reasons(d.reason))]
 
 
-def erasure_due(
-    student: Student, *, at: datetime | None = None, loaded: bool = False
-) -> list[Due]:
+def erasure_due(student: Student, *, at: datetime | None = None, loaded: bool = False) -> list[Due]:
     """For one child at `at` (default now): what must be erased by when and why, soonest
     first. There is always one EVERYTHING due; EVENTS dues only for events the portal holds.
     `loaded`: the student comes from `load_for_rule` and nothing it reads changed since."""
@@ -163,15 +161,23 @@ def erasure_due_many(students: Iterable[Student], *, at: datetime) -> dict[objec
 
 
 def dues_for(
-    students: Iterable[Student], *, at: datetime, loaded: bool = False
+    students: Iterable[Student], *, at: datetime, loaded: bool = False, clocks_only: bool = False
 ) -> list[ChildDue]:
     """Each child (in the order given, those that exist) with what it holds and its dues.
-    The rule's inputs are read afresh unless `loaded` says the students carry them."""
+    The rule's inputs are read afresh unless `loaded` says the students carry them.
+    `clocks_only`: only the dues that do not depend on consent (the template age and the event
+    window), without reading the rule — for the jobs that act on those alone."""
     students = list(students)
-    ready = {s.pk: s for s in students} if loaded else load_for_rule([s.pk for s in students])
+    if clocks_only:
+        ready = Student.objects.select_related("school").in_bulk([s.pk for s in students])
+    elif loaded:
+        ready = {s.pk: s for s in students}
+    else:
+        ready = load_for_rule([s.pk for s in students])
     held = held_in_portal(list(ready))
+    dues = _clock_dues if clocks_only else _dues
     return [
-        ChildDue(ready[s.pk], held.get(s.pk, Held()), _dues(ready[s.pk], held.get(s.pk), at))
+        ChildDue(ready[s.pk], held.get(s.pk, Held()), dues(ready[s.pk], held.get(s.pk), at))
         for s in students
         if s.pk in ready
     ]
@@ -225,7 +231,6 @@ def _dues(student: Student, held: Held | None, at: datetime) -> list[Due]:
     holds nothing back. 3. A purpose ending earlier loses its events at its own end. 4. The
     template age and the event window, while data is held."""
     held = held or Held()
-    school = student.school
     ends = {s.code: _purpose_end(student, s, at) for s in purpose_statuses(student, at=at)}
     dated = [e for e in ends.values() if not e.immediate]
     everything = (
@@ -242,10 +247,6 @@ def _dues(student: Student, held: Held | None, at: datetime) -> list[Due]:
             days=everything.days,
         )
     ]
-    if held.templates and held.last_interaction:
-        age = school.template_max_age_days
-        by = held.last_interaction + timedelta(days=age)
-        dues.append(Due(EVERYTHING, by, TEMPLATE_AGE, days=age))
     for code, end in ends.items():
         if code in held.oldest_event and end.by < everything.by:
             dues.append(
@@ -258,6 +259,19 @@ def _dues(student: Student, held: Held | None, at: datetime) -> list[Due]:
                     days=end.days,
                 )
             )
+    return sorted([*dues, *_clock_dues(student, held, at)], key=lambda d: d.by)
+
+
+def _clock_dues(student: Student, held: Held | None, at: datetime) -> list[Due]:
+    """The clocks that run while consent stands: everything at the last recognition (or
+    enrolment) + the template maximum age; each event after the event window."""
+    held = held or Held()
+    school = student.school
+    dues = []
+    if held.templates and held.last_interaction:
+        age = school.template_max_age_days
+        by = held.last_interaction + timedelta(days=age)
+        dues.append(Due(EVERYTHING, by, TEMPLATE_AGE, days=age))
     if held.oldest_event:
         days = school.event_window_days
         window = timedelta(days=days)

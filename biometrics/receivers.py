@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
 from consent.actors import Actor
 from consent.signals import purposes_changed, storage_locations_asked
 
-from .due import CLOCKS, EVERYTHING, dues_for
-from .erasure import erasure_open
+from .due import CLOCKS, dues_for, held_in_portal
 from .models import Holder
-from .retention import events_erase
+from .retention import dues_enforce
 from .systems import STORAGE_LOCATIONS
 
 SYSTEM = Actor.system("consent change")
@@ -29,16 +27,14 @@ def on_purposes_changed(sender, *, ended: set, at=None, **kwargs) -> None:
         return
     at = at or timezone.now()
     students = kwargs.get("students") or [kwargs["student"]]
-    with transaction.atomic():
-        for child in dues_for(students, at=at):
-            due = child.due_now(at, reasons=lambda reason: reason not in CLOCKS)
-            everything = next((d for d in due if d.what == EVERYTHING), None)
-            if everything is not None:
-                if child.held.portal:
-                    erasure_open(student=child.student, trigger=everything.trigger, actor=SYSTEM)
-                continue
-            for d in due:
-                events_erase(child.student, d, at=at, actor=SYSTEM)
+    held = held_in_portal([s.pk for s in students])  # nothing to do for a child with no data
+    dues_enforce(
+        dues_for([s for s in students if s.pk in held], at=at),
+        at=at,
+        reasons=lambda reason: reason not in CLOCKS,
+        dry_run=False,
+        actor=SYSTEM,
+    )
 
 
 @receiver(storage_locations_asked)

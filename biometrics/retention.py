@@ -16,17 +16,17 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from consent.actors import Actor
-from consent.audit import audit_record
+from consent.audit import AuditEntry, audit_record, audit_record_many
 from consent.models import ConsentDecision, Decision, School, Student, StudentStatus
 
 from .due import CLOCKS, EVENT_WINDOW, EVERYTHING, LEAVER, TEMPLATE_AGE, ChildDue, Due, dues_for
@@ -50,7 +50,9 @@ ACTOR = Actor.system("retention")
 Reasons = Callable[[str], bool]
 
 
-def _open_erasures(students: list[Student], trigger: str, dry_run: bool) -> int:
+def _open_erasures(
+    students: list[Student], trigger: str, dry_run: bool, actor: Actor = ACTOR
+) -> int:
     """Open erasures for those of `students` without one open, together (one transaction, one
     task per batch of them). Returns how many were opened (or would be, with dry_run).
 
@@ -80,7 +82,7 @@ def _open_erasures(students: list[Student], trigger: str, dry_run: bool) -> int:
         new = without_open([s for s in new if s.pk in locked])
         if not new:
             return 0
-        opened = erasure_open_many(students=new, trigger=trigger, actor=ACTOR)
+        opened = erasure_open_many(students=new, trigger=trigger, actor=actor)
     # A child another trigger (a parent, a withdrawal) opened meanwhile was joined, not opened.
     return sum(1 for request in opened if request.trigger == trigger)
 
@@ -113,17 +115,18 @@ class Enforced:
 
 
 def dues_enforce(
-    children: list[ChildDue], *, at: datetime, reasons: Reasons, dry_run: bool
+    children: list[ChildDue], *, at: datetime, reasons: Reasons, dry_run: bool, actor: Actor = ACTOR
 ) -> Enforced:
     """Do what `erasure_due` says has come, for the reasons given (a predicate on the reason).
 
     1. Everything due: an erasure (triggered by the reason) for each child the portal holds
        data of; its recognition events go with it. (Copies a holder keeps of a child the portal
        holds nothing of are reconciliation's.)
-    2. Events due: deleted, in short batches.
+    2. Events due: deleted, the children with the same due together.
     """
     done = Enforced()
     opening: dict[str, list[Student]] = defaultdict(list)
+    events: dict[Due, list[Student]] = defaultdict(list)
     for child in children:
         due = child.due_now(at, reasons=reasons)
         everything = next((d for d in due if d.what == EVERYTHING), None)
@@ -132,58 +135,82 @@ def dues_enforce(
                 opening[everything.trigger].append(child.student)
             continue
         for d in due:
-            deleted, seconds = events_erase(child.student, d, at=at, dry_run=dry_run)
-            done.add(Enforced(events_deleted=deleted, longest_transaction_ms=seconds * 1000))
+            # `by` differs from child to child; what is deleted does not.
+            events[replace(d, by=at)].append(child.student)
+    for what, students in events.items():
+        deleted, seconds = events_erase(students, what, at=at, dry_run=dry_run, actor=actor)
+        done.add(Enforced(events_deleted=deleted, longest_transaction_ms=seconds * 1000))
     for trigger, students in opening.items():
-        done.erasures_started += _open_erasures(students, trigger, dry_run)
+        done.erasures_started += _open_erasures(students, trigger, dry_run, actor)
     done.longest_transaction_ms = round(done.longest_transaction_ms, 1)
     return done
 
 
 def events_erase(
-    student: Student, due: Due, *, at: datetime, dry_run: bool = False, actor: Actor = ACTOR
+    students: list[Student], due: Due, *, at: datetime, dry_run: bool = False, actor: Actor = ACTOR
 ) -> tuple[int, float]:
-    """Delete the recognition events an EVENTS due names, EVENT_BATCH per transaction (so a
-    killed run resumes with no double effect). A purpose's events erased because it ended are
-    audited for the child; the event window's purge is audited by its job's run. Returns how
-    many were deleted and the longest transaction, in seconds."""
-    events = RecognitionEvent.objects.filter(student=student)
+    """Delete the recognition events an EVENTS due names, for these children. Returns how many
+    and the longest transaction, in seconds.
+
+    A purpose that ended: one transaction, and an audit row per child with its count. The event
+    window: EVENT_BATCH events per transaction (however many there are, no transaction holds
+    locks for long, and a killed run resumes with no double effect), audited by its job's run.
+    """
+    events = RecognitionEvent.objects.filter(student__in=[s.pk for s in students])
     if due.purposes:
         events = events.filter(purpose__code__in=due.purposes)
     if due.older_than is not None:  # as old as the window, or older
         events = events.filter(at__lte=at - due.older_than)
     if dry_run:
         return events.count(), 0.0
+    if due.reason != EVENT_WINDOW:
+        started = time.monotonic()
+        with transaction.atomic():
+            counts = dict(
+                events.values("student_id").annotate(n=Count("pk")).values_list("student_id", "n")
+            )
+            RecognitionEvent.objects.filter(pk__in=events.values("pk")).delete()
+            audit_record_many(
+                [
+                    AuditEntry(
+                        "biometrics.purpose_events_erased",
+                        actor=actor,
+                        school_id=s.school_id,
+                        subject=s.subject_id,
+                        data={
+                            "purposes": sorted(due.purposes),
+                            "events": counts[s.pk],
+                            "why": due.reason,
+                        },
+                    )
+                    for s in students
+                    if counts.get(s.pk)
+                ]
+            )
+        return sum(counts.values()), time.monotonic() - started
     deleted = 0
     longest = 0.0
     while True:
         started = time.monotonic()
         with transaction.atomic():
             # A subquery, not a list of ids sent back; ordered by `at` so the (at) index bounds
-            # each batch, including the last, empty one.
+            # each batch.
             n = RecognitionEvent.objects.filter(
                 pk__in=events.order_by("at").values("pk")[:EVENT_BATCH]
             ).delete()[0]
-            if n and due.reason != EVENT_WINDOW:
-                audit_record(
-                    "biometrics.purpose_events_erased",
-                    actor=actor,
-                    school_id=student.school_id,
-                    subject=student.subject_id,
-                    data={"purposes": sorted(due.purposes), "events": n, "why": due.reason},
-                )
         longest = max(longest, time.monotonic() - started)
-        if not n:
-            return deleted, longest
         deleted += n
+        if n < EVENT_BATCH:  # that was the last of them
+            return deleted, longest
 
 
-def _enforce_in_batches(students, *, as_of: datetime, reasons: Reasons, dry_run: bool) -> Enforced:
+def _enforce_in_batches(
+    students, *, as_of: datetime, reasons: Reasons, dry_run: bool, clocks_only: bool = False
+) -> Enforced:
     done = Enforced()
     for batch in _students_in_batches(students):
-        done.add(
-            dues_enforce(dues_for(batch, at=as_of), at=as_of, reasons=reasons, dry_run=dry_run)
-        )
+        children = dues_for(batch, at=as_of, clocks_only=clocks_only)
+        done.add(dues_enforce(children, at=as_of, reasons=reasons, dry_run=dry_run))
     return done
 
 
@@ -216,7 +243,11 @@ def job_template_age(*, as_of: datetime, dry_run: bool) -> dict:
             school=school, pk__in=FaceTemplate.objects.values("student_id")
         )
         done = _enforce_in_batches(
-            with_templates, as_of=as_of, reasons=TEMPLATE_AGE.__eq__, dry_run=dry_run
+            with_templates,
+            as_of=as_of,
+            reasons=TEMPLATE_AGE.__eq__,
+            dry_run=dry_run,
+            clocks_only=True,
         )
         erased += done.erasures_started
     return {"erasures_started": erased}
@@ -233,7 +264,7 @@ def job_recognition_events(*, as_of: datetime, dry_run: bool) -> dict:
             pk__in=RecognitionEvent.objects.filter(at__lte=cutoff).values("student_id"),
         )
         done = _enforce_in_batches(
-            with_old, as_of=as_of, reasons=EVENT_WINDOW.__eq__, dry_run=dry_run
+            with_old, as_of=as_of, reasons=EVENT_WINDOW.__eq__, dry_run=dry_run, clocks_only=True
         )
         deleted += done.events_deleted
         longest = max(longest, done.longest_transaction_ms)

@@ -11,16 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from ..actors import Actor
 from ..audit import audit_record
 from ..changes import audited_delete, audited_update, given, with_values
 from ..errors import ConsentError
-from ..models import Notice, Purpose, School, Student
-from ..rules import active_purpose_codes, load_for_rule
+from ..models import ConsentStatus, Notice, Purpose, School, Student
 from ..signals import purposes_changed
-from ..status import consent_status_refresh_school
+from ..status import consent_status_refresh_due, consent_status_refresh_school
 
 # Every field staff may set on a school: who it is, its DPO, its retention policy (all of it
 # published on the school's transparency page).
@@ -170,15 +170,23 @@ def purpose_update(
 
 
 def _active_for(purpose: Purpose) -> list[Student]:
-    """The children of the purpose's school for whom it is active now (the rule, not the
-    stored statuses), read in chunks."""
-    ids = list(Student.objects.filter(school_id=purpose.school_id).values_list("pk", flat=True))
-    active = []
-    for start in range(0, len(ids), ANNOUNCE_CHUNK):
-        for student in load_for_rule(ids[start : start + ANNOUNCE_CHUNK]).values():
-            if purpose.code in active_purpose_codes(student):
-                active.append(student)
-    return active
+    """The children of the purpose's school for whom it is active now, from the stored
+    statuses (every write to a rule input stores them; inputs dated later are re-run first).
+    Running the rule for a whole school here would cost seconds per thousand children; a child
+    the table missed (drift) is still caught by the hourly `consents` retention job."""
+    now = timezone.now()
+    students = Student.objects.filter(school_id=purpose.school_id)
+    consent_status_refresh_due(students, at=now)
+    live = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    return list(
+        students.filter(
+            Exists(
+                ConsentStatus.objects.filter(
+                    live, student=OuterRef("pk"), purpose=purpose, active=True
+                )
+            )
+        ).order_by("pk")
+    )
 
 
 def _purpose_ended_announce(purpose: Purpose, students: list[Student]) -> None:
