@@ -291,9 +291,10 @@ def _telling(end: _End) -> int:
 
 def _purpose_end(student: Student, status: PurposeStatus, at: datetime) -> _End:
     if status.active:
-        if status.expires_at is None:  # the rule gives every live grant an expiry
-            raise ValueError("an active purpose without an expiry")
-        return _End(status.expires_at, EXPIRED, immediate=False)
+        # The rule gives every live grant an expiry; were one missing, the longest a consent
+        # given now could last stands in for it.
+        validity = timedelta(days=student.school.consent_validity_days)
+        return _End(status.expires_at or at + validity, EXPIRED, immediate=False)
     start = _window_start(student, status)
     if start is None:
         return _End(at, status.reason, immediate=True)
