@@ -43,14 +43,14 @@ from .models import FaceTemplate, Photo, RecognitionEvent
 EVERYTHING = "everything"  # photos, templates, events, every holder's copy, the data key
 EVENTS = "events"  # recognition events only
 
-# Why, besides the consent rule's reasons (consent.rules.REASONS): clocks that run while
-# consent stands.
-TEMPLATE_AGE = "template_age"
-EVENT_WINDOW = "event_window"
+# Why: one of the consent rule's reasons (consent.rules.REASONS; those with a window or a date
+# named here), or one of the two clocks that run while consent stands.
 EXPIRED = "expired"
 LEAVER = "leaver"
 NOTICE_CHANGED = "notice_changed"
 NOT_NOTIFIED = "guardian_not_notified"
+TEMPLATE_AGE = "template_age"
+EVENT_WINDOW = "event_window"
 CLOCKS = frozenset({TEMPLATE_AGE, EVENT_WINDOW})
 
 # The erasure's trigger (as its receipt names it), by reason; any other reason is consent lost.
@@ -156,7 +156,7 @@ def erasure_due(student: Student, *, at: datetime | None = None, loaded: bool = 
 
 
 def erasure_due_many(students: Iterable[Student], *, at: datetime) -> dict[object, list[Due]]:
-    """`erasure_due` for many children, in a fixed number of queries per 500 of them."""
+    """`erasure_due` for many children, in a fixed number of queries however many."""
     return {c.student.pk: c.dues for c in dues_for(students, at=at)}
 
 
