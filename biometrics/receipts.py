@@ -1,35 +1,28 @@
-"""Signed deletion receipts (Ed25519) — what was erased where, and how it was verified."""
+"""Signed deletion receipts (Ed25519) — what was erased where, and how it was verified.
+
+Signed like consent receipts (`consent.signing`): each names the key id that signed it and
+points to the published key history, never carrying the public key it is checked with.
+"""
 
 from __future__ import annotations
 
 import base64
-import json
-from functools import cache
+import binascii
+from datetime import datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from django.conf import settings
+from consent import signing
+from consent.receipts import consent_receipt_verify
 
 from .models import ErasureRequest, ErasureStep
 from .systems import BY_KIND
 
-RECEIPT_VERSION = "guardian-erasure-receipt/1"
-
-
-@cache
-def _private_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(settings.GUARDIAN_SIGNING_KEY)
+RECEIPT_VERSION = "guardian-erasure-receipt/2"
 
 
 def public_key_b64() -> str:
-    raw = _private_key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
-
-
-def canonical(receipt: dict) -> bytes:
-    return json.dumps(receipt, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The current signing key's public half (base64); the whole history is `key_history`."""
+    return signing.current_key().public_key
 
 
 def erasure_receipt_build(
@@ -61,14 +54,14 @@ def erasure_receipt_build(
         ],
         "kept": "This receipt and a minimal record of the erasure (pseudonym, times, systems, "
         "counts). No photo, template or recognition event of the child is kept.",
-        "public_key": public_key_b64(),
-        "signature_algorithm": "Ed25519 over the canonical JSON (sorted keys, no spaces) of "
-        "this object without `signature`",
+        "key_id": signing.current_key().key_id,
+        "key_history_url": signing.key_history_url(),
+        "signature_algorithm": signing.CANONICAL_FORM,
     }
 
 
 def erasure_receipt_sign(receipt: dict) -> str:
-    return base64.b64encode(_private_key().sign(canonical(receipt))).decode()
+    return signing.sign(receipt)
 
 
 def signed_receipt(request: ErasureRequest) -> dict[str, Any]:
@@ -76,12 +69,43 @@ def signed_receipt(request: ErasureRequest) -> dict[str, Any]:
     return {**(request.receipt or {}), "signature": request.receipt_signature}
 
 
+def erasure_receipt_verify(
+    document: dict, public_key: str | None = None
+) -> signing.Verification:
+    """Check a signed deletion receipt against the key history (or against `public_key`). A
+    receipt of the first version carried its public key instead of a key id: that key must be
+    in the history (trusting the key a document brings would prove nothing)."""
+    key_id = document.get("key_id")
+    if key_id is None and isinstance(document.get("public_key"), str):
+        try:
+            key_id = signing.key_id_for(base64.b64decode(document["public_key"], validate=True))
+        except (ValueError, binascii.Error):
+            key_id = None
+    return signing.verify(
+        document,
+        key_id=key_id if isinstance(key_id, str) else "",
+        signed_at=_completed(document),
+        public_key=public_key,
+    )
+
+
 def receipt_verify(document: dict, public_key: str | None = None) -> bool:
-    """Check a signed receipt against the portal's public key (or the one given)."""
-    body = {k: v for k, v in document.items() if k != "signature"}
-    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key or public_key_b64()))
+    return erasure_receipt_verify(document, public_key).valid
+
+
+def _completed(document: dict) -> datetime | None:
     try:
-        key.verify(base64.b64decode(document.get("signature", "")), canonical(body))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+        completed = datetime.fromisoformat(str(document.get("completed_at")))
+    except ValueError:
+        return None
+    return completed if completed.tzinfo else None
+
+
+def receipt_check(document: dict) -> tuple[str, signing.Verification]:
+    """Any receipt the portal writes, checked: its kind ("consent", "erasure", or "" when it is
+    neither) and the verification."""
+    if "consentReceiptID" in document:
+        return "consent", consent_receipt_verify(document)
+    if str(document.get("version", "")).startswith("guardian-erasure-receipt/"):
+        return "erasure", erasure_receipt_verify(document)
+    return "", signing.Verification(False, "unknown_kind")

@@ -2,53 +2,39 @@
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.dispatch import receiver
+from django.utils import timezone
 
 from consent.actors import Actor
-from consent.audit import audit_record
-from consent.models import Student
 from consent.signals import purposes_changed, storage_locations_asked
 
-from .erasure import erasure_open
-from .models import FaceTemplate, Holder, Photo, RecognitionEvent
+from .due import CLOCKS, dues_for, held_in_portal
+from .models import Holder
+from .retention import dues_enforce
 from .systems import STORAGE_LOCATIONS
 
 SYSTEM = Actor.system("consent change")
 
 
-def holds_biometric_data(student) -> bool:
-    return (
-        Photo.objects.filter(student=student).exists()
-        or FaceTemplate.objects.filter(student=student).exists()
-        or RecognitionEvent.objects.filter(student=student).exists()
-    )
-
-
 @receiver(purposes_changed)
-def on_purposes_changed(sender, *, student, ended: set, still_active: set, **kwargs) -> None:
-    """No purpose left → erase everything; some purposes ended → erase their events."""
+def on_purposes_changed(sender, *, ended: set, at=None, **kwargs) -> None:
+    """Do at once what `erasure_due` says is due now for the children whose purposes changed
+    (a decision, a leaver, a purpose disabled): everything → an erasure; events of purposes
+    that ended → deleted. What is due later (a leaver's window, a new notice's) is left to the
+    retention jobs, which ask the same function. Runs inside the announcing transaction, so
+    what it starts commits with the change or not at all."""
     if not ended:
         return
-    if sender is Student:
-        # A leaver: matching stopped at once (the consent rule), and the retention job erases
-        # everything at the end of the school's leaver window (at most 30 days).
-        return
-    if not still_active:
-        if holds_biometric_data(student):
-            erasure_open(student=student, trigger="consent_lost", actor=SYSTEM)
-        return
-    with transaction.atomic():
-        deleted, _ = RecognitionEvent.objects.filter(
-            student=student, purpose__code__in=ended
-        ).delete()
-        audit_record(
-            "biometrics.purpose_events_erased",
-            actor=SYSTEM,
-            school_id=student.school_id,
-            subject=student.subject_id,
-            data={"purposes": sorted(ended), "events": deleted},
-        )
+    at = at or timezone.now()
+    students = kwargs.get("students") or [kwargs["student"]]
+    held = held_in_portal([s.pk for s in students])  # nothing to do for a child with no data
+    dues_enforce(
+        dues_for([s for s in students if s.pk in held], at=at),
+        at=at,
+        reasons=lambda reason: reason not in CLOCKS,
+        dry_run=False,
+        actor=SYSTEM,
+    )
 
 
 @receiver(storage_locations_asked)

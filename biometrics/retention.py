@@ -1,4 +1,8 @@
-"""Retention: scheduled jobs that keep nothing longer than allowed (docs/retention.md).
+"""Retention: scheduled jobs that keep nothing longer than allowed (docs/erasure.md).
+
+What is due, for whom, is `biometrics.due.erasure_due`'s answer; each job asks it for its own
+reasons and does what has come (`dues_enforce`): leavers, template age, the event window, and
+everything consent no longer covers. Reconciliation asks it for every subject a holder lists.
 
 Every job takes an "as of" time (for testing and for catching up), can run dry, works in short
 batches so no transaction holds locks for long, is idempotent (a killed run resumes where it
@@ -10,57 +14,45 @@ trail. Beat runs them through `portal.tasks.retention_job_task` (schedules in ad
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from consent.actors import Actor
-from consent.audit import audit_record
+from consent.audit import AuditEntry, audit_record, audit_record_many
 from consent.models import ConsentDecision, Decision, School, Student, StudentStatus
-from consent.rules import load_for_rule, purpose_statuses
 
-from .erasure import OPEN, erasure_open, erasure_open_many, erasure_watchdog
-from .holders.protocol import HolderError
+from .due import CLOCKS, EVENT_WINDOW, EVERYTHING, LEAVER, TEMPLATE_AGE, ChildDue, Due, dues_for
+from .erasure import OPEN, erasure_open_many, erasure_watchdog
 from .models import (
     ConsentReminder,
     ErasureRequest,
     ErasureStatus,
     ErasureStep,
     FaceTemplate,
-    Holder,
     Photo,
     RecognitionEvent,
     RetentionRun,
 )
+from .reconcile import job_reconcile
 
 EVENT_BATCH = 5000
 STUDENT_BATCH = 500
 REMINDER_DAYS = 30
 ACTOR = Actor.system("retention")
+Reasons = Callable[[str], bool]
 
 
-def _has_data(student_ids) -> set:
-    """Which of these students still have biometric data in the portal."""
-    held = set(
-        FaceTemplate.objects.filter(student_id__in=student_ids).values_list("student_id", flat=True)
-    )
-    held |= set(
-        Photo.objects.filter(student_id__in=student_ids).values_list("student_id", flat=True)
-    )
-    held |= set(
-        RecognitionEvent.objects.filter(student_id__in=student_ids)
-        .values_list("student_id", flat=True)
-        .distinct()
-    )
-    return held
-
-
-def _open_erasures(students: list[Student], trigger: str, dry_run: bool) -> int:
+def _open_erasures(
+    students: list[Student], trigger: str, dry_run: bool, actor: Actor = ACTOR
+) -> int:
     """Open erasures for those of `students` without one open, together (one transaction, one
     task per batch of them). Returns how many were opened (or would be, with dry_run).
 
@@ -90,7 +82,7 @@ def _open_erasures(students: list[Student], trigger: str, dry_run: bool) -> int:
         new = without_open([s for s in new if s.pk in locked])
         if not new:
             return 0
-        opened = erasure_open_many(students=new, trigger=trigger, actor=ACTOR)
+        opened = erasure_open_many(students=new, trigger=trigger, actor=actor)
     # A child another trigger (a parent, a withdrawal) opened meanwhile was joined, not opened.
     return sum(1 for request in opened if request.trigger == trigger)
 
@@ -108,48 +100,156 @@ def _students_in_batches(queryset):
         last = batch[-1].pk
 
 
+@dataclass
+class Enforced:
+    """What doing the dues did (or, in a dry run, would do)."""
+
+    erasures_started: int = 0
+    events_deleted: int = 0
+    longest_transaction_ms: float = 0.0
+
+    def add(self, other: Enforced) -> None:
+        self.erasures_started += other.erasures_started
+        self.events_deleted += other.events_deleted
+        self.longest_transaction_ms = max(self.longest_transaction_ms, other.longest_transaction_ms)
+
+
+def dues_enforce(
+    children: list[ChildDue], *, at: datetime, reasons: Reasons, dry_run: bool, actor: Actor = ACTOR
+) -> Enforced:
+    """Do what `erasure_due` says has come, for the reasons given (a predicate on the reason).
+
+    1. Everything due: an erasure (triggered by the reason) for each child the portal holds
+       data of; its recognition events go with it. (Copies a holder keeps of a child the portal
+       holds nothing of are reconciliation's.)
+    2. Events due: deleted, the children with the same due together.
+    """
+    done = Enforced()
+    opening: dict[str, list[Student]] = defaultdict(list)
+    events: dict[Due, list[Student]] = defaultdict(list)
+    for child in children:
+        due = child.due_now(at, reasons=reasons)
+        everything = next((d for d in due if d.what == EVERYTHING), None)
+        if everything is not None:
+            if child.held.portal:
+                opening[everything.trigger].append(child.student)
+            continue
+        for d in due:
+            # `by` differs from child to child; what is deleted does not.
+            events[replace(d, by=at)].append(child.student)
+    for what, students in events.items():
+        deleted, seconds = events_erase(students, what, at=at, dry_run=dry_run, actor=actor)
+        done.add(Enforced(events_deleted=deleted, longest_transaction_ms=seconds * 1000))
+    for trigger, students in opening.items():
+        done.erasures_started += _open_erasures(students, trigger, dry_run, actor)
+    done.longest_transaction_ms = round(done.longest_transaction_ms, 1)
+    return done
+
+
+def events_erase(
+    students: list[Student], due: Due, *, at: datetime, dry_run: bool = False, actor: Actor = ACTOR
+) -> tuple[int, float]:
+    """Delete the recognition events an EVENTS due names, for these children. Returns how many
+    and the longest transaction, in seconds.
+
+    A purpose that ended: one transaction, and an audit row per child with its count. The event
+    window: EVENT_BATCH events per transaction (however many there are, no transaction holds
+    locks for long, and a killed run resumes with no double effect), audited by its job's run.
+    """
+    events = RecognitionEvent.objects.filter(student__in=[s.pk for s in students])
+    if due.purposes:
+        events = events.filter(purpose__code__in=due.purposes)
+    if due.older_than is not None:  # as old as the window, or older
+        events = events.filter(at__lte=at - due.older_than)
+    if dry_run:
+        return events.count(), 0.0
+    if due.reason != EVENT_WINDOW:
+        started = time.monotonic()
+        with transaction.atomic():
+            counts = dict(
+                events.values("student_id").annotate(n=Count("pk")).values_list("student_id", "n")
+            )
+            RecognitionEvent.objects.filter(pk__in=events.values("pk")).delete()
+            audit_record_many(
+                [
+                    AuditEntry(
+                        "biometrics.purpose_events_erased",
+                        actor=actor,
+                        school_id=s.school_id,
+                        subject=s.subject_id,
+                        data={
+                            "purposes": sorted(due.purposes),
+                            "events": counts[s.pk],
+                            "why": due.reason,
+                        },
+                    )
+                    for s in students
+                    if counts.get(s.pk)
+                ]
+            )
+        return sum(counts.values()), time.monotonic() - started
+    deleted = 0
+    longest = 0.0
+    while True:
+        started = time.monotonic()
+        with transaction.atomic():
+            # A subquery, not a list of ids sent back; ordered by `at` so the (at) index bounds
+            # each batch.
+            n = RecognitionEvent.objects.filter(
+                pk__in=events.order_by("at").values("pk")[:EVENT_BATCH]
+            ).delete()[0]
+        longest = max(longest, time.monotonic() - started)
+        deleted += n
+        if n < EVENT_BATCH:  # that was the last of them
+            return deleted, longest
+
+
+def _enforce_in_batches(
+    students, *, as_of: datetime, reasons: Reasons, dry_run: bool, clocks_only: bool = False
+) -> Enforced:
+    done = Enforced()
+    for batch in _students_in_batches(students):
+        children = dues_for(batch, at=as_of, clocks_only=clocks_only)
+        done.add(dues_enforce(children, at=as_of, reasons=reasons, dry_run=dry_run))
+    return done
+
+
+def _holding_data(school: School):
+    """The school's children the portal still holds biometric data about: a template, a photo
+    (one still being processed, say) or recognition events."""
+    return Student.objects.filter(school=school).filter(
+        Exists(FaceTemplate.objects.filter(student=OuterRef("pk")))
+        | Exists(Photo.objects.filter(student=OuterRef("pk")))
+        | Exists(RecognitionEvent.objects.filter(student=OuterRef("pk")))
+    )
+
+
 def job_leavers(*, as_of: datetime, dry_run: bool) -> dict:
     """Erase leavers once the school's leaver window (at most 30 days) has passed."""
     erased = 0
     for school in School.objects.all():
-        cutoff = as_of - timedelta(days=school.leaver_window_days)
-        leavers = Student.objects.filter(
-            school=school, status=StudentStatus.LEAVER, left_on__lte=cutoff
-        )
-        for batch in _students_in_batches(leavers):
-            held = _has_data([s.pk for s in batch])
-            erased += _open_erasures([s for s in batch if s.pk in held], "leaver", dry_run)
+        leavers = _holding_data(school).filter(status=StudentStatus.LEAVER)
+        done = _enforce_in_batches(leavers, as_of=as_of, reasons=LEAVER.__eq__, dry_run=dry_run)
+        erased += done.erasures_started
     return {"erasures_started": erased}
 
 
 def job_template_age(*, as_of: datetime, dry_run: bool) -> dict:
-    """Erase a child's templates once the last recognition (or enrolment) is older than the
-    school's maximum (BIPA: 3 years)."""
+    """Erase a child's data once the last recognition (or enrolment) is older than the school's
+    template maximum age (BIPA: 3 years)."""
     erased = 0
     for school in School.objects.all():
-        cutoff = as_of - timedelta(days=school.template_max_age_days)
-        with_templates = Student.objects.filter(school=school, templates__isnull=False).distinct()
-        for batch in _students_in_batches(with_templates):
-            ids = [s.pk for s in batch]
-            last_event = dict(
-                RecognitionEvent.objects.filter(student_id__in=ids)
-                .values("student_id")
-                .annotate(last=Max("at"))
-                .values_list("student_id", "last")
-            )
-            last_template = dict(
-                FaceTemplate.objects.filter(student_id__in=ids)
-                .values("student_id")
-                .annotate(last=Max("created_at"))
-                .values_list("student_id", "last")
-            )
-            expired = [
-                student
-                for student in batch
-                if max(d for d in (last_event.get(student.pk), last_template.get(student.pk)) if d)
-                <= cutoff
-            ]
-            erased += _open_erasures(expired, "template_age", dry_run)
+        with_templates = Student.objects.filter(
+            school=school, pk__in=FaceTemplate.objects.values("student_id")
+        )
+        done = _enforce_in_batches(
+            with_templates,
+            as_of=as_of,
+            reasons=TEMPLATE_AGE.__eq__,
+            dry_run=dry_run,
+            clocks_only=True,
+        )
+        erased += done.erasures_started
     return {"erasures_started": erased}
 
 
@@ -159,29 +259,26 @@ def job_recognition_events(*, as_of: datetime, dry_run: bool) -> dict:
     longest = 0.0
     for school in School.objects.all():
         cutoff = as_of - timedelta(days=school.event_window_days)
-        old = RecognitionEvent.objects.filter(student__school=school, at__lt=cutoff)
-        if dry_run:
-            deleted += old.count()
-            continue
-        while True:
-            started = time.monotonic()
-            with transaction.atomic():
-                # A subquery, not a list of ids sent back; ordered by `at` so the (at) index
-                # bounds each batch, including the last, empty one.
-                n = RecognitionEvent.objects.filter(
-                    pk__in=old.order_by("at").values("pk")[:EVENT_BATCH]
-                ).delete()[0]
-            longest = max(longest, time.monotonic() - started)
-            if not n:
-                break
-            deleted += n
-    return {"events_deleted": deleted, "longest_transaction_ms": round(longest * 1000, 1)}
+        with_old = Student.objects.filter(
+            school=school,
+            pk__in=RecognitionEvent.objects.filter(at__lte=cutoff).values("student_id"),
+        )
+        done = _enforce_in_batches(
+            with_old, as_of=as_of, reasons=EVENT_WINDOW.__eq__, dry_run=dry_run, clocks_only=True
+        )
+        deleted += done.events_deleted
+        longest = max(longest, done.longest_transaction_ms)
+    return {"events_deleted": deleted, "longest_transaction_ms": longest}
+
+
+def _consent_reason(reason: str) -> bool:
+    return reason != LEAVER and reason not in CLOCKS
 
 
 def job_consents(*, as_of: datetime, dry_run: bool) -> dict:
-    """Remind guardians 30 days before a grant expires; erase children left with no active
-    purpose (an expired consent is no consent)."""
-    reminded = erased = 0
+    """Remind guardians 30 days before a grant expires; erase what consent no longer covers
+    (an expired grant, a new notice's window passed, a purpose disabled: `erasure_due`)."""
+    reminded = erased = events = 0
     for school in School.objects.all():
         validity = timedelta(days=school.consent_validity_days)
         soon = as_of - validity + timedelta(days=REMINDER_DAYS)
@@ -209,22 +306,12 @@ def job_consents(*, as_of: datetime, dry_run: bool) -> dict:
             if not dry_run:
                 _remind(decision, expires=decision.at + validity)
             reminded += 1
-        # Anyone the portal still holds biometric data about: a template, a photo (one that is
-        # still being processed, say) or recognition events.
-        with_data = Student.objects.filter(school=school).filter(
-            Exists(FaceTemplate.objects.filter(student=OuterRef("pk")))
-            | Exists(Photo.objects.filter(student=OuterRef("pk")))
-            | Exists(RecognitionEvent.objects.filter(student=OuterRef("pk")))
+        done = _enforce_in_batches(
+            _holding_data(school), as_of=as_of, reasons=_consent_reason, dry_run=dry_run
         )
-        for batch in _students_in_batches(with_data):
-            loaded = load_for_rule([s.pk for s in batch])
-            lapsed = [
-                student
-                for student in batch
-                if not any(s.active for s in purpose_statuses(loaded[student.pk], at=as_of))
-            ]
-            erased += _open_erasures(lapsed, "consent_expired", dry_run)
-    return {"reminders_sent": reminded, "erasures_started": erased}
+        erased += done.erasures_started
+        events += done.events_deleted
+    return {"reminders_sent": reminded, "erasures_started": erased, "purpose_events_erased": events}
 
 
 def _remind(decision: ConsentDecision, *, expires: datetime) -> None:
@@ -268,62 +355,6 @@ def job_erasure_watchdog(*, as_of: datetime, dry_run: bool) -> dict:
     return {
         "steps_stuck": stuck,
         "steps_redriven": 0 if dry_run else erasure_watchdog(now=as_of),
-    }
-
-
-def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:
-    """Page through every holder's subjects; erase any held without an active purpose,
-    including subjects the portal has never heard of."""
-    checked = erased = unknown = unreachable = 0
-    for holder in Holder.objects.filter(enabled=True).select_related("school"):
-        client = holder.client(timeout=settings.HOLDER_TIMEOUT_SECONDS)
-        try:
-            subjects = list(client.iter_subjects())
-        except HolderError:
-            unreachable += 1
-            continue
-        students = {
-            str(s.subject_id): s
-            for s in Student.objects.filter(school=holder.school, subject_id__in=subjects)
-        }
-        loaded = load_for_rule([s.pk for s in students.values()])
-        for subject in subjects:
-            checked += 1
-            student = students.get(subject)
-            if student is None:
-                unknown += 1
-                if not dry_run:
-                    erased_n = client.delete_subject(subject)
-                    audit_record(
-                        "retention.unknown_subject_erased",
-                        actor=ACTOR,
-                        school_id=holder.school_id,
-                        subject=subject,
-                        data={"holder": holder.name, "items": erased_n},
-                    )
-                continue
-            statuses = purpose_statuses(loaded[student.pk], at=as_of)
-            if any(s.active for s in statuses):
-                continue
-            erased += 1
-            if dry_run or ErasureRequest.objects.filter(student=student, status__in=OPEN).exists():
-                continue  # an open erasure reaches this holder itself
-            if _has_data([student.pk]):
-                erasure_open(student=student, trigger="reconciliation", actor=ACTOR)
-            else:  # the portal holds nothing, yet the holder kept a copy: erase it there
-                client.delete_subject(subject)
-                audit_record(
-                    "retention.stray_copy_erased",
-                    actor=ACTOR,
-                    school_id=holder.school_id,
-                    subject=subject,
-                    data={"holder": holder.name},
-                )
-    return {
-        "subjects_checked": checked,
-        "erasures_started": erased,
-        "unknown_subjects_erased": unknown,
-        "holders_unreachable": unreachable,
     }
 
 

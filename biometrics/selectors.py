@@ -9,7 +9,7 @@ many photos, templates or recognition events the child has.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 from django.db.models import Count, Q
@@ -18,11 +18,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from consent.audit import ACCESS_ACTIONS, ACCESS_WORDS
-from consent.models import AuditEvent, Guardian, Student, StudentStatus
-from consent.rules import PurposeStatus, load_for_rule, purpose_statuses
+from consent.models import AuditEvent, Guardian, Student
+from consent.rules import load_for_rule, purpose_statuses
 from consent.selectors import children_for_guardian, consent_decisions, purpose_rows
 
 from .crypto import decrypt_for_child
+from .due import destroy_by, erasure_due
 from .models import (
     OPEN,
     ErasureRequest,
@@ -67,11 +68,6 @@ def held_data(student: Student, *, viewer_guardian_id: int | None = None) -> dic
         FaceTemplate.objects.filter(student=student).defer("ciphertext").order_by("-created_at")
     )
     events = _events(student)
-    # BIPA's clock runs from the last time the face was used: recognised, or enrolled.
-    last_interaction = max(
-        [*(e["at"] for e in events["recent"][:1]), *(t.created_at for t in templates[:1])],
-        default=None,
-    )
     return {
         "child": _child(student),
         "purposes": purpose_rows(student, statuses, viewer_id=viewer_guardian_id),
@@ -80,7 +76,7 @@ def held_data(student: Student, *, viewer_guardian_id: int | None = None) -> dic
         "templates": _templates(templates),
         "recognition_events": events,
         "systems": _systems(student, photos, templates, events["count"]),
-        "retention": _retention(student, statuses, last_interaction=last_interaction, now=now),
+        "retention": _retention(student, now=now),
         "access_log": _access_log(student, viewer_guardian_id),
         "erasures": _erasures(student),
     }
@@ -176,47 +172,14 @@ def _copies(student: Student, status: str) -> Count:
     return Count("copies", filter=Q(copies__template__student=student, copies__status=status))
 
 
-def _retention(
-    student: Student,
-    statuses: list[PurposeStatus],
-    *,
-    last_interaction: datetime | None,
-    now: datetime,
-) -> dict:
-    """The latest date everything biometric about the child will be destroyed, and the rule.
-
-    The earliest of: leaving + the leaver window; last recognition (or enrolment) + the
-    template maximum age (BIPA); the end of the last active consent. With nothing active,
-    erasure is due now.
-    """
-    school = student.school
-    candidates: list[tuple[datetime, str]] = []
-    if student.status == StudentStatus.LEAVER and student.left_on:
-        candidates.append(
-            (
-                student.left_on + timedelta(days=school.leaver_window_days),
-                _("%(days)s days after leaving the school") % {"days": school.leaver_window_days},
-            )
-        )
-    if last_interaction:
-        years = round(school.template_max_age_days / 365, 1)
-        candidates.append(
-            (
-                last_interaction + timedelta(days=school.template_max_age_days),
-                _("%(years)s years after the last recognition or enrolment")
-                % {"years": f"{years:g}"},
-            )
-        )
-    ends = [s.expires_at for s in statuses if s.active and s.expires_at is not None]
-    if ends:
-        candidates.append((max(ends), _("when the last consent given ends")))
-    else:
-        candidates.append((now, _("now: no purpose is active, so everything is to be erased")))
-    destroy_by, rule = min(candidates, key=lambda c: c[0])
+def _retention(student: Student, *, now: datetime) -> dict:
+    """The latest date everything biometric about the child will be destroyed, and why: the
+    first EVERYTHING due of `erasure_due`, the one answer the retention jobs act on."""
+    first = destroy_by(erasure_due(student, at=now, loaded=True))
     return {
-        "destroy_by": destroy_by,
-        "rule": rule,
-        "recognition_events_kept_days": school.event_window_days,
+        "destroy_by": first.by,
+        "rule": first.rule,
+        "recognition_events_kept_days": student.school.event_window_days,
     }
 
 

@@ -88,12 +88,14 @@ class SchoolAdmin(ServiceAdmin, SchoolScopedAdmin):
             {
                 "fields": [
                     "leaver_window_days",
+                    "reconsent_window_days",
                     "event_window_days",
                     "template_max_age_days",
                     "consent_validity_days",
                     "export_expiry_hours",
                 ],
                 "description": "Legal limits are enforced: leavers within 30 days (Illinois), "
+                "data waiting for consent on a new notice at most 30 days, "
                 "templates at most 3 years after the last interaction (BIPA).",
             },
         ),

@@ -1,14 +1,21 @@
 """Consent receipts: Kantara Consent Receipt v1.1 fields, plus the ISO/IEC TS 27560 mandatory
-fields, for every grant, withdrawal, objection and refusal (docs/consent-rule.md, "Decisions")."""
+fields, for every grant, withdrawal, objection and refusal (docs/consent-rule.md, "Decisions").
+
+Each receipt is signed (Ed25519, `consent.signing`) and names the key that signed it
+(`keyId`) and where the key history is published (`keyHistoryUrl`); a parent can check it
+offline (the page `/verify-receipt/` says how). It records the notice the decision was made
+on: its version, the language of the text shown and that text's SHA-256.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from django.conf import settings
 from django.urls import reverse
 
+from . import signing
 from .models import ConsentDecision, Decision
 from .signals import storage_locations_asked
 
@@ -34,19 +41,60 @@ def storage_locations(school_id: int) -> list[str]:
     return [name for _receiver, names in replies for name in cast(list[str], names)]
 
 
+def notice_shown(decision: ConsentDecision) -> dict:
+    """The notice text the decision was made on: version, language and SHA-256.
+
+    A notice has one text today, written by the school and published as it is; the portal
+    does not know its language, so it is recorded as the portal's default language
+    (LANGUAGE_CODE, "en"). When a notice has a text per language, this names the one shown to
+    the person who decided, and its hash.
+    """
+    return {
+        "version": decision.notice_version,
+        "language": settings.LANGUAGE_CODE,
+        "sha256": decision.notice_sha256,
+    }
+
+
 def receipt_for(decision: ConsentDecision) -> dict:
-    """Build the receipt for a decision (called once, when the decision is recorded)."""
+    """Build the signed receipt for a decision (called once, when the decision is recorded)."""
+    receipt = _receipt_body(decision)
+    return {**receipt, "signature": signing.sign(receipt)}
+
+
+def consent_receipt_verify(document: dict) -> signing.Verification:
+    """Check a signed consent receipt against the key history: the key it names signed in the
+    period that includes its timestamp, and the signature covers exactly this receipt."""
+    stamp = document.get("consentTimestamp")
+    signed_at = (
+        datetime.fromtimestamp(stamp, tz=UTC)
+        if isinstance(stamp, int) and not isinstance(stamp, bool) and 0 <= stamp < 2**40
+        else None
+    )
+    key_id = document.get("keyId")
+    return signing.verify(
+        document,
+        key_id=key_id if isinstance(key_id, str) else "",
+        signed_at=signed_at,
+        signed_within=timedelta(seconds=1),  # the timestamp is in whole seconds
+    )
+
+
+def _receipt_body(decision: ConsentDecision) -> dict:
     student = decision.student
     school = student.school
     purpose = decision.purpose
     locations = storage_locations(school.pk)
     policy_url = transparency_url(school)
     validity = timedelta(days=school.consent_validity_days)
+    notice = notice_shown(decision)
+    key = signing.current_key()
     controller = {
         "piiController": school.name,
         "onBehalf": False,
         "contact": school.dpo_name or "Data protection officer",
-        "address": school.address,
+        # The Kantara schema wants an object here (schema.org PostalAddress's names).
+        "address": {"streetAddress": school.address, "addressCountry": school.jurisdiction},
         "email": school.dpo_email,
         "phone": "",
         "piiControllerUrl": school.website or policy_url,
@@ -65,8 +113,7 @@ def receipt_for(decision: ConsentDecision) -> dict:
         "consentTimestamp": int(decision.at.timestamp()),
         "collectionMethod": decision.get_method_display(),
         "consentReceiptID": str(decision.receipt_id),
-        "publicKey": "",
-        "language": "en",
+        "language": notice["language"],
         "piiPrincipalId": str(student.subject_id),
         "piiControllers": [controller],
         "policyUrl": policy_url,
@@ -93,8 +140,13 @@ def receipt_for(decision: ConsentDecision) -> dict:
         "sensitive": True,
         "spiCat": ["Biometric data (GDPR Art 9)", "Data of a child"],
         "decision": decision.decision,
-        "noticeVersion": decision.notice_version,
-        "noticeSha256": decision.notice_sha256,
+        "noticeVersion": notice["version"],
+        "noticeLanguage": notice["language"],
+        "noticeSha256": notice["sha256"],
+        # The signature (added over everything else) and how to check it.
+        "keyId": key.key_id,
+        "keyHistoryUrl": signing.key_history_url(),
+        "signatureAlgorithm": signing.CANONICAL_FORM,
         # ISO/IEC TS 27560 mandatory fields
         "iso27560": {
             "schema_version": ISO_SCHEMA,
@@ -102,10 +154,11 @@ def receipt_for(decision: ConsentDecision) -> dict:
             "pii_principal_id": str(student.subject_id),
             "privacy_notice": {
                 "url": policy_url,
-                "version": decision.notice_version,
-                "sha256": decision.notice_sha256,
+                "version": notice["version"],
+                "language": notice["language"],
+                "sha256": notice["sha256"],
             },
-            "language": "en",
+            "language": notice["language"],
             "purpose": purpose.code if purpose else "all",
             "pii_information": [
                 "photograph",
@@ -117,7 +170,9 @@ def receipt_for(decision: ConsentDecision) -> dict:
             "retention_period": (
                 f"While consent stands; recognition events {school.event_window_days} days; "
                 f"templates at most {school.template_max_age_days} days after last use; "
-                f"{school.leaver_window_days} days after leaving"
+                f"{school.leaver_window_days} days after leaving; "
+                f"{school.reconsent_window_days} days after a new notice unless consent is "
+                f"given on it"
             ),
             "jurisdiction": school.jurisdiction,
             "recipient_third_parties": locations[2:],

@@ -1,8 +1,11 @@
 from django.dispatch import Signal
 
-# Sent inside the deciding transaction when a decision changed which purposes are active
-# for a child.
-# kwargs: student, ended (set of purpose codes that stopped being active), still_active (set).
+# Sent inside the transaction of a change that ended purposes for children (consent knows no
+# faces: the apps that hold data decide what that means for it).
+# kwargs: ended (set of purpose codes that stopped being active), at (the instant of the
+# change), and either student (one child, with still_active: the set left) — a decision or a
+# leaver — or students (a list of children, each of whom lost every code in `ended`) — a
+# purpose disabled for a whole school, sent once per chunk of its children.
 purposes_changed = Signal()
 
 # Sent while a consent receipt is built, to learn where the child's data is stored. Consent

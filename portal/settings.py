@@ -97,8 +97,16 @@ SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{env.int('PORT', defau
 
 # Key-encryption key (32 bytes, base64) that wraps every child's data key.
 GUARDIAN_KEK = env_key32("GUARDIAN_KEK", dev_file="dev-kek.b64")
-# Ed25519 seed (32 bytes, base64) that signs deletion receipts.
+# Ed25519 seed (32 bytes, base64) that signs consent and deletion receipts: the current key.
 GUARDIAN_SIGNING_KEY = env_key32("GUARDIAN_SIGNING_KEY", dev_file="dev-signing-key.b64")
+# When the current key started signing (ISO 8601); by default, when the newest retired key
+# stopped. Published in the key history (/api/v1/keys/).
+GUARDIAN_SIGNING_KEY_VALID_FROM = env.str("GUARDIAN_SIGNING_KEY_VALID_FROM", default="")
+# Keys that signed before a rotation, public halves only, so their receipts still verify: JSON
+# [{"public_key": "<base64 of the 32 raw bytes>", "valid_from": "<ISO 8601 or null>",
+#   "valid_until": "<ISO 8601>"}]. To rotate: copy the current key's entry from
+# /api/v1/keys/ here with `valid_until` set to now, then set a new GUARDIAN_SIGNING_KEY.
+GUARDIAN_SIGNING_KEYS_RETIRED = env.json("GUARDIAN_SIGNING_KEYS_RETIRED", default=[])
 # Salt for hashing IP addresses and user agents in consent records and audit events.
 GUARDIAN_HASH_SALT = env_secret(
     "GUARDIAN_HASH_SALT", dev_file="dev-hash-salt", generate=lambda: secrets.token_hex(16)

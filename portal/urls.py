@@ -26,6 +26,7 @@ portal_patterns = [
         name="consent-receipt",
     ),
     path("schools/<slug:slug>/", views.transparency, name="transparency"),
+    path("verify-receipt/", views.receipt_verify_page, name="receipt-verify"),
     path("children/<uuid:child_id>/delete/", views.child_delete_everything, name="child-delete"),
     path("children/<uuid:child_id>/export/", views.child_export, name="child-export"),
     path("exports/<uuid:export_id>/", views.export_detail, name="export"),

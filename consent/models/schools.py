@@ -10,6 +10,9 @@ from django.utils.translation import gettext_lazy as _
 # Legal bounds on the per-school retention policy (docs/retention.md, "The school's policy").
 LEAVER_WINDOW_MAX_DAYS = 30  # Illinois 105 ILCS 5/10-20.40: destroy within 30 days of leaving
 TEMPLATE_MAX_AGE_MAX_DAYS = 3 * 365  # BIPA 15(a): last interaction + 3 years at the latest
+# After a new notice version, matching on the old one stops at once; the data waits at most this
+# long for consent on the new notice (SPEC §2: each window at most 30 days).
+RECONSENT_WINDOW_MAX_DAYS = 30
 
 # Bounds on the per-school face matching policy (SPEC §2, §9; research/face.md). The model's
 # loss puts each adult identity in a ball of radius 0.6, and its authors warn that children are
@@ -41,6 +44,14 @@ class School(models.Model):
     dpo_email = models.EmailField(_("DPO email"), blank=True)
     jurisdiction = models.CharField(max_length=20, default="GB")
     leaver_window_days = models.PositiveIntegerField(default=30)
+    reconsent_window_days = models.PositiveIntegerField(
+        _("re-consent window (days)"),
+        default=RECONSENT_WINDOW_MAX_DAYS,
+        help_text=_(
+            "After a new notice version, how long the data waits for consent on the new "
+            "notice before it is erased (at most 30 days). Matching stops at once."
+        ),
+    )
     event_window_days = models.PositiveIntegerField(default=30)
     template_max_age_days = models.PositiveIntegerField(default=TEMPLATE_MAX_AGE_MAX_DAYS)
     consent_validity_days = models.PositiveIntegerField(default=365)
@@ -76,6 +87,11 @@ class School(models.Model):
             errors["leaver_window_days"] = _(
                 "At most 30 days: Illinois school code requires destruction within 30 days "
                 "of a student leaving."
+            )
+        if self.reconsent_window_days > RECONSENT_WINDOW_MAX_DAYS:
+            errors["reconsent_window_days"] = _(
+                "At most 30 days: grants on a superseded notice no longer count, so the data "
+                "may wait for fresh consent no longer than that."
             )
         if self.template_max_age_days > TEMPLATE_MAX_AGE_MAX_DAYS:
             errors["template_max_age_days"] = _(

@@ -163,7 +163,11 @@ def _decision_append(record: ConsentDecision, *, actor: Actor) -> DecisionOutcom
             # Inside the transaction: what reacts (an erasure request) commits with the
             # decision or not at all, so a crash in between can never lose it.
             purposes_changed.send(
-                sender=ConsentDecision, student=student, ended=before - after, still_active=after
+                sender=ConsentDecision,
+                student=student,
+                ended=before - after,
+                still_active=after,
+                at=record.at,
             )
         consent_status_refresh([student.pk])
     return DecisionOutcome(record=record, statuses=statuses, ended=frozenset(before - after))
@@ -186,6 +190,8 @@ def student_leave(*, student: Student, actor: Actor, at: datetime | None = None)
                 subject=student.subject_id,
                 at=at,
             )
-            purposes_changed.send(sender=Student, student=student, ended=before, still_active=set())
+            purposes_changed.send(
+                sender=Student, student=student, ended=before, still_active=set(), at=at
+            )
         consent_status_refresh([student.pk])
     return student

@@ -14,14 +14,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from ..actors import Actor
 from ..audit import audit_record
 from ..changes import audited_delete, audited_update, given, with_values
 from ..errors import ConsentError
-from ..models import DpiaSignOff, Notice, Purpose, School, StaffMembership
-from ..status import consent_status_refresh_school
+from ..models import ConsentStatus, DpiaSignOff, Notice, Purpose, School, StaffMembership, Student
+from ..signals import purposes_changed
+from ..status import consent_status_refresh_due, consent_status_refresh_school
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -40,6 +42,7 @@ SCHOOL_FIELDS = (
     "dpo_name",
     "dpo_email",
     "leaver_window_days",
+    "reconsent_window_days",
     "event_window_days",
     "template_max_age_days",
     "consent_validity_days",
@@ -47,6 +50,8 @@ SCHOOL_FIELDS = (
     "face_tolerance",
     "face_match_margin",
 )
+# Children announced at a time when a purpose is disabled for a whole school.
+ANNOUNCE_CHUNK = 500
 # What `purpose_statuses` reads of a purpose (besides its notices).
 PURPOSE_RULE_FIELDS = {"enabled", "alternative", "dpia_reference"}
 
@@ -163,6 +168,7 @@ def purpose_update(
     flip = {True: "consent.purpose_enabled", False: "consent.purpose_disabled"}
     action = flip[after.enabled] if after.enabled != purpose.enabled else "consent.purpose_changed"
     with transaction.atomic():
+        ending = _active_for(purpose) if purpose.enabled and not after.enabled else []
         changes = audited_update(
             instance=purpose,
             values=values,
@@ -172,11 +178,47 @@ def purpose_update(
         )
         if PURPOSE_RULE_FIELDS.intersection(changes):
             consent_status_refresh_school(purpose.school_id)
+        _purpose_ended_announce(purpose, ending)
     return purpose
 
 
+def _active_for(purpose: Purpose) -> list[Student]:
+    """The children of the purpose's school for whom it is active now, from the stored
+    statuses (every write to a rule input stores them; inputs dated later are re-run first).
+    Running the rule for a whole school here would cost seconds per thousand children; a child
+    the table missed (drift) is still caught by the hourly `consents` retention job."""
+    now = timezone.now()
+    students = Student.objects.filter(school_id=purpose.school_id)
+    consent_status_refresh_due(students, at=now)
+    live = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    return list(
+        students.filter(
+            Exists(
+                ConsentStatus.objects.filter(
+                    live, student=OuterRef("pk"), purpose=purpose, active=True
+                )
+            )
+        ).order_by("pk")
+    )
+
+
+def _purpose_ended_announce(purpose: Purpose, students: list[Student]) -> None:
+    """Tell the apps that hold data that the purpose ended for these children (inside the
+    disabling transaction, so what they start commits with it), a chunk at a time."""
+    at = timezone.now()
+    for start in range(0, len(students), ANNOUNCE_CHUNK):
+        purposes_changed.send(
+            sender=Purpose,
+            students=students[start : start + ANNOUNCE_CHUNK],
+            ended={purpose.code},
+            at=at,
+        )
+
+
 def purpose_disable(*, purpose: Purpose, actor: Actor) -> Purpose:
-    """Stop using biometrics for this purpose: it stops at once for every child."""
+    """Stop using biometrics for this purpose: it stops at once for every child, and
+    `purposes_changed` announces it for each child it was active for (their recognition
+    events of it go at once; everything, for a child left with no purpose)."""
     return purpose_update(purpose=purpose, enabled=False, actor=actor)
 
 

@@ -3,7 +3,7 @@ from csp.decorators import csp_update
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import consents, erasures, exports, staff, views
+from . import consents, erasures, exports, keys, staff, views
 
 urlpatterns = [
     path("auth/magic-link/", views.MagicLinkView.as_view(), name="api-magic-link"),
@@ -52,6 +52,7 @@ urlpatterns = [
         name="api-erasure-receipt",
     ),
     path("receipts/public-key/", erasures.PublicKeyView.as_view(), name="api-public-key"),
+    path("keys/", keys.KeyHistoryView.as_view(), name="api-keys"),
     path("staff/students/", staff.StudentsView.as_view(), name="api-staff-students"),
     path("staff/students/<uuid:student_id>/leave/", staff.StudentLeaveView.as_view()),
     path("staff/students/<uuid:student_id>/child-refusal/", staff.ChildRefusalView.as_view()),

@@ -16,6 +16,7 @@ import uuid
 from datetime import datetime
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
@@ -26,6 +27,7 @@ from biometrics.models import Holder
 from biometrics.systems import holder_system
 from consent.models import Student
 from consent.receipts import transparency_url
+from consent.signing import CANONICAL_FORM, key_history_url
 
 SCHEMA_VERSION = "1"
 #: Where data.json's streamed recognition events go (package.py writes them in its place).
@@ -127,6 +129,17 @@ def export_document(
         "consent_decisions": [_pick(d, DECISION) for d in held["consent_decisions"]],
         "access_log": access_log,
         "erasures": [_pick(e, ERASURE) for e in _oldest(held["erasures"])],
+        "receipt_verification": _receipt_verification(),
+    }
+
+
+def _receipt_verification() -> dict:
+    """Where the keys that check the receipts in consent_receipts/ and erasure_receipts/ are
+    published, and the page that says how to check one (index.html repeats the steps)."""
+    return {
+        "key_history": key_history_url(),
+        "how_to_verify": settings.SITE_URL.rstrip("/") + reverse("portal:receipt-verify"),
+        "signed_bytes": CANONICAL_FORM,
     }
 
 

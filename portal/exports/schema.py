@@ -174,6 +174,9 @@ EXPORT_SCHEMA = {
                     {"id": _uuid, "status": _str, "requested_at": _dt, "completed_at": _dt_or_null}
                 ),
             },
+            "receipt_verification": _obj(
+                {"key_history": _str, "how_to_verify": _str, "signed_bytes": _str}
+            ),
         }
     ),
 }
