@@ -269,16 +269,23 @@ def _looked(
 
 
 def photo_shown(
-    *, guardian: Guardian, child: Student, photo_id: uuid.UUID | str, via: Via
+    *,
+    guardian: Guardian,
+    child: Student,
+    photo_id: uuid.UUID | str,
+    via: Via,
+    enrolled_only: bool = False,
 ) -> ShownPhoto:
-    """One of the child's enrolment photos, decrypted; the look is logged."""
+    """One of the child's enrolment photos, decrypted; the look is logged. `enrolled_only`:
+    a photo the faces worker has not yet checked is a 404 (for a page that decodes it)."""
     responsible_check(guardian, child)
+    statuses = [PhotoStatus.ENROLLED] if enrolled_only else VIEWABLE_PHOTOS
     photo = get_object_or_404(
         Photo,
         pk=_uuid(photo_id),
         student=child,
         student__in=children_for_guardian(guardian),
-        status__in=VIEWABLE_PHOTOS,
+        status__in=statuses,
     )
     data = photo_bytes(photo)
     _looked(guardian, child, "biometrics.photo_viewed", photo=photo.pk, via=via)

@@ -216,6 +216,9 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The client's address as the parent sign-in limits see it (TRUSTED_PROXY_COUNT): behind your
+# own proxies, every client would otherwise share the proxy's address and one lock per username.
+AXES_CLIENT_IP_CALLABLE = "portal.auth.client_ip"
 AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not kept (the audit trail has staff)
 AXES_ENABLE_ADMIN = False  # lockouts are listed and cleared by the axes_* commands

@@ -625,3 +625,25 @@ def test_admin_sign_in_is_throttled_per_username_and_address(client, django_user
     # The stranger at 10.0.0.9 did not lock Dana out from her own address.
     mine = client.post(login, {"username": "dana", "password": "pw"}, REMOTE_ADDR="10.0.0.1")
     assert mine.status_code == 302 and mine["Location"] == "/admin/"
+
+
+def test_behind_a_proxy_the_admin_throttle_locks_the_client_not_the_proxy(
+    client, django_user_model, school, settings
+):
+    """Behind one proxy of ours every request comes from its address: the lock must be on the
+    client's address it forwards (TRUSTED_PROXY_COUNT), or a stranger locks staff out."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    staff_user(django_user_model, school, name="dana")
+    login = "/admin/login/?next=/admin/"
+    proxy = {"REMOTE_ADDR": "10.9.9.9"}
+    for _ in range(5):
+        client.post(
+            login,
+            {"username": "dana", "password": "x"},
+            HTTP_X_FORWARDED_FOR="203.0.113.7",
+            **proxy,
+        )
+    mine = client.post(
+        login, {"username": "dana", "password": "pw"}, HTTP_X_FORWARDED_FOR="198.51.100.2", **proxy
+    )
+    assert mine.status_code == 302 and mine["Location"] == "/admin/"

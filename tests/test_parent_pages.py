@@ -2,8 +2,10 @@
 
 import pytest
 
+from biometrics import demo_photos
 from biometrics.erasure import erasure_open
 from biometrics.models import FaceTemplate, Photo
+from biometrics.services import photo_enrol
 from consent.models import AuditEvent
 from portal.exports import export_request
 
@@ -113,3 +115,15 @@ def test_child_page_speaks_the_parents_language_in_words_and_dates(web_a, enroll
     assert ": grant" not in chinese and ": Granted" not in chinese
     assert "最迟于 <strong>" in chinese
     assert f"{year}年" in chinese  # e.g. 2026年11月29日, not "29 11月 2026"
+
+
+def test_a_photo_not_yet_checked_has_no_thumbnail_and_a_damaged_one_is_no_500(web_a, child_a):
+    """Enrolment checks only the header in the web process; until the faces worker has decoded
+    the photo, the page says it is being checked and its thumbnail is not decoded here."""
+    damaged = demo_photos.grace_hopper()[:4000]  # a sound JPEG header, then nothing
+    photo = photo_enrol(student=child_a, data=damaged, actor=TEST_ACTOR)
+    assert photo.status == "pending"
+    page = web_a.get(f"/children/{child_a.pk}/").content.decode()
+    assert f"/photos/{photo.pk}/thumbnail/" not in page
+    assert "Being checked" in page
+    assert web_a.get(f"/children/{child_a.pk}/photos/{photo.pk}/thumbnail/").status_code == 404
