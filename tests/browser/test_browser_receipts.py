@@ -1,6 +1,7 @@
-"""A parent checks a consent receipt on a phone: downloads it from the child's page, follows
-"How to check a receipt yourself", pastes it and is told it is genuine (and that a changed copy
-is not)."""
+"""A parent reads the notice they decided on and checks the consent receipt on a phone:
+opens the notice on the child's page, downloads the receipt, finds in it the SHA-256 of the very
+text they read, follows "How to check a receipt yourself", pastes it and is told it is genuine
+(and that a changed copy is not)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,17 @@ def test_a_parent_checks_a_receipt_on_a_phone(live_server, child_a, parent_a, ne
     page = new_phone()
     sign_in(page, magic_url(live_server, parent_a), "Child A")
     page.get_by_role("link", name=re.compile("Child A")).click()
-    history = page.locator('.purpose[data-purpose="gate_access"] details.history')
+    purpose = page.locator('.purpose[data-purpose="gate_access"]')
+    purpose.get_by_text(re.compile(r"Read the notice \(version 1\)")).click()
+    expect(purpose.locator("p.notice")).to_contain_text("Notice for gate_access v1")
+    shown_hash = purpose.locator("p.hash").first.inner_text().removeprefix("SHA-256 ").strip()
+    history = purpose.locator("details.history")
     history.locator("summary").click()
     with page.expect_download() as info:
         history.get_by_role("link", name="receipt", exact=True).click()
     receipt = json.loads(open(info.value.path(), encoding="utf-8").read())
     assert receipt["keyId"].startswith("ed25519-")
+    assert receipt["noticeSha256"] == shown_hash  # the receipt names the text the parent read
 
     history.get_by_role("link", name="How to check a receipt yourself").click()
     expect(page.get_by_role("heading", name="Check a receipt", level=1)).to_be_visible()
