@@ -25,12 +25,11 @@ from consent.models import ConsentDecision, Decision, School, Student, StudentSt
 from consent.rules import load_for_rule, purpose_statuses
 
 from .erasure import OPEN, erasure_open, erasure_open_many, erasure_watchdog
+from .erasure.watchdog import expired_leases, stuck_steps
 from .holders.protocol import HolderError
 from .models import (
     ConsentReminder,
     ErasureRequest,
-    ErasureStatus,
-    ErasureStep,
     FaceTemplate,
     Holder,
     Photo,
@@ -257,74 +256,87 @@ def _remind_send(decision: ConsentDecision, *, expires: datetime) -> None:
 
 
 def job_erasure_watchdog(*, as_of: datetime, dry_run: bool) -> dict:
-    """Re-drive erasure steps that stopped moving. Both runs count the stuck steps (so a dry
-    run says what the real one would pick up); the real run also reports what it re-drove."""
-    stale_before = as_of - timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
-    stuck = (
-        ErasureStep.objects.filter(request__status__in=OPEN, updated_at__lt=stale_before)
-        .exclude(status=ErasureStatus.VERIFIED)
-        .count()
-    )
+    """Re-drive erasure steps that stopped moving. Both runs count the stuck steps and expired
+    leases (so a dry run says what the real one would pick up); the real run also reports
+    what it re-drove."""
     return {
-        "steps_stuck": stuck,
+        "steps_stuck": stuck_steps(as_of).count(),
+        "leases_expired": expired_leases(as_of).count(),
         "steps_redriven": 0 if dry_run else erasure_watchdog(now=as_of),
     }
 
 
 def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:
-    """Page through every holder's subjects; erase any held without an active purpose,
-    including subjects the portal has never heard of."""
-    checked = erased = unknown = unreachable = 0
+    """Page through every holder's subjects (the holder shows each school only its own: its
+    key names the tenant); erase any held without an active purpose, and subjects this portal
+    has never heard of. A subject that belongs to another school's child is never touched (two
+    schools configured with one key would otherwise erase each other's children)."""
+    checked = erased = unknown = foreign = unreachable = 0
     for holder in Holder.objects.filter(enabled=True).select_related("school"):
-        client = holder.client(timeout=settings.HOLDER_TIMEOUT_SECONDS)
         try:
-            subjects = list(client.iter_subjects())
+            with holder.client(timeout=settings.HOLDER_TIMEOUT_SECONDS) as client:
+                counts = _reconcile_holder(holder, client, as_of=as_of, dry_run=dry_run)
         except HolderError:
             unreachable += 1
             continue
-        students = {
-            str(s.subject_id): s
-            for s in Student.objects.filter(school=holder.school, subject_id__in=subjects)
-        }
-        loaded = load_for_rule([s.pk for s in students.values()])
-        for subject in subjects:
-            checked += 1
-            student = students.get(subject)
-            if student is None:
-                unknown += 1
-                if not dry_run:
-                    erased_n = client.delete_subject(subject)
-                    audit_record(
-                        "retention.unknown_subject_erased",
-                        actor=ACTOR,
-                        school_id=holder.school_id,
-                        subject=subject,
-                        data={"holder": holder.name, "items": erased_n},
-                    )
-                continue
-            statuses = purpose_statuses(loaded[student.pk], at=as_of)
-            if any(s.active for s in statuses):
-                continue
-            erased += 1
-            if dry_run or ErasureRequest.objects.filter(student=student, status__in=OPEN).exists():
-                continue  # an open erasure reaches this holder itself
-            if _has_data([student.pk]):
-                erasure_open(student=student, trigger="reconciliation", actor=ACTOR)
-            else:  # the portal holds nothing, yet the holder kept a copy: erase it there
-                client.delete_subject(subject)
-                audit_record(
-                    "retention.stray_copy_erased",
-                    actor=ACTOR,
-                    school_id=holder.school_id,
-                    subject=subject,
-                    data={"holder": holder.name},
-                )
+        checked += counts["checked"]
+        erased += counts["erased"]
+        unknown += counts["unknown"]
+        foreign += counts["foreign"]
     return {
         "subjects_checked": checked,
         "erasures_started": erased,
         "unknown_subjects_erased": unknown,
+        "other_schools_subjects_left": foreign,
         "holders_unreachable": unreachable,
     }
+
+
+def _reconcile_holder(holder: Holder, client, *, as_of: datetime, dry_run: bool) -> dict:
+    counts = {"checked": 0, "erased": 0, "unknown": 0, "foreign": 0}
+    subjects = list(client.iter_subjects())
+    known = {
+        str(s.subject_id): s
+        for s in Student.objects.filter(subject_id__in=subjects).select_related("school")
+    }
+    students = {subject: s for subject, s in known.items() if s.school_id == holder.school_id}
+    loaded = load_for_rule([s.pk for s in students.values()])
+    for subject in subjects:
+        counts["checked"] += 1
+        student = students.get(subject)
+        if subject in known and student is None:
+            counts["foreign"] += 1  # another school's child: not this school's to erase
+            continue
+        if student is None:
+            counts["unknown"] += 1
+            if not dry_run:
+                erased_n = client.delete_subject(subject)
+                audit_record(
+                    "retention.unknown_subject_erased",
+                    actor=ACTOR,
+                    school_id=holder.school_id,
+                    subject=subject,
+                    data={"holder": holder.name, "items": erased_n},
+                )
+            continue
+        statuses = purpose_statuses(loaded[student.pk], at=as_of)
+        if any(s.active for s in statuses):
+            continue
+        counts["erased"] += 1
+        if dry_run or ErasureRequest.objects.filter(student=student, status__in=OPEN).exists():
+            continue  # an open erasure reaches this holder itself
+        if _has_data([student.pk]):
+            erasure_open(student=student, trigger="reconciliation", actor=ACTOR)
+        else:  # the portal holds nothing, yet the holder kept a copy: erase it there
+            client.delete_subject(subject)
+            audit_record(
+                "retention.stray_copy_erased",
+                actor=ACTOR,
+                school_id=holder.school_id,
+                subject=subject,
+                data={"holder": holder.name},
+            )
+    return counts
 
 
 Job = Callable[..., dict]

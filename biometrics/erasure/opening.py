@@ -17,7 +17,7 @@ from consent.jobs import job_enqueue
 from consent.models import Student
 
 from ..models import OPEN, ErasureRequest, ErasureStatus, ErasureStep, Holder
-from .plan import LOCAL_KINDS, STEP_TASK, erasure_steps_for, runnable
+from .plan import STEP_TASK, awaits_confirmation, erasure_steps_for, local_kinds, runnable
 
 
 def erasure_open(*, student: Student, trigger: str, actor: Actor) -> ErasureRequest:
@@ -123,14 +123,22 @@ def _dispatch_new(steps: list[ErasureStep]) -> None:
 
 def erasure_dispatch(*, request_id: uuid.UUID) -> int:
     """Queue what an open request can do now: a task per runnable holder step, and one task
-    for the portal's own runnable steps (it runs the rest of them in turn). Returns how many."""
+    for the portal's own runnable steps (it runs the rest of them in turn). Steps backing off
+    (not due yet) and holder steps awaiting a DPO's confirmation are left. Returns how many."""
     steps = list(ErasureStep.objects.filter(request_id=request_id).select_related("holder"))
+    now = timezone.now()
+    local = local_kinds()
     queued = 0
     local_queued = False
     for step in steps:
-        if step.status == ErasureStatus.VERIFIED or not runnable(step, steps):
+        if (
+            step.status == ErasureStatus.VERIFIED
+            or not runnable(step, steps)
+            or awaits_confirmation(step)
+            or (step.next_attempt_at is not None and step.next_attempt_at > now)
+        ):
             continue
-        if step.kind in LOCAL_KINDS:
+        if step.kind in local:
             if local_queued:
                 continue
             local_queued = True
