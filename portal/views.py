@@ -25,6 +25,7 @@ from biometrics.models import ErasureStatus, Holder
 from biometrics.receipts import public_key_b64
 from biometrics.selectors import erasure_for_guardian, held_data
 from biometrics.services import erasure_request_by_parent
+from consent.audit_checkpoints import audit_checkpoint_latest
 from consent.models import Guardian, Method, School
 from consent.services import ConsentError
 
@@ -191,6 +192,7 @@ def transparency(request: HttpRequest, slug: str) -> HttpResponse:
             "model_version": MODEL_VERSION,
             "tolerance": settings.FACE_TOLERANCE,
             "public_key": public_key_b64(),
+            "audit_checkpoint": audit_checkpoint_latest()[0],
         },
     )
 

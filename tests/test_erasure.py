@@ -9,7 +9,6 @@ from biometrics import demo_photos
 from biometrics.crypto import KeyDestroyed, decrypt_for_child
 from biometrics.erasure import erasure_open, erasure_step_run, erasure_watchdog
 from biometrics.faces import embedding_from_photo
-from biometrics.holders.protocol import HolderUnavailable
 from biometrics.matching import identify
 from biometrics.models import (
     ErasureRequest,
@@ -28,42 +27,6 @@ from consent.services import consent_decide
 from portal.celery import app as celery_app
 
 from .factories import TEST_ACTOR
-from .processes import start_holder
-
-
-@pytest.fixture(scope="module")
-def holder_proc(tmp_path_factory):
-    proc = start_holder(tmp_path_factory.mktemp("holder"))
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def holder(school, holder_proc):
-    return Holder.objects.create(
-        school=school,
-        name="Gate controller",
-        base_url=holder_proc.info["url"],
-        secret=holder_proc.info["secret"],
-    )
-
-
-@pytest.fixture
-def held_child(holder, child_a, purposes):
-    """Child A enrolled, with the template copy stored in the holder and a recognition event."""
-    photo_enrol(
-        student=child_a, data=demo_photos.grace_hopper(), actor=TEST_ACTOR, process_now=True
-    )
-    for copy in TemplateCopy.objects.filter(template__student=child_a):
-        template_copy_push(copy_id=copy.pk)
-    identify(
-        school=child_a.school,
-        purpose=purposes["gate_access"],
-        embedding=embedding_from_photo(demo_photos.grace_hopper_half()),
-        device="Gate",
-    )
-    assert RecognitionEvent.objects.filter(student=child_a).count() == 1
-    return child_a
 
 
 def withdraw(child, purposes, parent):

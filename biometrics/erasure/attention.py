@@ -64,17 +64,31 @@ def _due(now: datetime) -> Q:
     )
 
 
-def escalate_due(*, now: datetime, step_ids: list[int] | None = None) -> int:
-    """Escalate every step due (or those of `step_ids` that are): needs attention, audited,
-    the DPO emailed after commit. Once per step: the steps are claimed under a lock, and a
-    step another process is escalating is skipped. Returns how many escalated now."""
-    where = _due(now)
-    if step_ids is not None:
-        where &= Q(pk__in=step_ids)
+def escalate_due(*, now: datetime) -> int:
+    """Escalate every step due: needs attention, audited, the DPO emailed after commit. The
+    other failing steps of the same system and school escalate with it (one outage, one
+    email). Once per step: the steps are claimed under a lock, and a step another process is
+    escalating is skipped. Returns how many escalated now."""
     with transaction.atomic():
+        due = list(
+            ErasureStep.objects.filter(_due(now))
+            .values_list("request__school_id", "system")
+            .distinct()
+        )
+        if not due:
+            return 0
+        together = Q()
+        for school_id, system in due:
+            together |= Q(request__school_id=school_id, system=system)
         steps = list(
             ErasureStep.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(where)
+            .filter(
+                together,
+                request__status__in=OPEN,
+                escalated_at__isnull=True,
+            )
+            .filter(Q(failing_since__isnull=False) | Q(kind="http", holder__isnull=True))
+            .exclude(status=ErasureStatus.VERIFIED)
             .select_related("request__school", "holder")
             .order_by("id")
         )

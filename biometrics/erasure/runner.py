@@ -200,7 +200,7 @@ def _settle(steps: list[ErasureStep], outcome: Outcome) -> dict[ErasureStep, Exc
             failures[step] = outcome.failed[step.pk]
             _record_failure(step, outcome.failed[step.pk], now)
     if failures:
-        escalate_due(now=now, step_ids=[s.pk for s in failures])
+        escalate_due(now=now)
         _schedule_retries(list(failures))
     return failures
 
