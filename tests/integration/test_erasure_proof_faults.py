@@ -112,7 +112,8 @@ def test_a_holder_down_backs_off_exponentially_emails_the_dpo_once_then_verifies
     deliveries = len(
         re.findall(r"erasure_step_task\[[^\]]+\] received", stack.worker.log()[log_mark:])
     )
-    gaps = [b[0] - a[0] for a, b in zip(seen, seen[1:], strict=False)]
+    tries = [(t, n) for t, n in seen if n >= 1]  # from the first try on
+    gaps = [b[0] - a[0] for a, b in zip(tries, tries[1:], strict=False)]
     print(
         f"\nholder down {DOWN:.0f}s (backoff 1 s doubling up to {CAP:.0f} s): attempts "
         f"{attempts}, changes at {seen}, gaps {[round(g, 1) for g in gaps]}; "
