@@ -299,13 +299,14 @@ HOLDER_TIMEOUT_SECONDS = env.float("HOLDER_TIMEOUT_SECONDS", default=5.0)
 # Erasure (docs/erasure.md): a failed step's next try waits BACKOFF × 2^(failures−1) seconds
 # (with jitter, at most BACKOFF_MAX); a step failing for ATTENTION_AFTER seconds needs attention
 # and the DPO is emailed once (retries go on). A worker holds its steps on a lease it renews
-# while it works; the watchdog (every 30 s) takes back expired leases and re-drives any step
-# due for STUCK seconds that no worker has picked up.
+# while it works; the watchdog (every 30 s) takes back expired leases at once, and re-drives a
+# step due for STUCK seconds that no worker has picked up (its message was lost; a backlog
+# still in the queue is not stuck).
 ERASURE_RETRY_BACKOFF = env.float("ERASURE_RETRY_BACKOFF", default=2.0)
 ERASURE_RETRY_BACKOFF_MAX = env.float("ERASURE_RETRY_BACKOFF_MAX", default=600.0)
 ERASURE_ATTENTION_AFTER = env.float("ERASURE_ATTENTION_AFTER", default=3600.0)
 ERASURE_LEASE_SECONDS = env.float("ERASURE_LEASE_SECONDS", default=30.0)
-ERASURE_STUCK_SECONDS = env.float("ERASURE_STUCK_SECONDS", default=30.0)
+ERASURE_STUCK_SECONDS = env.float("ERASURE_STUCK_SECONDS", default=180.0)
 # How many waiting steps of one kind a worker takes on together (one holder's, or the portal's).
 ERASURE_BATCH = env.int("ERASURE_BATCH", default=50)
 # Signed checkpoints of the audit trail (head hash, count, time) are written here, outside the

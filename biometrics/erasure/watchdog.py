@@ -1,13 +1,15 @@
 """The erasure watchdog: the database, not the broker, says what is left to do.
 
 Run every 30 seconds by beat. It takes back the steps of workers whose lease ran out (they
-died), re-drives steps that have been due for ERASURE_STUCK_SECONDS with no worker on them (a
-lost message), escalates steps failing for too long, re-sends template copies that have not
-arrived, and seals erasures whose steps are all verified.
+died) and re-drives them at once, re-drives steps that have been due for ERASURE_STUCK_SECONDS
+with no worker on them (a lost message; a backlog still queued is not stuck), escalates steps
+failing for too long, re-sends template copies that have not arrived, and seals erasures whose
+steps are all verified. It queues one task per batch of steps, not one per step.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -20,8 +22,7 @@ from consent.jobs import job_enqueue
 
 from ..models import OPEN, ErasureRequest, ErasureStatus, ErasureStep, TemplateCopy
 from .attention import escalate_due
-from .opening import erasure_dispatch
-from .plan import COPY_TASK
+from .plan import COPY_TASK, STEP_TASK, runnable
 from .sealing import erasure_seal_many
 
 #: Template copies re-sent per run at most (the rest wait for the next run).
@@ -67,20 +68,22 @@ def erasure_watchdog(*, now: datetime | None = None) -> int:
     simply sent again."""
     now = now or timezone.now()
     stamp = min(now, timezone.now())  # never a future `now` a time-travelling job was given
-    # 1. Leases that ran out: the worker died. The step may be taken again at once.
-    reclaimed = expired_leases(now).update(
+    # 1. Leases that ran out: the worker died. Its steps go back and are re-driven now.
+    expired = expired_leases(now)
+    reclaimed_requests = set(expired.values_list("request_id", flat=True))
+    reclaimed = expired.update(
         status=Case(
             When(escalated_at__isnull=False, then=Value(ErasureStatus.NEEDS_ATTENTION)),
             default=Value(ErasureStatus.PENDING),
         ),
         lease_until=None,
     )
-    # 2. Due steps nobody picked up: queue what their requests can do now, and restart their
-    # clock so the next run leaves them to the tasks just queued.
+    # 2. Due steps nobody picked up: restart their clock (the next run leaves them to the tasks
+    # queued now), and queue their work.
     stuck = stuck_steps(now)
-    request_ids = sorted(set(stuck.values_list("request_id", flat=True)))
+    request_ids = reclaimed_requests | set(stuck.values_list("request_id", flat=True))
     ErasureStep.objects.filter(pk__in=stuck.values("pk")).update(updated_at=stamp)
-    redriven = sum(erasure_dispatch(request_id=request_id) for request_id in request_ids)
+    redriven = _redispatch(request_ids, now)
     # 3. Steps failing too long, or reaching a holder that was disabled or removed.
     escalated = escalate_due(now=now)
     # 4. Template copies that have not arrived.
@@ -112,3 +115,40 @@ def erasure_watchdog(*, now: datetime | None = None) -> int:
             },
         )
     return redriven + len(copies) + sealed
+
+
+def _redispatch(request_ids: set, now: datetime) -> int:
+    """Queue the work these requests can do now, one task per ERASURE_BATCH of them for the
+    portal's stores and per holder (each task works its whole batch), one per key step.
+    Steps backing off and holder steps awaiting a DPO are left. Returns tasks queued."""
+    steps = list(ErasureStep.objects.filter(request_id__in=request_ids).order_by("id"))
+    by_request = defaultdict(list)
+    for step in steps:
+        by_request[step.request_id].append(step)
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    chosen: set[tuple] = set()
+    for step in steps:
+        due = step.next_attempt_at is None or step.next_attempt_at <= now
+        if (
+            step.status == ErasureStatus.VERIFIED
+            or not due
+            or (step.kind == "http" and step.holder_id is None)
+            or not runnable(step, by_request[step.request_id])
+        ):
+            continue
+        if step.kind == "http":
+            group: tuple = ("http", step.holder_id)
+        elif step.kind == "key":
+            group = ("key", step.request_id)
+        else:
+            group = ("portal",)
+            if ("portal", step.request_id) in chosen:
+                continue  # one portal step per request: its task runs the rest in turn
+            chosen.add(("portal", step.request_id))
+        groups[group].append(step.pk)
+    queued = 0
+    for pks in groups.values():
+        for first in pks[:: settings.ERASURE_BATCH]:
+            job_enqueue(STEP_TASK, first)
+            queued += 1
+    return queued
