@@ -65,12 +65,12 @@ def test_the_database_step_fails_while_the_former_face_still_matches_the_child(
 ):
     """The probe is a real check: if the match index still found the child, the step is not
     verified and the key is not destroyed."""
-    from biometrics.erasure import actions
+    from biometrics.erasure import probe
 
     erasure = withdraw(held_child, purposes, parent_a)
-    real = actions.candidates
+    real = probe.candidates
     monkeypatch.setattr(
-        actions,
+        probe,
         "candidates",
         lambda index, face, tol: [(held_child.pk, 0.0), *real(index, face, tol)],
     )
@@ -219,6 +219,25 @@ def test_two_schools_configured_with_one_key_still_leave_each_others_children(
     run = retention_run("reconcile")
     assert client.get_subject(str(child_a.subject_id)) is not None
     assert run.counts["other_schools_subjects_left"] == 1  # seen by school B's pass
+
+
+def test_the_probe_sees_the_rows_there_are_now_whatever_it_cached(school, child_a, child_b):
+    """A worker keeps the faces it decrypted between probes; the index it probes still has
+    exactly the template rows of now: new ones added, deleted ones gone."""
+    import numpy as np
+
+    from biometrics.erasure.probe import live_index
+    from biometrics.matching import match_index_for
+
+    first = template_create(student=child_a, photo=None, embedding=np.full(128, 0.05))
+    assert list(live_index(school.pk).template_ids) == [first.pk]
+    second = template_create(student=child_b, photo=None, embedding=np.full(128, 0.07))
+    first.delete()
+    index = live_index(school.pk)
+    assert list(index.template_ids) == [second.pk]
+    built = match_index_for(school.pk)  # as identification builds it
+    assert list(built.template_ids) == list(index.template_ids)
+    assert np.allclose(built.columns, index.columns) and np.allclose(built.norms, index.norms)
 
 
 def test_every_step_records_what_its_verification_measured(held_child, purposes, parent_a):

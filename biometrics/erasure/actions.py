@@ -4,12 +4,10 @@ what the verification measured (the receipt's figures)."""
 
 from __future__ import annotations
 
-import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
@@ -17,17 +15,11 @@ from django.utils import timezone
 
 from ..crypto import ShredFailed, child_keys_destroy, child_keys_for_reading
 from ..holders.protocol import HolderError, HolderRejected, HolderUnavailable
-from ..matching import (
-    candidates,
-    match_cache_forget,
-    match_index_bump,
-    match_index_for,
-    match_index_version,
-)
+from ..matching import match_cache_forget, match_index_bump, match_index_version
 from ..models import ChildKey, ErasureStep, FaceTemplate, Photo, RecognitionEvent
-from ..selectors import template_embedding
 from ..storage import subject_files, subject_files_delete
 from .plan import StepFailed
+from .probe import former_faces, probe_former_faces
 from .stores import erasure_store
 
 EVENT_BATCH = 5000
@@ -53,54 +45,12 @@ def _grouped_counts(
     return Counter(dict(rows))
 
 
-def _former_faces(student_ids: list) -> dict[uuid.UUID, list[np.ndarray]]:
-    """The children's template embeddings, decrypted before their rows go: kept in memory
-    only, for the probe below (a key destroyed already leaves nothing to probe)."""
-    keys = child_keys_for_reading(student_ids)
-    faces: dict[uuid.UUID, list[np.ndarray]] = defaultdict(list)
-    templates = FaceTemplate.objects.filter(student_id__in=student_ids).only(
-        "id", "student_id", "ciphertext"
-    )
-    for template in templates:
-        key = keys.get(template.student_id)
-        if key is not None:
-            faces[template.student_id].append(template_embedding(template, key=key))
-    return faces
-
-
-def _probe(steps: list[ErasureStep], faces: dict[uuid.UUID, list[np.ndarray]]) -> dict:
-    """Each child's former faces against the school's match index as any process builds it
-    now (rows gone, version moved): {student id: figures}. The child must match nowhere."""
-    tolerance = settings.FACE_TOLERANCE
-    figures = {}
-    for school_id in sorted({s.request.school_id for s in steps}):
-        index = match_index_for(school_id)
-        in_index = set(index.student_ids.tolist())
-        for step in (s for s in steps if s.request.school_id == school_id):
-            student_id = step.request.student_id
-            if student_id is None:
-                continue
-            found = [candidates(index, face, tolerance) for face in faces.get(student_id, [])]
-            figures[student_id] = {
-                "match_index_templates": len(index.template_ids),
-                "templates_probed": len(found),
-                "matches_to_the_child": sum(
-                    1 for near in found if any(sid == student_id for sid, _ in near)
-                )
-                + int(student_id in in_index),
-                "other_children_within_tolerance": max((len(near) for near in found), default=0),
-                "tolerance": tolerance,
-                "probed_at": timezone.now().isoformat(),
-            }
-    return figures
-
-
 def erase_database_batch(steps: list[ErasureStep]) -> Outcome:
     """Delete the children's events (in batches), templates and photo rows; verify none is
     left; then prove it: their former faces, decrypted before the rows went and kept only in
     memory, are probed against the school's match index rebuilt without them."""
     student_ids = [s.request.student_id for s in steps if s.request.student_id]
-    faces = _former_faces(student_ids)
+    faces = former_faces(student_ids)
     erased: Counter = Counter()
     for model in (RecognitionEvent, FaceTemplate, Photo):
         erased.update(_grouped_counts(model, student_ids))
@@ -122,7 +72,7 @@ def erase_database_batch(steps: list[ErasureStep]) -> Outcome:
     left: Counter = Counter()
     for model in (RecognitionEvent, FaceTemplate, Photo):
         left.update(_grouped_counts(model, student_ids))
-    figures = _probe(steps, faces)
+    figures = probe_former_faces(steps, faces)
     faces.clear()
     outcome = Outcome()
     for step in steps:
