@@ -71,9 +71,7 @@ def checkpoint_signature_valid(checkpoint: dict, public_key: str | None = None) 
     """Whether the checkpoint was signed by the portal's key (or the one given)."""
     body = {k: v for k, v in checkpoint.items() if k != "signature"}
     try:
-        key = Ed25519PublicKey.from_public_bytes(
-            base64.b64decode(public_key or _public_key_b64())
-        )
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key or _public_key_b64()))
         key.verify(base64.b64decode(checkpoint.get("signature", "")), _canonical(body))
     except (InvalidSignature, ValueError, TypeError):
         return False

@@ -41,8 +41,7 @@ class Command(BaseCommand):
                 f"event {report.first_broken_id}" if report.first_broken_id else "the chain's end"
             )
             raise CommandError(
-                f"BROKEN at {where}: {report.problem} "
-                f"({report.checked} events verified before it)."
+                f"BROKEN at {where}: {report.problem} ({report.checked} events verified before it)."
             )
         line = f"OK: {report.checked} events, chain intact"
         if anchor:
