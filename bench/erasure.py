@@ -92,8 +92,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--latency-timeout",
         type=float,
         default=300,
-        help="give up on one latency erasure after (s); more than ERASURE_STUCK_SECONDS (180), "
-        "so the watchdog can re-drive a lost task first",
+        help="give up on one latency erasure after (s); more than ERASURE_LEASE_SECONDS + "
+        "ERASURE_STUCK_SECONDS (30 + 30), so the watchdog can re-drive a lost task first",
     )
     parser.add_argument("--keep", action="store_true", help="keep databases, var dir and logs")
     parser.add_argument("--force", action="store_true", help="drop the databases even if in use")
@@ -290,9 +290,12 @@ class World:
 
 
 def wait_copies_stored(school, expected: int, timeout: float) -> float:
+    """Until every copy is stored; the watchdog runs every 5 s, as beat would (it re-sends a
+    copy whose message was lost)."""
+    from biometrics.erasure import erasure_watchdog
     from biometrics.models import TemplateCopy
 
-    started = last_print = time.perf_counter()
+    started = last_print = last_watchdog = time.perf_counter()
     while True:
         stored = TemplateCopy.objects.filter(
             template__student__school=school, status=TemplateCopy.Status.STORED
@@ -305,6 +308,9 @@ def wait_copies_stored(school, expected: int, timeout: float) -> float:
         if now - last_print >= 15:
             print(f"  copies stored: {stored}/{expected}")
             last_print = now
+        if now - last_watchdog >= WATCHDOG_EVERY:
+            erasure_watchdog()
+            last_watchdog = now
         time.sleep(0.5)
 
 
@@ -317,11 +323,13 @@ def counts(children, media: Path, holders) -> dict[str, int]:
         RecognitionEvent,
         TemplateCopy,
     )
+    from portal.models import Export
 
     ids = [c.pk for c in children]
     subjects = {str(c.subject_id) for c in children}
     result = {"Photo rows": 0, "FaceTemplate rows": 0, "RecognitionEvent rows": 0}
     result["TemplateCopy rows"] = 0
+    result["Export rows"] = 0
     result["live ChildKey rows (keys db)"] = 0
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -333,6 +341,7 @@ def counts(children, media: Path, holders) -> dict[str, int]:
         result["TemplateCopy rows"] += TemplateCopy.objects.filter(
             template__student_id__in=chunk
         ).count()
+        result["Export rows"] += Export.objects.filter(student_id__in=chunk).count()
         result["live ChildKey rows (keys db)"] += ChildKey.objects.filter(
             student_id__in=chunk, wrapped_key__isnull=False
         ).count()
@@ -383,7 +392,7 @@ def phases(rows) -> dict[str, list[float]]:
     for steps in by_request.values():
         requested = steps[0]["request__requested_at"]
         completed = steps[0]["request__completed_at"]
-        first = [s for s in steps if s["kind"] in ("database", "media", "http")]
+        first = [s for s in steps if s["kind"] in ("database", "media", "exports", "http")]
         key = next(s for s in steps if s["kind"] == "key")
         cache = next(s for s in steps if s["kind"] == "cache")
         database = next(s for s in steps if s["kind"] == "database")
@@ -407,6 +416,18 @@ def phases(rows) -> dict[str, list[float]]:
         for s in steps:
             out[f"run: {s['kind']}"].append(secs(s["verified_at"] - s["updated_at"]))
     return out
+
+
+def proven(receipt) -> bool:
+    """The receipt says the former face matched nobody and every holder answered 404."""
+    proof = (receipt or {}).get("proof_at_erasure") or {}
+    probe = proof.get("match_index") or {}
+    return (
+        probe.get("matches_to_the_child") == 0
+        and probe.get("templates_probed", 0) >= 1
+        and all(h.get("answered") == 404 for h in proof.get("holders", []))
+        and len(proof.get("holders", [])) == len(HOLDERS)
+    )
 
 
 def print_phases(title: str, data: dict[str, list[float]]) -> None:
@@ -765,6 +786,12 @@ def run(args, var_dir: Path) -> int:
         bad_receipts = sum(
             1 for r in requests if not (r.receipt and receipt_verify(signed_receipt(r)))
         )
+        unproven = sum(1 for r in requests if not proven(r.receipt))
+        probe_sizes = [
+            r.receipt["proof_at_erasure"]["match_index"]["match_index_templates"]
+            for r in requests
+            if proven(r.receipt)
+        ]
         retried = sum(1 for r in bulk_rows if r["attempts"] > 1)
 
         # --- report ---
@@ -856,9 +883,17 @@ def run(args, var_dir: Path) -> int:
         left = sum(after.values())
         print(f"  {'erasures not verified':<34} {'':>8} {not_verified:>8}")
         print(f"  {'receipts not verifying':<34} {'':>8} {bad_receipts:>8}")
+        print(f"  {'receipts without the proof':<34} {'':>8} {unproven:>8}")
         print(f"  total left: {left}")
+        if probe_sizes:
+            print(
+                f"proof at erasure time: the former face probed against the school's match index "
+                f"({min(probe_sizes)}–{max(probe_sizes)} templates left in it), 0 matches to "
+                f"the child, every holder answered 404, in {len(probe_sizes)} receipts"
+            )
         print(f"\ntotal run: {time.perf_counter() - started_all:.0f}s")
-        return 1 if left or not_verified or bad_receipts or verified < len(bulk) else 0
+        failed = left or not_verified or bad_receipts or unproven or verified < len(bulk)
+        return 1 if failed else 0
     except BaseException:
         for proc in procs:
             if proc.name.startswith("worker"):

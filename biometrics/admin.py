@@ -27,6 +27,7 @@ from consent.admin_scoping import (
 from consent.models import Student
 
 from .access import access_record
+from .admin_confirm import confirm_action, dpo_school_ids
 from .admin_enrol import enrol_view
 from .holder_guard import holder_url_problem
 from .holders.protocol import HolderError
@@ -155,7 +156,10 @@ STEP_FIELDS = (
     "attempts",
     "items_erased",
     "last_error",
+    "next_attempt_at",
+    "escalated_at",
     "verified_at",
+    "confirmed_by",
     "updated_at",
 )
 
@@ -229,7 +233,7 @@ class ErasureRequestAdmin(ReadOnlyMixin, SchoolScopedAdmin):
     ]
     list_filter = ["status", "trigger"]
     inlines = [ErasureStepInline]
-    actions = ["retry_now"]
+    actions = ["retry_now", "confirm_manually"]
     exclude = ["receipt", "receipt_signature"]
 
     def get_queryset(self, request):
@@ -266,6 +270,17 @@ class ErasureRequestAdmin(ReadOnlyMixin, SchoolScopedAdmin):
             for erasure in queryset.exclude(status=ErasureStatus.VERIFIED)
         )
         messages.success(request, f"Queued {queued} step(s) again.")
+
+    def has_confirm_permission(self, request) -> bool:
+        schools = dpo_school_ids(request.user)
+        return schools is None or bool(schools)
+
+    @admin.action(
+        description="Record a DPO's confirmation (removed or disabled holder)",
+        permissions=["confirm"],
+    )
+    def confirm_manually(self, request, queryset):
+        return confirm_action(self, request, queryset)
 
 
 @admin.register(RetentionRun)

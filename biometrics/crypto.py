@@ -15,7 +15,7 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from consent.models import Student
@@ -32,6 +32,10 @@ class KeyDestroyed(Exception):
 
 class DecryptionFailed(Exception):
     pass
+
+
+class ShredFailed(Exception):
+    """The key store cannot promise that a destroyed key's old bytes are gone from its files."""
 
 
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
@@ -122,23 +126,65 @@ def child_keys_for_reading(student_ids, batch: int = 2000) -> dict:
 
 
 def child_key_destroy(student: Student) -> bool:
-    """Crypto-shred: overwrite the wrapped key. Returns whether a key was destroyed now."""
-    return bool(
-        ChildKey.objects.filter(student_id=student.pk, wrapped_key__isnull=False).update(
-            wrapped_key=None, destroyed_at=timezone.now()
-        )
-    )
+    """Crypto-shred one child's key. Returns whether a key was destroyed now."""
+    return bool(child_keys_destroy([student.pk]))
 
 
 def child_keys_destroy(student_ids) -> set:
-    """Crypto-shred many children's keys in one statement. Returns whose were destroyed now."""
+    """Crypto-shred many children's keys in one statement. Returns whose were destroyed now.
+
+    Then make sure the old bytes are gone from the key store's files, not only unreachable
+    (`_shred_old_versions`); raises ShredFailed when that cannot be promised (the keys are
+    destroyed all the same: a retry finds none left and tries the files again).
+    """
     live = ChildKey.objects.filter(student_id__in=list(student_ids), wrapped_key__isnull=False)
+    _secure_delete_on(live.db)
     with transaction.atomic(using=live.db):
         ids = set(live.select_for_update().values_list("student_id", flat=True))
         ChildKey.objects.filter(student_id__in=ids).update(
             wrapped_key=None, destroyed_at=timezone.now()
         )
+    _shred_old_versions(live.db)
     return ids
+
+
+def _secure_delete_on(using: str) -> None:
+    """SQLite overwrites freed cell content with zeros only with `secure_delete` on; a build's
+    default is not a promise, so it is set on this connection, and checked, before a key goes."""
+    conn = connections[using]
+    if conn.vendor != "sqlite":
+        return
+    with conn.cursor() as cursor:
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.execute("PRAGMA secure_delete")
+        if cursor.fetchone()[0] != 1:
+            raise ShredFailed("the key store refuses secure_delete")
+
+
+def _shred_old_versions(using: str) -> None:
+    """No copy of a destroyed key may linger in the key store's files.
+
+    SQLite (WAL): the zeroed page is written to the write-ahead log; until a checkpoint copies
+    it back, the main file still holds the old page: checkpoint now, and fail if it could not
+    complete. PostgreSQL: an UPDATE leaves the old row version, key included, in the table's
+    pages until it is vacuumed, and a plain VACUUM frees it without overwriting it: VACUUM FULL
+    rewrites the (small) key table with live rows only. Neither runs inside a transaction (a
+    test's, say); the next destruction outside one covers it.
+    """
+    conn = connections[using]
+    if conn.in_atomic_block:
+        return
+    with conn.cursor() as cursor:
+        if conn.vendor == "sqlite":
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() != "wal":
+                return
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, _log, _done = cursor.fetchone()
+            if busy:
+                raise ShredFailed("the key store's write-ahead log could not be checkpointed yet")
+        elif conn.vendor == "postgresql":
+            cursor.execute(f"VACUUM FULL {ChildKey._meta.db_table}")
 
 
 def encrypt_for_child(student: Student, plaintext: bytes, *, context: str) -> bytes:

@@ -118,24 +118,10 @@ class _GuardedHTTPSConnection(http.client.HTTPSConnection):
         self._create_connection = guarded_create_connection
 
 
-class _GuardedHTTPHandler(urllib.request.HTTPHandler):
-    handler_order = 100  # before urllib's own handler, which then never opens anything
-
-    def http_open(self, req):
-        return self.do_open(_GuardedHTTPConnection, req)
-
-
-class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
-    handler_order = 100
-
-    def https_open(self, req):
-        return self.do_open(_GuardedHTTPSConnection, req, context=getattr(self, "_context", None))
-
-
 class GuardedHolderClient(HolderClient):
-    """A holder client whose every connection goes through `guarded_create_connection`."""
+    """A holder client whose (kept-alive) connection goes through `guarded_create_connection`:
+    it is opened to an address checked at that moment, so a name that re-resolves to a
+    private address (DNS rebinding) gets nowhere."""
 
-    def __init__(self, base_url: str, secret: str, timeout: float = 5.0) -> None:
-        super().__init__(base_url, secret, timeout=timeout)
-        self._opener.add_handler(_GuardedHTTPHandler())
-        self._opener.add_handler(_GuardedHTTPSHandler())
+    http_connection = _GuardedHTTPConnection
+    https_connection = _GuardedHTTPSConnection

@@ -98,18 +98,8 @@ def _build(school_id: int, version: str) -> MatchIndex:
         template_ids.append(template.pk)
         student_ids.append(template.student_id)
     matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), 128)
-    codes: dict = {}
-    return MatchIndex(
-        version=version,
-        template_ids=np.asarray(template_ids, dtype=object),
-        student_ids=np.asarray(student_ids, dtype=object),
-        student_codes=np.asarray(
-            [codes.setdefault(s, len(codes)) for s in student_ids], dtype=np.int64
-        ),
-        # Stored 128 × n: the probe-times-matrix product streams it row by row, about twice
-        # as fast as n × 128 rows at 100,000 templates on this 2-core machine.
-        columns=np.ascontiguousarray(matrix.T),
-        norms=np.einsum("ij,ij->i", matrix, matrix),
+    return index_of(
+        version=version, template_ids=template_ids, student_ids=student_ids, matrix=matrix
     )
 
 
@@ -135,6 +125,23 @@ def match_cache_forget(school_id: int | None = None) -> None:
             _indexes.pop(school_id, None)
 
 
+def _within(
+    index: MatchIndex, embedding: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The index positions of the templates within `radius` of the probe, and their exact
+    distances (float64), in index order."""
+    probe = embedding.astype(np.float32)
+    # |a-b|² = |a|² + |b|² - 2a·b : one matrix-vector product over all templates.
+    # numpy's own loop, not BLAS: OpenBLAS splits this product over threads, which on a busy
+    # 2-core machine made it 2× slower (8 ms vs 3.7 ms median at 100,000 templates).
+    squared = index.norms + float(probe @ probe) - 2.0 * np.einsum("i,ij->j", probe, index.columns)
+    near = np.flatnonzero(squared <= (radius + PREFILTER_SLACK) ** 2)
+    if not len(near):
+        return near, np.empty(0)
+    exact = np.linalg.norm(index.columns[:, near].T.astype(np.float64) - embedding, axis=1)
+    return near, exact
+
+
 def nearest(
     index: MatchIndex, embedding: np.ndarray, *, tolerance: float, margin: float
 ) -> Nearest | None:
@@ -142,15 +149,9 @@ def nearest(
     template lies within `margin` of it (whether or not that one is within tolerance)."""
     if not len(index.template_ids):
         return None
-    probe = embedding.astype(np.float32)
-    # |a-b|² = |a|² + |b|² - 2a·b : one matrix-vector product over all templates.
-    # numpy's own loop, not BLAS: OpenBLAS splits this product over threads, which on a busy
-    # 2-core machine made it 2× slower (8 ms vs 3.7 ms median at 100,000 templates).
-    squared = index.norms + float(probe @ probe) - 2.0 * np.einsum("i,ij->j", probe, index.columns)
-    near = np.flatnonzero(squared <= (tolerance + margin + PREFILTER_SLACK) ** 2)
+    near, exact = _within(index, embedding, tolerance + margin)
     if not len(near):
         return None
-    exact = np.linalg.norm(index.columns[:, near].T.astype(np.float64) - embedding, axis=1)
     first = int(np.argmin(exact))
     distance = float(exact[first])
     if distance > tolerance:
@@ -160,6 +161,41 @@ def nearest(
         student_id=index.student_ids[near[first]],
         distance=distance,
         ambiguous=bool(len(others)) and float(others.min()) - distance <= margin,
+    )
+
+
+def children_within(
+    index: MatchIndex, embedding: np.ndarray, *, tolerance: float
+) -> dict[uuid.UUID, float]:
+    """Every child with a template within `tolerance` of the probe, with its nearest distance
+    (the erasure's proof asks it of a former face: the child must be absent)."""
+    if not len(index.template_ids):
+        return {}
+    near, exact = _within(index, embedding, tolerance)
+    found: dict[uuid.UUID, float] = {}
+    for position, distance in zip(near, exact, strict=True):
+        if distance <= tolerance:
+            student_id = index.student_ids[position]
+            found[student_id] = min(float(distance), found.get(student_id, float(distance)))
+    return found
+
+
+def index_of(
+    *, version: str, template_ids: list, student_ids: list, matrix: np.ndarray
+) -> MatchIndex:
+    """A match index over these templates (`matrix`: n × 128 float32 rows)."""
+    codes: dict = {}
+    return MatchIndex(
+        version=version,
+        template_ids=np.asarray(template_ids, dtype=object),
+        student_ids=np.asarray(student_ids, dtype=object),
+        student_codes=np.asarray(
+            [codes.setdefault(s, len(codes)) for s in student_ids], dtype=np.int64
+        ),
+        # Stored 128 × n: the probe-times-matrix product streams it row by row, about twice
+        # as fast as n × 128 rows at 100,000 templates on this 2-core machine.
+        columns=np.ascontiguousarray(matrix.T),
+        norms=np.einsum("ij,ij->i", matrix, matrix),
     )
 
 

@@ -3,6 +3,7 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from consent.models import Purpose, School, Student
@@ -152,11 +153,16 @@ class Holder(models.Model):
 
 
 class TemplateCopy(models.Model):
-    """The portal's record that a holder was sent (or is to be sent) a copy of a template."""
+    """The portal's record that a holder was sent (or is to be sent) a copy of a template.
+
+    A copy not stored yet is tried again from `next_attempt_at` (backing off after each
+    failure) until it is stored, or the child's erasure removes the template and with it the
+    copy; the erasure watchdog re-drives any whose task was lost."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
         STORED = "stored", _("Stored")
+        FAILED = "failed", _("Failed, retrying")
 
     template = models.ForeignKey(FaceTemplate, on_delete=models.CASCADE, related_name="copies")
     holder = models.ForeignKey(Holder, on_delete=models.CASCADE, related_name="copies")
@@ -164,6 +170,7 @@ class TemplateCopy(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
     stored_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
@@ -213,9 +220,14 @@ class ErasureRequest(models.Model):
 
 
 class ErasureStep(models.Model):
+    """One system an erasure must reach. Its own row says everything about it: attempts and
+    when the next may run (backing off), the worker's lease while one runs it, since when it
+    has been failing and whether the DPO was told, the last error (naming no subject), and
+    what its verification measured (`proof`) — or who confirmed it by hand, and on what."""
+
     request = models.ForeignKey(ErasureRequest, on_delete=models.CASCADE, related_name="steps")
     system = models.CharField(max_length=100)
-    kind = models.CharField(max_length=20)  # database / media / cache / http / key
+    kind = models.CharField(max_length=20)  # database / media / cache / exports / http / key
     holder = models.ForeignKey(Holder, null=True, blank=True, on_delete=models.SET_NULL)
     status = models.CharField(
         max_length=20, choices=ErasureStatus.choices, default=ErasureStatus.PENDING
@@ -225,9 +237,18 @@ class ErasureStep(models.Model):
     last_error = models.CharField(max_length=300, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    proof = models.JSONField(default=dict, blank=True)
+    confirmed_by = models.CharField(max_length=64, blank=True)  # "staff:<id>", never a name
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmation_evidence = models.TextField(blank=True)
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
 
 
 class MatchIndexVersion(models.Model):

@@ -15,9 +15,13 @@ from consent import signing
 from consent.receipts import consent_receipt_verify
 
 from .models import ErasureRequest, ErasureStep
-from .systems import BY_KIND
+from .systems import system_for
 
 RECEIPT_VERSION = "guardian-erasure-receipt/2"
+MANUAL_VERIFICATION = (
+    "the system could no longer be asked (removed from the configuration, or disabled); the "
+    "school's data protection officer confirmed that it holds nothing of the child"
+)
 
 
 def public_key_b64() -> str:
@@ -40,23 +44,63 @@ def erasure_receipt_build(
         "trigger": request.trigger,
         "requested_at": request.requested_at.isoformat(),
         "completed_at": request.completed_at.isoformat(),
-        "systems": [
-            {
-                "system": s.system,
-                "kind": s.kind,
-                "erased": list(BY_KIND[s.kind].erased),
-                "items_erased": s.items_erased,
-                "attempts": s.attempts,
-                "verified_at": s.verified_at.isoformat() if s.verified_at else None,
-                "verification": BY_KIND[s.kind].verification,
-            }
-            for s in steps
-        ],
+        "systems": [_system(s) for s in steps],
+        "proof_at_erasure": _proof(steps),
         "kept": "This receipt and a minimal record of the erasure (pseudonym, times, systems, "
         "counts). No photo, template or recognition event of the child is kept.",
         "key_id": signing.current_key().key_id,
         "key_history_url": signing.key_history_url(),
         "signature_algorithm": signing.CANONICAL_FORM,
+    }
+
+
+def _system(step: ErasureStep) -> dict[str, Any]:
+    system = system_for(step.kind)
+    entry: dict[str, Any] = {
+        "system": step.system,
+        "kind": step.kind,
+        "erased": list(system.erased),
+        "items_erased": step.items_erased,
+        "attempts": step.attempts,
+        "verified_at": step.verified_at.isoformat() if step.verified_at else None,
+        "verification": system.verification,
+    }
+    if step.confirmed_at:
+        entry["verification"] = MANUAL_VERIFICATION
+        entry["confirmed_manually"] = {
+            "by": step.confirmed_by,
+            "at": step.confirmed_at.isoformat(),
+            "evidence": step.confirmation_evidence,
+        }
+    if step.proof:
+        entry["proof"] = step.proof
+    return entry
+
+
+def _proof(steps: list[ErasureStep]) -> dict[str, Any]:
+    """What was checked at erasure time, before the key was destroyed, with the figures."""
+    probe = next((s.proof.get("match_index_probe") for s in steps if s.kind == "database"), None)
+    holders = []
+    for step in (s for s in steps if s.kind == "http"):
+        if step.confirmed_at:
+            holders.append({"system": step.system, "confirmed_manually": True})
+        else:
+            answer = step.proof.get("holder", {})
+            holders.append(
+                {
+                    "system": step.system,
+                    "answered": answer.get("answered"),
+                    "asked_at": answer.get("asked_at"),
+                }
+            )
+    return {
+        "match_index": probe,
+        "match_index_check": "the child's former face templates, decrypted before their rows "
+        "were deleted and kept only in memory, were compared with the school's match index "
+        "rebuilt without them; matches_to_the_child must be 0",
+        "holders": holders,
+        "holder_check": "each holder answered GET /subjects/{subject} with 404 after erasing",
+        "key_destroyed_after": "every other system was verified",
     }
 
 

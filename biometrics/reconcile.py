@@ -18,6 +18,7 @@ from consent.models import Student
 
 from .due import EVERYTHING, dues_for
 from .erasure import OPEN, erasure_open
+from .holders.client import HolderClient
 from .holders.protocol import HolderError
 from .models import ErasureRequest, Holder
 
@@ -25,57 +26,76 @@ ACTOR = Actor.system("retention")
 
 
 def job_reconcile(*, as_of: datetime, dry_run: bool) -> dict:
-    """Page through every holder's subjects; erase any whose data `erasure_due` says must be
-    gone by now, and every subject the portal has never heard of."""
-    checked = erased = unknown = unreachable = 0
+    """Page through every holder's subjects (the holder shows each school only its own: its
+    key names the tenant); erase any whose data `erasure_due` says must be gone by now, and
+    every subject the portal has never heard of. A subject that belongs to another school's
+    child is never touched (two schools configured with one key would otherwise erase each
+    other's children)."""
+    totals = {"checked": 0, "erased": 0, "unknown": 0, "foreign": 0}
+    unreachable = 0
     for holder in Holder.objects.filter(enabled=True).select_related("school"):
-        client = holder.client(timeout=settings.HOLDER_TIMEOUT_SECONDS)
         try:
-            subjects = list(client.iter_subjects())
+            with holder.client(timeout=settings.HOLDER_TIMEOUT_SECONDS) as client:
+                counts = _reconcile_holder(holder, client, as_of=as_of, dry_run=dry_run)
         except HolderError:
             unreachable += 1
             continue
-        students = {
-            str(s.subject_id): s
-            for s in Student.objects.filter(school=holder.school, subject_id__in=subjects)
-        }
-        children = {c.student.pk: c for c in dues_for(students.values(), at=as_of)}
-        for subject in subjects:
-            checked += 1
-            student = students.get(subject)
-            if student is None:
-                unknown += 1
-                if not dry_run:
-                    erased_n = client.delete_subject(subject)
-                    audit_record(
-                        "retention.unknown_subject_erased",
-                        actor=ACTOR,
-                        school_id=holder.school_id,
-                        subject=subject,
-                        data={"holder": holder.name, "items": erased_n},
-                    )
-                continue
-            child = children[student.pk]
-            everything = [d for d in child.due_now(as_of) if d.what == EVERYTHING]
-            if not everything:
-                continue  # kept: consent stands, or a window (leaver, new notice) is still open
-            erased += 1
-            if dry_run or ErasureRequest.objects.filter(student=student, status__in=OPEN).exists():
-                continue  # an open erasure reaches this holder itself
-            if child.held.portal:
-                erasure_open(student=student, trigger=everything[0].trigger, actor=ACTOR)
-            else:  # the portal holds nothing, yet the holder kept a copy: erase it there
-                client.delete_subject(subject)
+        for key, n in counts.items():
+            totals[key] += n
+    return {
+        "subjects_checked": totals["checked"],
+        "erasures_started": totals["erased"],
+        "unknown_subjects_erased": totals["unknown"],
+        "other_schools_subjects_left": totals["foreign"],
+        "holders_unreachable": unreachable,
+    }
+
+
+def _reconcile_holder(
+    holder: Holder, client: HolderClient, *, as_of: datetime, dry_run: bool
+) -> dict[str, int]:
+    counts = {"checked": 0, "erased": 0, "unknown": 0, "foreign": 0}
+    subjects = list(client.iter_subjects())
+    known = {
+        str(s.subject_id): s
+        for s in Student.objects.filter(subject_id__in=subjects).select_related("school")
+    }
+    students = {subject: s for subject, s in known.items() if s.school_id == holder.school_id}
+    children = {c.student.pk: c for c in dues_for(students.values(), at=as_of)}
+    for subject in subjects:
+        counts["checked"] += 1
+        student = students.get(subject)
+        if subject in known and student is None:
+            counts["foreign"] += 1  # another school's child: not this school's to erase
+            continue
+        if student is None:
+            counts["unknown"] += 1
+            if not dry_run:
+                erased_n = client.delete_subject(subject)
                 audit_record(
-                    "retention.stray_copy_erased",
+                    "retention.unknown_subject_erased",
                     actor=ACTOR,
                     school_id=holder.school_id,
                     subject=subject,
-                    data={"holder": holder.name, "why": everything[0].reason},
+                    data={"holder": holder.name, "items": erased_n},
                 )
-    return {
-        "subjects_checked": checked,
-        "erasures_started": erased,
-        "unknown_subjects_erased": unknown,
-        "holders_unreachable": unreachable,
-    }
+            continue
+        child = children[student.pk]
+        everything = [d for d in child.due_now(as_of) if d.what == EVERYTHING]
+        if not everything:
+            continue  # kept: consent stands, or a window (leaver, new notice) is still open
+        counts["erased"] += 1
+        if dry_run or ErasureRequest.objects.filter(student=student, status__in=OPEN).exists():
+            continue  # an open erasure reaches this holder itself
+        if child.held.portal:
+            erasure_open(student=student, trigger=everything[0].trigger, actor=ACTOR)
+        else:  # the portal holds nothing, yet the holder kept a copy: erase it there
+            client.delete_subject(subject)
+            audit_record(
+                "retention.stray_copy_erased",
+                actor=ACTOR,
+                school_id=holder.school_id,
+                subject=subject,
+                data={"holder": holder.name, "why": everything[0].reason},
+            )
+    return counts

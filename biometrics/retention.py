@@ -31,11 +31,10 @@ from consent.models import ConsentDecision, Decision, School, Student, StudentSt
 
 from .due import CLOCKS, EVENT_WINDOW, EVERYTHING, LEAVER, TEMPLATE_AGE, ChildDue, Due, dues_for
 from .erasure import OPEN, erasure_open_many, erasure_watchdog
+from .erasure.watchdog import expired_leases, stuck_steps
 from .models import (
     ConsentReminder,
     ErasureRequest,
-    ErasureStatus,
-    ErasureStep,
     FaceTemplate,
     Photo,
     RecognitionEvent,
@@ -344,16 +343,12 @@ def _remind_send(decision: ConsentDecision, *, expires: datetime) -> None:
 
 
 def job_erasure_watchdog(*, as_of: datetime, dry_run: bool) -> dict:
-    """Re-drive erasure steps that stopped moving. Both runs count the stuck steps (so a dry
-    run says what the real one would pick up); the real run also reports what it re-drove."""
-    stale_before = as_of - timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
-    stuck = (
-        ErasureStep.objects.filter(request__status__in=OPEN, updated_at__lt=stale_before)
-        .exclude(status=ErasureStatus.VERIFIED)
-        .count()
-    )
+    """Re-drive erasure steps that stopped moving. Both runs count the stuck steps and expired
+    leases (so a dry run says what the real one would pick up); the real run also reports
+    what it re-drove."""
     return {
-        "steps_stuck": stuck,
+        "steps_stuck": stuck_steps(as_of).count(),
+        "leases_expired": expired_leases(as_of).count(),
         "steps_redriven": 0 if dry_run else erasure_watchdog(now=as_of),
     }
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from consent.actors import Actor
@@ -20,8 +21,9 @@ from consent.services import consent_decide
 
 from . import faces
 from .crypto import encrypt_for_child
-from .erasure import erasure_dispatch, erasure_open
+from .erasure import COPY_TASK, describe, erasure_dispatch, erasure_open, retry_delay
 from .holder_guard import holder_url_problem
+from .holders.protocol import HolderError
 from .identity import child_identity_renew
 from .matching import match_index_bump
 from .models import (
@@ -37,9 +39,9 @@ from .models import (
 from .selectors import erasure_get_open, template_context, template_embedding
 from .storage import photo_file_delete, photo_file_read, photo_file_write
 
-#: Registered in biometrics.tasks under these names.
+#: Registered in biometrics.tasks under these names (COPY_TASK comes from biometrics.erasure,
+#: whose watchdog re-sends copies that have not arrived).
 PHOTO_TASK = "biometrics.tasks.photo_process_task"
-COPY_TASK = "biometrics.tasks.template_copy_push_task"
 
 log = logging.getLogger(__name__)
 
@@ -229,26 +231,49 @@ def template_create(
     return template
 
 
-def template_copy_push(*, copy_id: int) -> TemplateCopy:
-    """Send one template copy to its holder. Idempotent (PUT); raises HolderUnavailable to retry."""
-    copy = TemplateCopy.objects.select_related("template__student", "holder").get(pk=copy_id)
-    if copy.status == TemplateCopy.Status.STORED:
-        return copy
-    template = copy.template
-    TemplateCopy.objects.filter(pk=copy.pk).update(attempts=copy.attempts + 1)
-    try:
-        copy.holder.client().put_template(
-            str(template.student.subject_id),
-            str(template.pk),
-            template_embedding(template).tolist(),
-            template.model,
-        )
-    except Exception as exc:
-        TemplateCopy.objects.filter(pk=copy.pk).update(last_error=type(exc).__name__)
-        raise
-    TemplateCopy.objects.filter(pk=copy.pk).update(
-        status=TemplateCopy.Status.STORED, stored_at=timezone.now(), last_error=""
+def template_copy_push(*, copy_id: int) -> TemplateCopy | None:
+    """Send one template copy to its holder. Idempotent (PUT), and never raises for the
+    holder: a copy that failed is marked failed and tried again later (backing off with its
+    attempts; the erasure watchdog re-sends it if that message is lost), until it is stored or
+    the child's erasure removes the template, and the copy with it. The holder is told when the
+    template was made, so it refuses a copy older than the subject's last erasure.
+    """
+    copy = (
+        TemplateCopy.objects.select_related("template__student", "holder")
+        .filter(pk=copy_id)
+        .first()
     )
+    if copy is None or copy.status == TemplateCopy.Status.STORED:
+        return copy  # stored already, or erased with its template
+    template = copy.template
+    if not copy.holder.enabled or not copy.holder.receives_templates:
+        return copy
+    if erasure_get_open(student=template.student):
+        return copy  # the erasure supersedes it
+    attempts = copy.attempts + 1
+    TemplateCopy.objects.filter(pk=copy.pk).update(attempts=F("attempts") + 1)
+    try:
+        with copy.holder.client() as client:
+            client.put_template(
+                str(template.student.subject_id),
+                str(template.pk),
+                template_embedding(template).tolist(),
+                template.model,
+                created_at=template.created_at,
+            )
+    except HolderError as exc:
+        delay = retry_delay(attempts)
+        TemplateCopy.objects.filter(pk=copy.pk).exclude(status=TemplateCopy.Status.STORED).update(
+            status=TemplateCopy.Status.FAILED,
+            last_error=describe(exc),
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        )
+        job_enqueue(COPY_TASK, copy.pk, countdown=delay)
+        log.warning("template copy %s to %s failed: %s", copy.pk, copy.holder.name, describe(exc))
+    else:
+        TemplateCopy.objects.filter(pk=copy.pk).update(
+            status=TemplateCopy.Status.STORED, stored_at=timezone.now(), last_error=""
+        )
     copy.refresh_from_db()
     return copy
 
@@ -399,7 +424,7 @@ def erasure_retry(*, erasure: ErasureRequest, actor: Actor) -> int:
         steps = (
             ErasureStep.objects.filter(request=erasure)
             .exclude(status=ErasureStatus.VERIFIED)
-            .update(updated_at=timezone.now())
+            .update(updated_at=timezone.now(), next_attempt_at=None)  # due now, not backing off
         )
         audit_record(
             "erasure.retried",

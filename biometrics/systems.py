@@ -102,5 +102,21 @@ def holder_system(name: str) -> System:
 BY_KIND = {
     system.kind: system for system in (PORTAL_DB, PHOTO_STORAGE, MATCH_CACHE, HOLDER, KEY_STORE)
 }
+# Systems of the apps above biometrics (the portal's downloads), added when those apps are
+# ready (biometrics.erasure.erasure_store_register).
+_REGISTERED: dict[str, System] = {}
+
+
+def system_register(system: System) -> None:
+    if system.kind in BY_KIND:
+        raise ValueError(f"{system.kind!r} is one of biometrics' own systems")
+    _REGISTERED[system.kind] = system
+
+
+def system_for(kind: str) -> System:
+    """The system behind an erasure step's kind: built in, or registered by an app above."""
+    return BY_KIND.get(kind) or _REGISTERED[kind]
+
+
 #: Where a consent decision's data is stored before any holder receives a copy.
 STORAGE_LOCATIONS = (PORTAL_DB.name, PHOTO_STORAGE.name)

@@ -7,12 +7,10 @@ Services queue these tasks by name (consent.jobs.job_enqueue), after their trans
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 from django.db import OperationalError
 
-from .erasure import STEP_TASK, StepFailed, erasure_step_run, erasure_watchdog
-from .holders.protocol import HolderRejected, HolderUnavailable
-from .services import COPY_TASK, PHOTO_TASK, photo_process, template_copy_push
+from .erasure import COPY_TASK, STEP_TASK, erasure_step_run, erasure_watchdog
+from .services import PHOTO_TASK, photo_process, template_copy_push
 
 
 @shared_task(name=PHOTO_TASK, acks_late=True, soft_time_limit=60, time_limit=90)
@@ -20,29 +18,22 @@ def photo_process_task(photo_id: str) -> None:
     photo_process(photo_id=photo_id)
 
 
-@shared_task(
-    name=COPY_TASK,
-    acks_late=True,
-    autoretry_for=(HolderUnavailable,),
-    retry_backoff=2,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=50,
-    soft_time_limit=30,
-    time_limit=60,
-)
+@shared_task(name=COPY_TASK, acks_late=True, soft_time_limit=30, time_limit=60)
 def template_copy_push_task(copy_id: int) -> None:
+    # A failed copy is marked on its row and queued again for its next try (backing off).
     template_copy_push(copy_id=copy_id)
 
 
 @shared_task(
     name=STEP_TASK,
     acks_late=True,
-    autoretry_for=(HolderUnavailable, HolderRejected, StepFailed, OSError, OperationalError),
-    retry_backoff=settings.ERASURE_RETRY_BACKOFF,
-    retry_backoff_max=settings.ERASURE_RETRY_BACKOFF_MAX,
+    # A step's failures are recorded on its row, with its next try; only a database that is
+    # busy right now fails the task itself (retried briefly; the watchdog is the net).
+    autoretry_for=(OperationalError,),
+    retry_backoff=2,
+    retry_backoff_max=30,
     retry_jitter=True,
-    max_retries=None,  # the step's row counts attempts and escalates; never give up silently
+    max_retries=5,
     soft_time_limit=120,
     time_limit=180,
 )

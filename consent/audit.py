@@ -26,6 +26,15 @@ ACCESS_WORDS = {
 ACCESS_ACTIONS = tuple(ACCESS_WORDS)
 
 FORBIDDEN_KEYS = {"embedding", "image", "photo_bytes", "name", "student_name", "email"}
+# People are recorded by kind and pseudonymous id only: the trail is never erased, so it must
+# hold no name. Systems and API keys keep their label (a job's or a key's name, not a person's).
+LABELLED_KINDS = {"system", "api_key"}
+
+
+def actor_label(actor: Actor) -> str:
+    """What the trail says about who acted beyond kind and id: a person gets nothing (their
+    id is the pseudonym); a system or an API key its label."""
+    return actor.label[:200] if actor.kind in LABELLED_KINDS else ""
 
 
 @dataclass
@@ -83,7 +92,7 @@ def audit_record_many(entries: list[AuditEntry]) -> list[AuditEvent]:
                 subject=str(entry.subject or ""),
                 actor_kind=entry.actor.kind,
                 actor_id=entry.actor.id,
-                actor_label=entry.actor.label[:200],
+                actor_label=actor_label(entry.actor),
                 data=payload,
                 prev_hash=prev,
             )
@@ -105,13 +114,22 @@ class ChainReport:
     checked: int
     first_broken_id: int | None = None
     problem: str = ""
+    anchored: bool = False  # the chain matched the checkpoint it was checked against
 
 
-def audit_verify(batch_size: int = 5000) -> ChainReport:
-    """Walk the chain in id order; report the first event whose link or content does not hold."""
+def audit_verify(batch_size: int = 5000, checkpoint: dict | None = None) -> ChainReport:
+    """Walk the chain in id order; report the first event whose link or content does not hold.
+
+    With a checkpoint (consent.audit_checkpoints: a signed head hash, count and time kept
+    outside the database), the chain must also reach the checkpoint's head event, with the same
+    hash and as many events up to it: a trail rewritten (hashes recomputed, head moved) or
+    truncated by someone who can write the database no longer matches it.
+    """
     prev = "0" * 64
     checked = 0
     last_id = 0
+    anchored = False
+    head_id = checkpoint["head_event_id"] if checkpoint else None
     while True:
         batch = list(AuditEvent.objects.filter(pk__gt=last_id).order_by("pk")[:batch_size])
         if not batch:
@@ -123,8 +141,34 @@ def audit_verify(batch_size: int = 5000) -> ChainReport:
                 return ChainReport(False, checked, event.pk, "content does not match its hash")
             prev = event.hash
             checked += 1
+            if checkpoint and head_id is not None and event.pk >= head_id and not anchored:
+                if event.pk != head_id or event.hash != checkpoint["head_hash"]:
+                    return ChainReport(
+                        False,
+                        checked,
+                        event.pk,
+                        f"differs from the signed checkpoint of {checkpoint['at']} "
+                        "(the trail was rewritten)",
+                    )
+                if checked != checkpoint["count"]:
+                    return ChainReport(
+                        False,
+                        checked,
+                        event.pk,
+                        f"{checkpoint['count']} events up to here at the checkpoint of "
+                        f"{checkpoint['at']}, {checked} now (events removed and relinked)",
+                    )
+                anchored = True
         last_id = batch[-1].pk
+    if checkpoint and head_id is not None and not anchored:
+        return ChainReport(
+            False,
+            checked,
+            None,
+            f"events covered by the signed checkpoint of {checkpoint['at']} are missing "
+            "(the trail was truncated)",
+        )
     head = AuditChainHead.objects.filter(pk=1).first()
     if head and checked and head.last_hash != prev:
         return ChainReport(False, checked, None, "newest events missing (chain truncated)")
-    return ChainReport(True, checked)
+    return ChainReport(True, checked, anchored=anchored)

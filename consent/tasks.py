@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .audit_checkpoints import audit_checkpoint_write
 from .roster import IMPORT_TASK, roster_job_run, roster_job_watchdog
 from .services import (
     NOTICE_TASK,
@@ -34,3 +35,9 @@ def notice_send_task(*delivery_ids: int) -> None:
 @shared_task(name=NOTICE_WATCHDOG_TASK, acks_late=True, soft_time_limit=60, time_limit=90)
 def notice_watchdog_task() -> None:
     notice_watchdog()
+
+
+@shared_task(acks_late=True, soft_time_limit=300, time_limit=600)
+def audit_checkpoint_task() -> None:
+    """Daily: a signed checkpoint of the audit trail, outside the database, to the DPOs."""
+    audit_checkpoint_write()

@@ -34,7 +34,9 @@ class PortalConfig(AppConfig):
     def ready(self) -> None:
         from . import receivers  # noqa: F401, PLC0415 - connects to the apps' signals
         from .api import schema  # noqa: F401, PLC0415 - registers the OpenAPI security schemes
+        from .exports.erasure import exports_erasure_register  # noqa: PLC0415 - models loaded
 
+        exports_erasure_register()  # every erasure also removes the child's downloads
         embedded_folders_create()
         # After auth has created the permissions (post_migrate runs per app, portal is last).
         post_migrate.connect(staff_groups_sync, sender=self, dispatch_uid="guardian_staff_groups")

@@ -426,15 +426,24 @@ HOLDER_ALLOW_PRIVATE_ADDRESSES = env.bool(
 )
 # Private networks holders may be on all the same (CIDRs, e.g. a school's gate-controller LAN).
 HOLDER_ALLOWED_NETWORKS = env.list("HOLDER_ALLOWED_NETWORKS", default=[])
-# Erasure: retries back off exponentially (with jitter) up to the max; after this many attempts
-# a step is marked "needs attention" and the DPO is emailed (retries go on). The watchdog
-# re-drives any step that has not moved for ERASURE_STUCK_SECONDS.
-ERASURE_RETRY_BACKOFF = env.int("ERASURE_RETRY_BACKOFF", default=2)
-ERASURE_RETRY_BACKOFF_MAX = env.int("ERASURE_RETRY_BACKOFF_MAX", default=600)
-ERASURE_ATTEMPTS_BEFORE_ATTENTION = env.int("ERASURE_ATTEMPTS_BEFORE_ATTENTION", default=8)
-ERASURE_STUCK_SECONDS = env.int("ERASURE_STUCK_SECONDS", default=180)
+# Erasure (docs/erasure.md): a failed step's next try waits BACKOFF × 2^(failures−1) seconds
+# (with jitter, at most BACKOFF_MAX); a step failing for ATTENTION_AFTER seconds needs attention
+# and the DPO is emailed once (retries go on). A worker holds its steps on a lease it renews
+# while it works; the watchdog (every 30 s) takes back expired leases at once, and re-drives a
+# step due for STUCK seconds that no worker has picked up (its message was lost; a backlog
+# still in the queue is not stuck).
+ERASURE_RETRY_BACKOFF = env.float("ERASURE_RETRY_BACKOFF", default=2.0)
+ERASURE_RETRY_BACKOFF_MAX = env.float("ERASURE_RETRY_BACKOFF_MAX", default=600.0)
+ERASURE_ATTENTION_AFTER = env.float("ERASURE_ATTENTION_AFTER", default=3600.0)
+ERASURE_LEASE_SECONDS = env.float("ERASURE_LEASE_SECONDS", default=30.0)
+ERASURE_STUCK_SECONDS = env.float("ERASURE_STUCK_SECONDS", default=180.0)
 # How many waiting steps of one kind a worker takes on together (one holder's, or the portal's).
 ERASURE_BATCH = env.int("ERASURE_BATCH", default=50)
+# Signed checkpoints of the audit trail (head hash, count, time) are written here, outside the
+# database, daily and by `manage.py verify_audit --checkpoint`; verify_audit checks against them.
+AUDIT_CHECKPOINT_DIR = Path(
+    env.str("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "audit-checkpoints"))
+)
 
 LOGGING = {
     "version": 1,

@@ -25,6 +25,7 @@ from biometrics.due import retention_schedule
 from biometrics.faces import MODEL_NAME, MODEL_VERSION
 from biometrics.models import ErasureStatus, Holder
 from biometrics.receipts import receipt_check
+from consent.audit_checkpoints import audit_checkpoint_latest
 from consent.models import Method, School
 from consent.services import ConsentError
 from consent.signing import key_history
@@ -269,6 +270,7 @@ def transparency(request: HttpRequest, slug: str) -> HttpResponse:
             "tolerance": school.face_tolerance,
             "schedule": retention_schedule(school),
             "keys": key_history(),
+            "audit_checkpoint": audit_checkpoint_latest()[0],
         },
     )
 

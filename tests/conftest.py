@@ -9,11 +9,15 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from biometrics import demo_photos
-from biometrics.services import photo_enrol
+from biometrics.faces import embedding_from_photo
+from biometrics.matching import identify
+from biometrics.models import Holder, RecognitionEvent, TemplateCopy
+from biometrics.services import photo_enrol, template_copy_push
 from portal.auth import api_token_issue
 
 from .factories import TEST_ACTOR, SchoolFactory, StudentFactory, grant, guardian, link
 from .factories import purpose_with_notice as make_purpose
+from .processes import start_holder
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 MUST_RUN = ("integration", "browser")
@@ -89,6 +93,14 @@ def media_dir(tmp_path, settings):
         },
     }
     return media
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_dir(tmp_path, settings):
+    """Each test keeps its audit checkpoints in a folder of its own."""
+    folder = tmp_path / "audit-checkpoints"
+    settings.AUDIT_CHECKPOINT_DIR = folder
+    return folder
 
 
 @pytest.fixture
@@ -181,3 +193,41 @@ def web_b(client, parent_b):
 @pytest.fixture
 def kek():
     return settings.GUARDIAN_KEK
+
+
+# --- A reference holder process, and a child whose copy it holds ---------------------------
+
+
+@pytest.fixture(scope="module")
+def holder_proc(tmp_path_factory):
+    proc = start_holder(tmp_path_factory.mktemp("holder"))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def holder(school, holder_proc):
+    return Holder.objects.create(
+        school=school,
+        name="Gate controller",
+        base_url=holder_proc.info["url"],
+        secret=holder_proc.info["secret"],
+    )
+
+
+@pytest.fixture
+def held_child(holder, child_a, purposes):
+    """Child A enrolled, with the template copy stored in the holder and a recognition event."""
+    photo_enrol(
+        student=child_a, data=demo_photos.grace_hopper(), actor=TEST_ACTOR, process_now=True
+    )
+    for copy in TemplateCopy.objects.filter(template__student=child_a):
+        template_copy_push(copy_id=copy.pk)
+    identify(
+        school=child_a.school,
+        purpose=purposes["gate_access"],
+        embedding=embedding_from_photo(demo_photos.grace_hopper_half()),
+        device="Gate",
+    )
+    assert RecognitionEvent.objects.filter(student=child_a).count() == 1
+    return child_a

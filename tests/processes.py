@@ -173,12 +173,22 @@ def start_holder(
     db_path: Path | None = None,
     secret: str | None = None,
     fail_first: int = 0,
+    delay_ms: int = 0,
+    tenants: dict[str, str] | None = None,
 ) -> Proc:
+    """A reference holder process. `tenants` ({name: secret}) adds schools of its own to the
+    default tenant (`secret`); `info["clients"]` has a client per tenant."""
     from biometrics.holders.client import HolderClient
 
     port = port or free_port()
     secret = secret or secrets.token_hex(16)
     db_path = db_path or (log_dir / f"{name}.sqlite3")
+    tenant_args = []
+    for tenant, tenant_secret in (tenants or {}).items():
+        secret_file = log_dir / f"{name}-{tenant}.secret"
+        secret_file.write_text(tenant_secret)
+        secret_file.chmod(0o600)
+        tenant_args += ["--tenant", f"{tenant}={secret_file}"]
     args = [
         sys.executable,
         "-m",
@@ -191,10 +201,21 @@ def start_holder(
         str(db_path),
         "--fail-first",
         str(fail_first),
+        "--delay-ms",
+        str(delay_ms),
+        *tenant_args,
     ]
     proc = _spawn(name, args, log_dir, {**os.environ, "HOLDER_SECRET": secret})
     url = f"http://127.0.0.1:{port}"
-    client = HolderClient(url, secret, timeout=2)
+    client = HolderClient(url, secret, timeout=max(2, 3 * delay_ms / 1000))
     wait_for(client.health, timeout=20, what=f"the reference holder on {url}")
-    proc.info = {"url": url, "secret": secret, "port": port, "db": db_path, "client": client}
+    proc.info = {
+        "url": url,
+        "secret": secret,
+        "port": port,
+        "db": db_path,
+        "client": client,
+        "tenants": dict(tenants or {}),
+        "clients": {t: HolderClient(url, s, timeout=2) for t, s in (tenants or {}).items()},
+    }
     return proc

@@ -40,7 +40,7 @@ from biometrics.models import (
     RecognitionEvent,
     RetentionRun,
 )
-from biometrics.services import holder_create
+from biometrics.services import holder_create, holder_delete
 from consent.audit import audit_verify
 from consent.models import (
     AuditEvent,
@@ -154,6 +154,22 @@ class World:
         return erasure_open(
             student=StudentFactory(school=self.school), trigger="staff", actor=TEST_ACTOR
         )
+
+    @cached_property
+    def erasure_of_a_removed_holder(self):
+        """An erasure whose holder was removed from the configuration before it answered."""
+        gone = holder_create(
+            school=self.school,
+            name="Old gate",
+            base_url="http://127.0.0.1:9",
+            secret="old-gate-secret",
+            actor=TEST_ACTOR,
+        )
+        erasure = erasure_open(
+            student=StudentFactory(school=self.school), trigger="staff", actor=TEST_ACTOR
+        )
+        holder_delete(holder=gone, actor=TEST_ACTOR)
+        return erasure
 
     @cached_property
     def api_key(self):
@@ -399,6 +415,15 @@ DOORS: dict[type, list[Op]] = {
         Op("change", (), lambda w: (w.erasure, {}), superuser=False),
         Op("delete", (), lambda w: (w.erasure, {}), superuser=False),
         Op("retry_now", ("erasure.retried",), lambda w: ([w.erasure], {}), school_admin=True),
+        # Only a DPO (or a superuser): a school admin is not offered it.
+        Op(
+            "confirm_manually",
+            ("erasure.confirmed_manually",),
+            lambda w: (
+                [w.erasure_of_a_removed_holder],
+                {"evidence": "The vendor's deletion certificate of 1 December"},
+            ),
+        ),
     ],
     ConsentCampaign: [
         Op(
@@ -446,7 +471,7 @@ DOORS: dict[type, list[Op]] = {
     ],
 }
 
-SECRETS = ("first-secret-value", "till-secret-value", "second-secret-value")
+SECRETS = ("first-secret-value", "till-secret-value", "second-secret-value", "old-gate-secret")
 
 
 def as_user(user):
@@ -568,7 +593,12 @@ def test_every_admin_write_is_audited_and_keeps_statuses_right(
     else:
         r = client.post(
             url(model, "changelist"),
-            {"action": op.kind, "_selected_action": [o.pk for o in target], "post": "yes"},
+            {
+                "action": op.kind,
+                "_selected_action": [o.pk for o in target],
+                "post": "yes",
+                **values,
+            },
         )
 
     written = list(AuditEvent.objects.filter(pk__gt=mark).order_by("pk"))

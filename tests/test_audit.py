@@ -80,3 +80,151 @@ def test_enrolment_audit_names_no_child_and_no_numbers(enrolled_child_a):
         assert "Child A" not in text
         assert str(enrolled_child_a.pk) not in text
     assert AuditEvent.objects.filter(subject=str(enrolled_child_a.subject_id)).exists()
+
+
+# --- Anchored outside the database: signed checkpoints -------------------------------------
+
+
+def _rewrite_from(event_id: int, data: str) -> None:
+    """What someone who can write the database does to hide a change: edit an event, then
+    recompute every hash after it and move the head, so the chain alone holds again."""
+    from consent.models import AuditChainHead
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE consent_auditevent SET data = %s WHERE id = %s", [data, event_id])
+    before = AuditEvent.objects.filter(pk__lt=event_id).order_by("-pk").first()
+    prev = before.hash if before else "0" * 64
+    for event in AuditEvent.objects.filter(pk__gte=event_id).order_by("pk"):
+        event.prev_hash = prev
+        prev = event.compute_hash()
+        AuditEvent.objects.filter(pk=event.pk).update(prev_hash=event.prev_hash, hash=prev)
+    AuditChainHead.objects.filter(pk=1).update(last_hash=prev)
+
+
+def _truncate(n: int) -> None:
+    from consent.models import AuditChainHead
+
+    newest = list(AuditEvent.objects.order_by("-pk")[: n + 1])
+    with connection.cursor() as cursor:
+        for event in newest[:n]:
+            cursor.execute("DELETE FROM consent_auditevent WHERE id = %s", [event.pk])
+    AuditChainHead.objects.filter(pk=1).update(last_hash=newest[n].hash, last_event_id=newest[n].pk)
+
+
+def test_a_signed_checkpoint_is_written_outside_the_database_and_emailed(
+    db, school, checkpoint_dir, capsys
+):
+    from django.core import mail
+
+    from consent.audit_checkpoints import audit_checkpoint_read, checkpoint_signature_valid
+
+    events = _chain()
+    call_command("verify_audit", "--checkpoint")
+    out = capsys.readouterr().out
+    assert "no signed checkpoint to check it against yet" in out
+    (path,) = checkpoint_dir.glob("audit-checkpoint-*.json")
+    assert (path.stat().st_mode & 0o777) == 0o600
+    checkpoint = audit_checkpoint_read(path)
+    assert checkpoint["head_event_id"] == events[-1].pk
+    assert checkpoint["head_hash"] == events[-1].hash
+    assert checkpoint["count"] == AuditEvent.objects.count()
+    assert checkpoint_signature_valid(checkpoint)
+    assert not checkpoint_signature_valid({**checkpoint, "count": 4})
+    (message,) = mail.outbox
+    assert message.to == [school.dpo_email]
+    assert checkpoint["signature"] in message.body
+
+    _chain(2)  # appended since: still matches (the checkpoint pins the past, not the future)
+    call_command("verify_audit")
+    assert "matches the signed checkpoint" in capsys.readouterr().out
+
+
+def test_a_rewritten_trail_passes_the_chain_but_not_the_checkpoint(db, capsys):
+    from consent.audit_checkpoints import audit_checkpoint_write
+
+    events = _chain(6)
+    audit_checkpoint_write(email=False)
+    _rewrite_from(events[2].pk, '{"i": 99}')
+    assert audit_verify().ok  # the chain alone is fooled, as the review found
+    with pytest.raises(CommandError, match="rewritten"):
+        call_command("verify_audit")
+
+
+def test_a_truncated_trail_passes_the_chain_but_not_the_checkpoint(db):
+    from consent.audit_checkpoints import audit_checkpoint_write
+
+    _chain(6)
+    audit_checkpoint_write(email=False)
+    _truncate(2)
+    assert audit_verify().ok
+    with pytest.raises(CommandError, match="truncated"):
+        call_command("verify_audit")
+
+
+def test_events_removed_and_relinked_before_the_checkpoint_are_found(db):
+    from consent.audit_checkpoints import audit_checkpoint_write
+
+    events = _chain(6)
+    audit_checkpoint_write(email=False)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM consent_auditevent WHERE id = %s", [events[1].pk])
+    _rewrite_from(events[2].pk, '{"i": 2}')  # relink from the gap on
+    assert audit_verify().ok
+    with pytest.raises(CommandError, match="checkpoint"):
+        call_command("verify_audit")
+
+
+def test_an_edited_checkpoint_file_is_reported_not_trusted(db, checkpoint_dir):
+    import json
+
+    from consent.audit_checkpoints import audit_checkpoint_write
+
+    _chain(3)
+    _, path = audit_checkpoint_write(email=False)
+    forged = json.loads(path.read_text())
+    forged["count"] = 2
+    path.write_text(json.dumps(forged))
+    with pytest.raises(CommandError, match="do not verify"):
+        call_command("verify_audit")
+
+
+def test_the_transparency_page_shows_the_latest_checkpoint(db, client, school):
+    from consent.audit_checkpoints import audit_checkpoint_write
+
+    page = client.get(f"/schools/{school.slug}/").content.decode()
+    assert "No checkpoint has been signed yet." in page
+    _chain(3)
+    checkpoint, _ = audit_checkpoint_write(email=False)
+    page = client.get(f"/schools/{school.slug}/").content.decode()
+    assert checkpoint["head_hash"] in page
+    assert checkpoint["signature"] in page
+
+
+def test_people_are_pseudonymous_in_the_trail(child_a, parent_a, purposes, admin_user):
+    """A guardian's or a staff member's name never enters the trail: kind and id only."""
+    from consent.models import Decision
+    from consent.services import consent_decide
+
+    admin_user.first_name, admin_user.last_name = "Ada", "Staffwoman"
+    admin_user.save()
+    consent_decide(
+        student=child_a,
+        purpose=purposes["attendance"],
+        guardian=parent_a,
+        decision=Decision.GRANT,
+        notice_version=1,
+    )
+    audit_record("test.staff_read", actor=Actor.staff(admin_user), subject=child_a.subject_id)
+    by_guardian = AuditEvent.objects.filter(actor_kind="guardian")
+    assert by_guardian.exists()
+    for event in AuditEvent.objects.all():
+        text = event.actor_label + str(event.data)
+        assert parent_a.name not in text and "Staffwoman" not in text
+    assert {e.actor_id for e in by_guardian} == {str(parent_a.pk)}
+    staff = AuditEvent.objects.get(action="test.staff_read")
+    assert (staff.actor_kind, staff.actor_id, staff.actor_label) == (
+        "staff",
+        str(admin_user.pk),
+        "",
+    )
+    assert AuditEvent.objects.filter(actor_kind="system").exclude(actor_label="").exists()

@@ -9,7 +9,6 @@ from biometrics import demo_photos
 from biometrics.crypto import KeyDestroyed, decrypt_for_child
 from biometrics.erasure import erasure_open, erasure_step_run, erasure_watchdog
 from biometrics.faces import embedding_from_photo
-from biometrics.holders.protocol import HolderUnavailable
 from biometrics.matching import identify
 from biometrics.models import (
     ErasureRequest,
@@ -28,42 +27,6 @@ from consent.services import consent_decide
 from portal.celery import app as celery_app
 
 from .factories import TEST_ACTOR
-from .processes import start_holder
-
-
-@pytest.fixture(scope="module")
-def holder_proc(tmp_path_factory):
-    proc = start_holder(tmp_path_factory.mktemp("holder"))
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def holder(school, holder_proc):
-    return Holder.objects.create(
-        school=school,
-        name="Gate controller",
-        base_url=holder_proc.info["url"],
-        secret=holder_proc.info["secret"],
-    )
-
-
-@pytest.fixture
-def held_child(holder, child_a, purposes):
-    """Child A enrolled, with the template copy stored in the holder and a recognition event."""
-    photo_enrol(
-        student=child_a, data=demo_photos.grace_hopper(), actor=TEST_ACTOR, process_now=True
-    )
-    for copy in TemplateCopy.objects.filter(template__student=child_a):
-        template_copy_push(copy_id=copy.pk)
-    identify(
-        school=child_a.school,
-        purpose=purposes["gate_access"],
-        embedding=embedding_from_photo(demo_photos.grace_hopper_half()),
-        device="Gate",
-    )
-    assert RecognitionEvent.objects.filter(student=child_a).count() == 1
-    return child_a
 
 
 def withdraw(child, purposes, parent):
@@ -78,7 +41,8 @@ def withdraw(child, purposes, parent):
 
 
 def run_all(erasure):
-    """What the workers do: every step, the key last."""
+    """What the workers do: every step, the key last (steps backing off are due at once)."""
+    erasure.steps.update(next_attempt_at=None)
     for step in erasure.steps.exclude(kind="key"):
         erasure_step_run(step_id=step.pk)
     for step in erasure.steps.filter(kind="key"):
@@ -96,7 +60,8 @@ def test_withdrawal_erases_everything_everywhere_and_proves_it(
     assert holder_proc.info["client"].get_subject(subject) is not None
 
     erasure = withdraw(held_child, purposes, parent_a)
-    assert [s.kind for s in erasure.steps.all()] == ["database", "media", "cache", "http", "key"]
+    kinds = [s.kind for s in erasure.steps.all()]
+    assert kinds == ["database", "media", "cache", "exports", "http", "key"]
     with django_capture_on_commit_callbacks(execute=True):
         erasure = run_all(erasure)
 
@@ -128,12 +93,22 @@ def test_withdrawal_erases_everything_everywhere_and_proves_it(
         "Guardian portal database",
         "Photo storage",
         "Match cache",
+        "Parent downloads",
         "Gate controller",
         "Child's data key",
     }
     by_kind = {s["kind"]: s for s in receipt["systems"]}
     assert by_kind["database"]["items_erased"] == 3  # photo, template, event
     assert by_kind["http"]["items_erased"] == 1
+    # proved when it ran, before the key was destroyed: the former face matches no one...
+    probe = receipt["proof_at_erasure"]["match_index"]
+    assert probe["templates_probed"] == 1
+    assert probe["matches_to_the_child"] == 0
+    assert probe["match_index_templates"] == 0  # the school's index, rebuilt without the child
+    # ...and the holder answered 404, before the key step ran
+    (answer,) = receipt["proof_at_erasure"]["holders"]
+    assert answer["system"] == "Gate controller" and answer["answered"] == 404
+    assert answer["asked_at"] <= by_kind["key"]["verified_at"]
     tampered = {**receipt, "school": "Someone else"}
     assert not receipt_verify(tampered)
     # what the parent sees now
@@ -168,23 +143,20 @@ def test_the_key_waits_for_every_other_system(held_child, purposes, parent_a):
 def test_a_holder_that_is_down_delays_but_never_loses_the_erasure(
     held_child, purposes, parent_a, holder, settings
 ):
-    settings.ERASURE_ATTEMPTS_BEFORE_ATTENTION = 2
     real_url = holder.base_url
     Holder.objects.filter(pk=holder.pk).update(base_url="http://127.0.0.1:9")  # nothing there
     erasure = withdraw(held_child, purposes, parent_a)
     http_step = erasure.steps.get(kind="http")
-    for _ in range(2):
-        with pytest.raises(HolderUnavailable):
-            erasure_step_run(step_id=http_step.pk)
+    for _ in range(3):  # delivered three times at once: tried once, then it waits its turn
+        erasure_step_run(step_id=http_step.pk)
     http_step.refresh_from_db()
     erasure.refresh_from_db()
-    assert http_step.status == "needs_attention"
-    assert http_step.attempts == 2
-    assert "HolderUnavailable" in http_step.last_error
-    assert erasure.status == "needs_attention"
-    assert [m.to for m in mail.outbox if "needs attention" in m.subject] == [
-        [held_child.school.dpo_email]
-    ]
+    assert http_step.status == "pending"
+    assert http_step.attempts == 1
+    assert http_step.last_error == "HolderUnavailable: ConnectionRefusedError"
+    assert http_step.next_attempt_at > http_step.updated_at
+    assert erasure.status == "running"
+    assert not [m for m in mail.outbox if "need attention" in m.subject]
     Holder.objects.filter(pk=holder.pk).update(base_url=real_url)  # back up
     erasure = run_all(erasure)
     assert erasure.status == "verified"
@@ -293,6 +265,7 @@ def test_portal_steps_run_in_one_task_and_the_last_holder_destroys_the_key(
         "database": "verified",
         "media": "verified",
         "cache": "verified",
+        "exports": "verified",
         "http": "pending",  # its own task
         "key": "pending",  # waits for the holder
     }
@@ -326,6 +299,7 @@ def test_one_task_erases_every_waiting_child_in_a_batch(held_child, child_b, pur
             "database": "verified",
             "media": "verified",
             "cache": "verified",
+            "exports": "verified",
             "http": "pending",
             "key": "pending",
         }

@@ -289,9 +289,9 @@ def _erasure_watchdog(request) -> Scenario:
     child = request.getfixturevalue("child_a")
     queued = request.getfixturevalue("queued_steps")
     erasure = erasure_open(student=child, trigger="staff", actor=TEST_ACTOR)
-    # As if the worker running it died: every step left "running", none moving.
-    ErasureStep.objects.filter(request=erasure).update(status="running")
-    stuck = timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
+    # As if the worker running it died: every step left "running", its lease not renewed.
+    lease = timezone.now() + timedelta(seconds=settings.ERASURE_LEASE_SECONDS)
+    ErasureStep.objects.filter(request=erasure).update(status="running", lease_until=lease)
 
     def done():
         assert set(erasure.steps.values_list("status", flat=True)) == {"pending"}
@@ -299,7 +299,7 @@ def _erasure_watchdog(request) -> Scenario:
         assert RetentionRun.objects.get(dry_run=False).counts["steps_redriven"] == 1
 
     steps = erasure.steps.count()
-    return Scenario(timezone.now() + stuck + timedelta(seconds=1), {"steps_stuck": steps}, done)
+    return Scenario(lease + timedelta(seconds=1), {"leases_expired": steps}, done)
 
 
 def _reconcile(request) -> Scenario:
@@ -467,21 +467,23 @@ def test_the_watchdog_job_redrives_a_stale_step_and_the_erasure_completes(
 ):
     erasure = erasure_open(student=enrolled_child_a, trigger="staff", actor=TEST_ACTOR)
     db_step = erasure.steps.get(kind="database")
-    ErasureStep.objects.filter(pk=db_step.pk).update(status="running")  # its worker died
-    stuck = timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
+    lease = timezone.now() + timedelta(seconds=settings.ERASURE_LEASE_SECONDS)
+    # Its worker claimed it, then died: the lease is not renewed.
+    ErasureStep.objects.filter(pk=db_step.pk).update(status="running", lease_until=lease)
 
-    enforce_committed("erasure_watchdog", db_step.updated_at + stuck - timedelta(seconds=1))
+    enforce_committed("erasure_watchdog", lease - timedelta(seconds=1))
     db_step.refresh_from_db()
-    assert db_step.status == "running"
+    assert db_step.status == "running"  # the lease still runs: its worker may be alive
     assert not queued_steps
 
-    enforce_committed("erasure_watchdog", db_step.updated_at + stuck + timedelta(seconds=1))
+    enforce_committed("erasure_watchdog", lease + timedelta(seconds=1))
     db_step.refresh_from_db()
     assert db_step.status == "pending"
+    assert db_step.lease_until is None
     assert queued_steps == [db_step.pk]
     run = RetentionRun.objects.filter(job="erasure_watchdog").order_by("-started_at").first()
     assert run.counts["steps_redriven"] == 1
-    assert run.counts["steps_stuck"] == erasure.steps.count()
+    assert run.counts["leases_expired"] == 1
     assert AuditEvent.objects.filter(action="erasure.watchdog_redrove").count() == 1
 
     # The re-driven task does the work: the child's data is gone and the erasure is sealed.

@@ -17,7 +17,7 @@ from consent.jobs import job_enqueue
 from consent.models import Student
 
 from ..models import OPEN, ErasureRequest, ErasureStatus, ErasureStep, Holder
-from .plan import LOCAL_KINDS, STEP_TASK, erasure_steps_for, runnable
+from .plan import STEP_TASK, awaits_confirmation, erasure_steps_for, local_kinds, runnable
 
 
 def erasure_open(*, student: Student, trigger: str, actor: Actor) -> ErasureRequest:
@@ -67,12 +67,17 @@ def _requests_create(
     now = timezone.now()
     holders: dict[int, list[Holder]] = {}
     with transaction.atomic():
+        # The pseudonym as stored now: the caller's copy of a child may predate a renewal
+        # (a re-enrolment after an erasure gives the child a new one).
+        subjects = dict(
+            Student.objects.filter(pk__in=[s.pk for s in students]).values_list("pk", "subject_id")
+        )
         requests = ErasureRequest.objects.bulk_create(
             [
                 ErasureRequest(
                     student=s,
                     school_id=s.school_id,
-                    subject_id=s.subject_id,
+                    subject_id=subjects[s.pk],
                     trigger=trigger,
                     requested_at=now,
                 )
@@ -123,14 +128,22 @@ def _dispatch_new(steps: list[ErasureStep]) -> None:
 
 def erasure_dispatch(*, request_id: uuid.UUID) -> int:
     """Queue what an open request can do now: a task per runnable holder step, and one task
-    for the portal's own runnable steps (it runs the rest of them in turn). Returns how many."""
+    for the portal's own runnable steps (it runs the rest of them in turn). Steps backing off
+    (not due yet) and holder steps awaiting a DPO's confirmation are left. Returns how many."""
     steps = list(ErasureStep.objects.filter(request_id=request_id).select_related("holder"))
+    now = timezone.now()
+    local = local_kinds()
     queued = 0
     local_queued = False
     for step in steps:
-        if step.status == ErasureStatus.VERIFIED or not runnable(step, steps):
+        if (
+            step.status == ErasureStatus.VERIFIED
+            or not runnable(step, steps)
+            or awaits_confirmation(step)
+            or (step.next_attempt_at is not None and step.next_attempt_at > now)
+        ):
             continue
-        if step.kind in LOCAL_KINDS:
+        if step.kind in local:
             if local_queued:
                 continue
             local_queued = True

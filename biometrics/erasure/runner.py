@@ -1,51 +1,53 @@
 """Running erasure steps, in batches.
 
-A task carries one step id, but does the work of every step of that kind that is waiting, up
-to ERASURE_BATCH: a thousand erasures opened at once cost a few statements per batch, not a
-few per child. Steps are claimed with SELECT ... FOR UPDATE SKIP LOCKED (another worker's
-batch is left to it); a claimed step that stops moving is claimable again after
-ERASURE_STUCK_SECONDS. Each step's outcome is recorded on its own row.
+A task carries one step id, but does the work of every step of that kind that is due, up to
+ERASURE_BATCH: a thousand erasures opened at once cost a few statements per batch, not a few
+per child. Steps are claimed with SELECT ... FOR UPDATE SKIP LOCKED (another worker's batch is
+left to it) and held on a lease the worker renews while it works; a step whose lease ran out
+(its worker died) is claimable again. A step that failed waits until its `next_attempt_at`
+(backing off with its own attempts), and one task is queued for that moment per holder, or for
+the portal's stores: nothing else runs it early. Each step's outcome is recorded on its own row.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
-from django.db.models.functions import Greatest
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from consent.actors import Actor
-from consent.audit import audit_record
 from consent.jobs import job_enqueue
 
 from ..models import OPEN, ErasureRequest, ErasureStatus, ErasureStep
-from .actions import BATCH_ACTIONS, Outcome, destroy_keys, erase_http_batch
-from .plan import STEP_TASK, runnable
+from .actions import Outcome, action_for, destroy_keys, erase_http_batch
+from .attention import describe, escalate_due, retry_delay
+from .lease import heartbeat, lease_end
+from .plan import STEP_TASK, local_kinds, runnable
 from .sealing import erasure_seal_many
+from .stores import erasure_stores
 
 log = logging.getLogger("biometrics.erasure")
 
 
 def erasure_step_run(*, step_id: int) -> ErasureStep:
-    """Run a step (and the waiting steps of its kind), then whatever that unlocks.
+    """Run a step (and the due steps of its kind), then whatever that unlocks.
 
     Idempotent and safe to deliver twice: a verified step only finishes its request (destroy
-    the key when everything else is verified, seal), so a task retried after its own step
-    still completes the chain. A step that failed is recorded on its row; the task raises for
-    its own step (Celery retries it with backoff) and queues a retry for batch-mates.
+    the key when everything else is verified, seal), so a task delivered again after its own
+    step still completes the chain. A step another worker holds (its lease runs), or one not
+    due yet (backing off), is left alone. Failures are recorded on their rows and retried at
+    their time; the task itself does not fail.
     """
     step = ErasureStep.objects.select_related("request", "holder").get(pk=step_id)
-    stale = timezone.now() - timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
-    if step.status == ErasureStatus.RUNNING and step.updated_at >= stale:
+    now = timezone.now()
+    if step.status == ErasureStatus.RUNNING and step.lease_until and step.lease_until >= now:
         return step  # in another worker's batch right now; that worker finishes it
     if step.status == ErasureStatus.VERIFIED or step.kind == "key":
         _finish([step.request_id])
@@ -58,15 +60,19 @@ def erasure_step_run(*, step_id: int) -> ErasureStep:
 
 
 def _claimable(now: datetime) -> Q:
-    stale = now - timedelta(seconds=settings.ERASURE_STUCK_SECONDS)
-    return ~Q(status=ErasureStatus.VERIFIED) & (
-        ~Q(status=ErasureStatus.RUNNING) | Q(updated_at__lt=stale)
+    """Not verified; not held by a live lease; due; and reachable (a holder step whose holder
+    was removed waits for a DPO, not for a worker)."""
+    return (
+        ~Q(status=ErasureStatus.VERIFIED)
+        & (~Q(status=ErasureStatus.RUNNING) | Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        & ~Q(kind="http", holder__isnull=True)
     )
 
 
 def _claim(where: Q, *, limit: int, first: int | None = None) -> list[ErasureStep]:
     """Claim up to `limit` claimable steps matching `where` (`first` ahead of the others):
-    mark them running and count the attempt. Returns the steps this caller now holds."""
+    mark them running on a lease and count the attempt. Returns the steps this caller holds."""
     now = timezone.now()
     order = [Case(When(pk=first, then=Value(0)), default=Value(1)), "id"] if first else ["id"]
     with transaction.atomic():
@@ -79,7 +85,10 @@ def _claim(where: Q, *, limit: int, first: int | None = None) -> list[ErasureSte
         if not ids:
             return []
         ErasureStep.objects.filter(pk__in=ids).update(
-            status=ErasureStatus.RUNNING, attempts=F("attempts") + 1, updated_at=now
+            status=ErasureStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+            lease_until=lease_end(now),
         )
     steps = list(
         ErasureStep.objects.filter(pk__in=ids).select_related("request", "holder").order_by("id")
@@ -92,19 +101,33 @@ def _claim(where: Q, *, limit: int, first: int | None = None) -> list[ErasureSte
     return steps
 
 
+def _run(steps: list[ErasureStep], action) -> dict[ErasureStep, Exception]:
+    """Run an action on claimed steps under their lease; record what came of it."""
+    with heartbeat([s.pk for s in steps]):
+        try:
+            outcome = action(steps)
+        except Exception as exc:  # an unexpected failure is still a failure of these steps
+            log.exception("erasure action for %d %s steps failed", len(steps), steps[0].kind)
+            outcome = Outcome(failed={s.pk: exc for s in steps})
+    return _settle(steps, outcome)
+
+
 def _portal_sweep(step: ErasureStep) -> None:
-    """The portal's own stores for this request and up to ERASURE_BATCH - 1 others waiting:
-    database rows, then photo files, then the match cache (which waits for the rows)."""
+    """The portal's own stores for this request and up to ERASURE_BATCH - 1 others due:
+    database rows, then photo files, then the match cache (which waits for the rows), then the
+    stores registered by the apps above (downloads)."""
     now = timezone.now()
-    others = (
-        ErasureStep.objects.filter(_claimable(now), kind="database", request__status__in=OPEN)
+    kinds = sorted(local_kinds() - {"key"})
+    waiting = (
+        ErasureStep.objects.filter(_claimable(now), kind__in=kinds, request__status__in=OPEN)
         .exclude(request_id=step.request_id)
         .order_by("id")
-        .values_list("request_id", flat=True)[: settings.ERASURE_BATCH - 1]
+        .values_list("request_id", flat=True)[: settings.ERASURE_BATCH * len(kinds)]
     )
+    others = list(dict.fromkeys(waiting))[: settings.ERASURE_BATCH - 1]
     request_ids = [step.request_id, *others]
-    failed: dict[ErasureStep, Exception] = {}
-    for kind in ("database", "media", "cache"):
+    stores = [store.system.kind for store in erasure_stores()]
+    for kind in ("database", "media", "cache", *stores):
         where = Q(kind=kind, request_id__in=request_ids)
         if kind == "cache":
             where &= Q(
@@ -114,33 +137,27 @@ def _portal_sweep(step: ErasureStep) -> None:
             )
         claimed = _claim(where, limit=len(request_ids), first=step.pk)
         if claimed:
-            failed.update(
-                _settle(claimed, BATCH_ACTIONS[kind](claimed), own_request=step.request_id)
-            )
+            _run(claimed, action_for(kind))
     _finish(request_ids)
     if len(request_ids) >= settings.ERASURE_BATCH:
         _follow_up(Q(kind="database"))
-    _raise_own(step, failed)
 
 
 def _holder_sweep(step: ErasureStep) -> None:
-    """One holder: this subject and up to ERASURE_BATCH - 1 others waiting for that holder."""
+    """One holder: this subject and up to ERASURE_BATCH - 1 others due for that holder."""
     claimed = _claim(
         Q(kind="http", holder_id=step.holder_id, request__status__in=OPEN) | Q(pk=step.pk),
         limit=settings.ERASURE_BATCH,
         first=step.pk,
     )
-    failed = (
-        _settle(claimed, erase_http_batch(claimed), own_request=step.request_id) if claimed else {}
-    )
+    failed = _run(claimed, erase_http_batch) if claimed else {}
     _finish([s.request_id for s in claimed if s not in failed])
     if len(claimed) >= settings.ERASURE_BATCH:
         _follow_up(Q(kind="http", holder_id=step.holder_id))
-    _raise_own(step, failed)
 
 
 def _follow_up(where: Q) -> None:
-    """A full batch may have left more waiting: queue a task for the next one, so a backlog
+    """A full batch may have left more due: queue a task for the next one, so a backlog
     drains batch after batch without a message per step."""
     waiting = (
         ErasureStep.objects.filter(_claimable(timezone.now()), where, request__status__in=OPEN)
@@ -152,23 +169,14 @@ def _follow_up(where: Q) -> None:
         job_enqueue(STEP_TASK, waiting)
 
 
-def _raise_own(step: ErasureStep, failed: dict[ErasureStep, Exception]) -> None:
-    """Raise the failure of this task's request (Celery retries the task with backoff)."""
-    own = [exc for failed_step, exc in failed.items() if failed_step.request_id == step.request_id]
-    if own:
-        raise own[0]
-
-
-def _settle(
-    steps: list[ErasureStep], outcome: Outcome, *, own_request: uuid.UUID | None
-) -> dict[ErasureStep, Exception]:
-    """Record a batch's outcome: verified steps in a few statements, failures one by one, each
-    with a retry queued (the calling task's own request is retried by the task itself).
-    Returns {step: exception} for the failures."""
-    done, failed = outcome
+def _settle(steps: list[ErasureStep], outcome: Outcome) -> dict[ErasureStep, Exception]:
+    """Record a batch's outcome: verified steps in a few statements (with what their
+    verification measured), failures one by one with their next try (backing off), then
+    escalate those failing too long and queue one retry per holder / for the portal at the
+    earliest next try. Returns {step: exception} for the failures."""
     now = timezone.now()
     by_count = defaultdict(list)
-    for pk, erased in done.items():
+    for pk, erased in outcome.done.items():
         by_count[erased].append(pk)
     for erased, pks in by_count.items():
         ErasureStep.objects.filter(pk__in=pks).exclude(status=ErasureStatus.VERIFIED).update(
@@ -176,23 +184,62 @@ def _settle(
             items_erased=Greatest(F("items_erased"), Value(erased)),
             verified_at=now,  # updated_at stays the claim's time: verified_at - updated_at = run
             last_error="",
+            lease_until=None,
+            next_attempt_at=None,
         )
-    failures = {}
+    proven = [s for s in steps if s.pk in outcome.proof]
+    for step in proven:
+        step.proof = {**step.proof, **outcome.proof[step.pk]}
+    if proven:
+        ErasureStep.objects.bulk_update(proven, ["proof"])
+    failures: dict[ErasureStep, Exception] = {}
     for step in steps:
-        if step.pk in done:
+        if step.pk in outcome.done:
             step.status = ErasureStatus.VERIFIED
-        if step.pk not in failed:
-            continue
-        failures[step] = failed[step.pk]
-        _record_failure(step, failed[step.pk])
-        if step.request_id != own_request:
-            delay = min(
-                settings.ERASURE_RETRY_BACKOFF_MAX,
-                settings.ERASURE_RETRY_BACKOFF * 2 ** max(step.attempts - 1, 0),
-            )
-            jitter = random.uniform(0, delay)  # noqa: S311 - jitter, not secrecy
-            job_enqueue(STEP_TASK, step.pk, countdown=jitter)
+        elif step.pk in outcome.failed:
+            failures[step] = outcome.failed[step.pk]
+            _record_failure(step, outcome.failed[step.pk], now)
+    if failures:
+        escalate_due(now=now)
+        _schedule_retries(list(failures))
     return failures
+
+
+def _record_failure(step: ErasureStep, exc: Exception, now: datetime) -> None:
+    """The attempt failed: say why (naming no subject), and when the next one may run."""
+    message = describe(exc)
+    step.next_attempt_at = now + timedelta(seconds=retry_delay(step.attempts))
+    ErasureStep.objects.filter(pk=step.pk).exclude(status=ErasureStatus.VERIFIED).update(
+        # Pending again (its retry, or the watchdog, runs it); still needs attention once it did.
+        status=Case(
+            When(escalated_at__isnull=False, then=Value(ErasureStatus.NEEDS_ATTENTION)),
+            default=Value(ErasureStatus.PENDING),
+        ),
+        last_error=message,
+        lease_until=None,
+        next_attempt_at=step.next_attempt_at,
+        failing_since=Coalesce(F("failing_since"), Value(now)),
+        updated_at=now,
+    )
+    log.warning("erasure step %s (%s) failed: %s", step.pk, step.system, message)
+
+
+def _schedule_retries(failed: list[ErasureStep]) -> None:
+    """One task per holder, and one for the portal's stores, at the earliest next try: the
+    task works every step of its kind that is due by then (one message, not one per step)."""
+    groups: dict[tuple, list[ErasureStep]] = defaultdict(list)
+    for step in failed:
+        if step.kind == "http":
+            groups[("http", step.holder_id)].append(step)
+        elif step.kind == "key":
+            groups[("key", step.request_id)].append(step)
+        else:
+            groups[("portal",)].append(step)
+    now = timezone.now()
+    for its in groups.values():
+        first = min(its, key=lambda s: s.next_attempt_at or now)
+        wait = ((first.next_attempt_at or now) - now).total_seconds()
+        job_enqueue(STEP_TASK, first.pk, countdown=max(wait, 0) + 0.05)
 
 
 def _finish(request_ids: Iterable[uuid.UUID]) -> None:
@@ -211,7 +258,7 @@ def _finish(request_ids: Iterable[uuid.UUID]) -> None:
     if ready:
         claimed = _claim(Q(pk__in=ready), limit=len(ready))
         if claimed:
-            _settle(claimed, destroy_keys(claimed), own_request=None)
+            _run(claimed, destroy_keys)
             verified = {s.pk for s in claimed if s.status == ErasureStatus.VERIFIED}
             for step in steps:
                 if step.pk in verified:
@@ -224,55 +271,3 @@ def _finish(request_ids: Iterable[uuid.UUID]) -> None:
     ]
     if sealable:
         erasure_seal_many(sealable)
-
-
-def _record_failure(step: ErasureStep, exc: Exception) -> None:
-    """Record the attempt; after ERASURE_ATTEMPTS_BEFORE_ATTENTION, escalate to the DPO once."""
-    message = f"{type(exc).__name__}: {exc}"[:300]
-    escalate = step.attempts >= settings.ERASURE_ATTEMPTS_BEFORE_ATTENTION
-    # Pending again (the task's retry, or the watchdog, runs it), or needs attention.
-    new_status = ErasureStatus.NEEDS_ATTENTION if escalate else ErasureStatus.PENDING
-    with transaction.atomic():
-        changed = (
-            ErasureStep.objects.filter(pk=step.pk)
-            .exclude(status=ErasureStatus.VERIFIED)
-            .update(status=new_status, last_error=message, updated_at=timezone.now())
-        )
-        first_escalation = (
-            escalate
-            and changed
-            and not ErasureRequest.objects.filter(
-                pk=step.request_id, status=ErasureStatus.NEEDS_ATTENTION
-            ).exists()
-        )
-        if escalate:
-            ErasureRequest.objects.filter(pk=step.request_id).exclude(
-                status=ErasureStatus.VERIFIED
-            ).update(status=ErasureStatus.NEEDS_ATTENTION)
-        if first_escalation:
-            audit_record(
-                "erasure.needs_attention",
-                actor=Actor.system("erasure worker"),
-                school_id=step.request.school_id,
-                subject=step.request.subject_id,
-                data={"erasure": str(step.request_id), "system": step.system, "error": message},
-            )
-    log.warning("erasure step %s (%s) failed: %s", step.pk, step.system, message)
-    if first_escalation:
-        _email_dpo(step, message)
-
-
-def _email_dpo(step: ErasureStep, message: str) -> None:
-    school = step.request.school
-    if not school.dpo_email:
-        return
-    send_mail(
-        f"Guardian: an erasure needs attention ({step.system})",
-        (
-            f"Erasure {step.request_id} could not reach {step.system} after {step.attempts} "
-            f"attempts. Last error: {message}\n\nGuardian keeps retrying. Check the system, "
-            f"or open the erasure in admin and use 'retry now'."
-        ),
-        None,
-        [school.dpo_email],
-    )

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import http.client
 import json
-import urllib.error
+import re
+import ssl
 import urllib.parse
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from .protocol import (
     EMBEDDING_RULE,
+    MAX_BATCH_SUBJECTS,
     MODEL_RULE,
     HolderError,
     HolderRejected,
@@ -29,15 +31,19 @@ from .protocol import (
 
 __all__ = ["HolderClient"]
 
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A signed request must never be replayed against another URL.
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
 _TRANSIENT_4XX = frozenset({408, 429})
 _MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# A kept-alive connection the holder closed while idle fails like this on its next use.
+_STALE_CONNECTION = (
+    http.client.RemoteDisconnected,
+    http.client.BadStatusLine,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+)
+_ID_IN_PATH = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
 
 
 def _require_id(value: Any, kind: str) -> str:
@@ -47,35 +53,66 @@ def _require_id(value: Any, kind: str) -> str:
     return parsed
 
 
+def _iso(value: datetime | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value.isoformat()
+
+
 class HolderClient:
-    """Talks to one holder over HTTP(S) with signed requests (urllib only).
+    """Talks to one holder over HTTP(S) with signed requests, on one persistent connection.
 
     Invalid subject or template ids are refused locally with :class:`ValueError` before any
     network I/O.  Transient problems raise :class:`HolderUnavailable`; refusals raise
     :class:`HolderRejected`.  Environment proxies are ignored and redirects are not followed.
+    Not thread-safe: one client per thread (``close()`` it, or use it as a context manager).
+    Error messages never carry a subject or template id.
     """
 
     def __init__(self, base_url: str, secret: str, timeout: float = 5.0) -> None:
         parts = urllib.parse.urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"holder URL must be http(s)://host[:port][/prefix], not {base_url!r}")
         if parts.query or parts.fragment:
             raise ValueError("holder URL must not carry a query string or fragment")
         secret_bytes(secret)  # refuse an empty secret early
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            raise ValueError(f"holder URL has an invalid port: {base_url!r}") from None
         self.base_url = base_url.rstrip("/")
-        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._parts = parts
         self._prefix = parts.path.rstrip("/")
         self._secret = secret
         self.timeout = timeout
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+        self._conn: http.client.HTTPConnection | None = None
 
     def __repr__(self) -> str:  # never show the secret
         return f"HolderClient({self.base_url!r})"
 
+    def __enter__(self) -> HolderClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
     # -- public API -----------------------------------------------------------------------
 
-    def put_template(self, subject: str, template: str, embedding: list[float], model: str) -> dict:
-        """Store or replace one template.
+    def put_template(
+        self,
+        subject: str,
+        template: str,
+        embedding: list[float],
+        model: str,
+        created_at: datetime | str | None = None,
+    ) -> dict:
+        """Store or replace one template. ``created_at`` (when the portal made the template)
+        lets the holder refuse a copy older than the subject's last erasure (410).
 
         Returns the holder's reply ``{"subject", "template", "stored_at"}`` plus ``"created"``
         (True on 201, False when an existing template was replaced).
@@ -87,9 +124,10 @@ class HolderClient:
             raise ValueError(EMBEDDING_RULE)
         if not valid_model(model):
             raise ValueError(MODEL_RULE)
-        body = json.dumps(
-            {"embedding": vector, "model": model}, allow_nan=False, separators=(",", ":")
-        ).encode("utf-8")
+        document: dict[str, Any] = {"embedding": vector, "model": model}
+        if created_at is not None:
+            document["created_at"] = _iso(created_at)
+        body = json.dumps(document, allow_nan=False, separators=(",", ":")).encode("utf-8")
         status, data = self._request("PUT", f"/subjects/{subject_id}/templates/{template_id}", body)
         data = dict(data)
         data["created"] = status == 201
@@ -109,6 +147,27 @@ class HolderClient:
         if isinstance(erased, bool) or not isinstance(erased, int):
             raise HolderUnavailable("holder reply lacks an integer 'erased'", 200, data)
         return erased
+
+    def delete_subjects(self, subjects: Iterable[str]) -> dict[str, int]:
+        """Erase an explicit list of subjects in one request (``POST /erasures``); return
+        {subject: items erased} for every subject named. Never "all": an empty list is refused
+        here, before any network call."""
+        ids = list(dict.fromkeys(_require_id(s, "subject") for s in subjects))
+        if not ids:
+            raise ValueError("name at least one subject to erase")
+        if len(ids) > MAX_BATCH_SUBJECTS:
+            raise ValueError(f"at most {MAX_BATCH_SUBJECTS} subjects per request")
+        body = json.dumps({"subjects": ids}, separators=(",", ":")).encode("utf-8")
+        _, data = self._request("POST", "/erasures", body)
+        erased = data.get("erased")
+        if not isinstance(erased, dict) or set(erased) != set(ids):
+            raise HolderUnavailable("holder reply lacks an 'erased' count per subject", 200)
+        counts: dict[str, int] = {}
+        for subject, n in erased.items():
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise HolderUnavailable("holder reply has a malformed 'erased' count", 200)
+            counts[subject] = n
+        return counts
 
     def list_subjects(
         self, cursor: str | None = None, limit: int | None = None
@@ -152,50 +211,68 @@ class HolderClient:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _request(
-        self, method: str, path: str, body: bytes = b"", *, allow_404: bool = False
-    ) -> tuple[int, dict]:
-        full_path = self._prefix + path
+    #: The connection classes (a subclass may open its sockets its own way).
+    http_connection: type[http.client.HTTPConnection] = http.client.HTTPConnection
+    https_connection: type[http.client.HTTPSConnection] = http.client.HTTPSConnection
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            host, port = self._parts.hostname or "", self._parts.port
+            if self._parts.scheme == "https":
+                self._conn = self.https_connection(
+                    host, port, timeout=self.timeout, context=ssl.create_default_context()
+                )
+            else:
+                self._conn = self.http_connection(host, port, timeout=self.timeout)
+        return self._conn
+
+    def _exchange(self, method: str, full_path: str, body: bytes) -> tuple[int, bytes]:
+        """One request on the kept-alive connection: (status, body). Signed at the moment it
+        is sent, with a nonce of its own."""
+        conn = self._connection()
         headers = signed_headers(self._secret, method, full_path, body)
         headers["Accept"] = "application/json"
         if body or method in ("PUT", "POST"):
             headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            self._origin + full_path,
-            data=body if (body or method in ("PUT", "POST")) else None,
-            headers=headers,
-            method=method,
-        )
-        where = f"{method} {self.base_url}{path}"
+        conn.request(method, full_path, body=body if body else None, headers=headers)
+        response = conn.getresponse()
+        raw = response.read(_MAX_RESPONSE_BYTES + 1)
+        if len(raw) > _MAX_RESPONSE_BYTES or response.will_close:
+            self.close()  # what is left unread cannot be skipped; the next call reconnects
+        return response.status, raw
+
+    def _request(
+        self, method: str, path: str, body: bytes = b"", *, allow_404: bool = False
+    ) -> tuple[int, dict]:
+        full_path = self._prefix + path
+        where = f"{method} {self.base_url}{_ID_IN_PATH.sub('{id}', path)}"
+        reused = self._conn is not None and self._conn.sock is not None
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                status = response.status
-                raw = response.read(_MAX_RESPONSE_BYTES + 1)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
             try:
-                raw = exc.read(_MAX_RESPONSE_BYTES + 1)
-            except (OSError, http.client.HTTPException):
-                raw = b""
-            finally:
-                exc.close()
-            payload = _decode(raw)
-            if status == 404 and allow_404:
-                return status, payload if isinstance(payload, dict) else {}
-            message = f"{where} -> HTTP {status}"
-            if isinstance(payload, dict) and payload.get("error"):
-                message += f" ({payload['error']})"
-            if status >= 500 or status in _TRANSIENT_4XX:
-                raise HolderUnavailable(message, status, payload) from None
-            raise HolderRejected(message, status, payload) from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            # URLError wraps refused/unreachable; TimeoutError and resets are OSErrors;
-            # RemoteDisconnected/IncompleteRead are HTTPExceptions.
-            reason = getattr(exc, "reason", exc)
-            raise HolderUnavailable(f"{where} failed: {reason}") from exc
+                status, raw = self._exchange(method, full_path, body)
+            except _STALE_CONNECTION:
+                if not reused:
+                    raise
+                # The holder closed the idle connection: once more on a new one, newly signed.
+                self.close()
+                status, raw = self._exchange(method, full_path, body)
+        except (OSError, http.client.HTTPException) as exc:
+            # Refused/unreachable, timeouts and resets are OSErrors; a garbled reply is an
+            # HTTPException.
+            self.close()
+            raise HolderUnavailable(f"{where} failed: {type(exc).__name__}") from exc
         if len(raw) > _MAX_RESPONSE_BYTES:
             raise HolderUnavailable(f"{where}: reply too large", status)
         payload = _decode(raw)
+        if status >= 300:
+            if status == 404 and allow_404:
+                return status, payload if isinstance(payload, dict) else {}
+            message = f"{where} -> HTTP {status}"
+            if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+                message += f" ({payload['error'][:40]})"
+            if status >= 500 or status in _TRANSIENT_4XX:
+                raise HolderUnavailable(message, status, payload)
+            raise HolderRejected(message, status, payload)  # 3xx never followed, 4xx refused
         if not isinstance(payload, dict):
             raise HolderUnavailable(f"{where}: reply is not a JSON object", status, payload)
         return status, payload

@@ -1,4 +1,4 @@
-"""The Guardian holder protocol: the contract both sides share (standard library only).
+"""The Guardian holder protocol, version 2: the contract both sides share (standard library only).
 
 A *holder* is an external system that keeps a copy of a child's face templates (a gate
 controller, a canteen till, a vendor server).  Guardian pushes templates to holders and erases
@@ -6,42 +6,61 @@ them again when consent is withdrawn.  This module is imported by the portal's c
 (:mod:`biometrics.holders.client`) and by the reference holder (``biometrics.reference_holder``),
 so it deliberately uses the standard library only -- it must never import Django.
 
-Every request carries two headers::
+Every signed request carries four headers (docs/holder-protocol.md)::
 
+    X-Guardian-Key:       key id (names the signing secret, and so the tenant)
     X-Guardian-Timestamp: <unix seconds, integer>
-    X-Guardian-Signature: hex(HMAC-SHA256(secret, ts "\\n" METHOD "\\n" path "\\n" || body))
+    X-Guardian-Nonce:     <32 hex digits, fresh for every request>
+    X-Guardian-Signature: hex(HMAC-SHA256(secret, message))
 
-``path`` is the request target exactly as sent on the wire, including the query string
-(``/subjects?cursor=...``).  Requests whose timestamp is more than :data:`MAX_SKEW_SECONDS` away
-from the receiver's clock are refused, which bounds the window in which a captured request can
-be replayed.
+    message = ts "\\n" nonce "\\n" METHOD "\\n" path "\\n" || body
+
+``path`` is the request target exactly as sent on the wire, including the query string.  A
+receiver refuses a timestamp older than :data:`MAX_AGE_SECONDS` or newer than
+:data:`MAX_FUTURE_SECONDS`, and a nonce it has seen within that window (:class:`NonceCache`),
+so a captured request can never be played a second time.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import math
 import re
+import secrets
+import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 __all__ = [
     "BAD_SIGNATURE",
     "EMBEDDING_DIMENSIONS",
     "EMBEDDING_RULE",
+    "KEY_HEADER",
+    "MAX_AGE_SECONDS",
+    "MAX_BATCH_SUBJECTS",
+    "MAX_FUTURE_SECONDS",
     "MAX_MODEL_LENGTH",
-    "MAX_SKEW_SECONDS",
     "MODEL_RULE",
+    "NONCE_HEADER",
+    "REPLAYED_REQUEST",
     "SIGNATURE_HEADER",
     "STALE_REQUEST",
+    "SUBJECT_ERASED",
     "TIMESTAMP_HEADER",
+    "TOMBSTONE_MARGIN_SECONDS",
     "HolderError",
     "HolderRejected",
     "HolderUnavailable",
+    "NonceCache",
     "check_signature",
+    "key_id",
+    "new_nonce",
     "parse_subject",
+    "parse_time",
     "secret_bytes",
     "sign",
     "signed_headers",
@@ -49,9 +68,19 @@ __all__ = [
     "validate_embedding",
 ]
 
+KEY_HEADER = "X-Guardian-Key"
 SIGNATURE_HEADER = "X-Guardian-Signature"
 TIMESTAMP_HEADER = "X-Guardian-Timestamp"
-MAX_SKEW_SECONDS = 300
+NONCE_HEADER = "X-Guardian-Nonce"
+#: A request signed longer ago than this is refused (and its nonce need not be remembered).
+MAX_AGE_SECONDS = 300
+#: A request signed this far ahead of the receiver's clock is still accepted; further is not.
+MAX_FUTURE_SECONDS = 30
+#: The most subjects one batch erasure (``POST /erasures``) may name.
+MAX_BATCH_SUBJECTS = 1000
+#: A template created less than this after a subject's erasure is refused (timestamps of the
+#: erasure are whole seconds, so a template from the same second counts as older).
+TOMBSTONE_MARGIN_SECONDS = 1
 
 #: Length of a face template (dlib / face_recognition embeddings are 128-d).
 EMBEDDING_DIMENSIONS = 128
@@ -62,9 +91,12 @@ MAX_MODEL_LENGTH = 100
 EMBEDDING_RULE = f"embedding must be {EMBEDDING_DIMENSIONS} finite numbers"
 MODEL_RULE = f"model must be a non-empty string of at most {MAX_MODEL_LENGTH}"
 
-# Reasons returned by check_signature(); also the ``error`` codes of the holder's 401 replies.
+# Reasons returned by check_signature() and NonceCache; also the ``error`` codes of 401 replies.
 BAD_SIGNATURE = "bad_signature"
 STALE_REQUEST = "stale_request"
+REPLAYED_REQUEST = "replayed_request"
+#: The ``error`` of a 410 reply: the subject was erased after this copy was made.
+SUBJECT_ERASED = "subject_erased"
 
 # Canonical 8-4-4-4-12 form or 32 bare hex digits.  Nothing else (no braces, no "urn:uuid:",
 # no surrounding whitespace) so that a wildcard or an empty value can never be mistaken for an id.
@@ -74,6 +106,8 @@ _UUID_RE = re.compile(
 )
 _TIMESTAMP_RE = re.compile(r"\A[0-9]{1,12}\Z")
 _SIGNATURE_RE = re.compile(r"\A[0-9a-fA-F]{64}\Z")
+_NONCE_RE = re.compile(r"\A[0-9a-f]{32}\Z")
+_KEY_ID_LABEL = b"guardian-holder-key-id"
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,17 +128,28 @@ def secret_bytes(secret: str | bytes) -> bytes:
     return key
 
 
-def sign(secret: str, timestamp: str, method: str, path: str, body: bytes) -> str:
+def key_id(secret: str | bytes) -> str:
+    """The public name of a signing secret (16 hex digits): the holder finds the secret, and
+    with it the tenant, from this. It reveals nothing about the secret."""
+    return hmac.new(secret_bytes(secret), _KEY_ID_LABEL, hashlib.sha256).hexdigest()[:16]
+
+
+def new_nonce() -> str:
+    """A fresh nonce: 128 random bits as 32 lower-case hex digits."""
+    return secrets.token_hex(16)
+
+
+def sign(secret: str, timestamp: str, nonce: str, method: str, path: str, body: bytes) -> str:
     """Return the hex HMAC-SHA256 signature of one request.
 
-    The signed message is ``timestamp + "\\n" + METHOD + "\\n" + path + "\\n"`` (UTF-8) followed by
-    the raw body bytes.  ``method`` is upper-cased; ``path`` must include the query string.
+    The signed message is ``timestamp "\\n" nonce "\\n" METHOD "\\n" path "\\n"`` (UTF-8) followed
+    by the raw body bytes.  ``method`` is upper-cased; ``path`` must include the query string.
     """
     if body is None:
         body = b""
     if not isinstance(body, bytes | bytearray | memoryview):
         raise TypeError("body must be bytes")
-    head = f"{timestamp}\n{method.upper()}\n{path}\n".encode()
+    head = f"{timestamp}\n{nonce}\n{method.upper()}\n{path}\n".encode()
     mac = hmac.new(secret_bytes(secret), head, hashlib.sha256)
     mac.update(bytes(body))
     return mac.hexdigest()
@@ -113,6 +158,7 @@ def sign(secret: str, timestamp: str, method: str, path: str, body: bytes) -> st
 def check_signature(
     secret: str,
     timestamp: str | None,
+    nonce: str | None,
     method: str,
     path: str,
     body: bytes,
@@ -121,21 +167,24 @@ def check_signature(
 ) -> str | None:
     """Verify a request; return ``None`` if it is good, else the reason.
 
-    The reason is :data:`STALE_REQUEST` (``"stale_request"``) for a well-formed timestamp more
-    than :data:`MAX_SKEW_SECONDS` older or newer than ``now`` (default: the current time), and
-    :data:`BAD_SIGNATURE` (``"bad_signature"``) for anything else (missing or malformed headers,
-    a timestamp that is not an integer, wrong signature, empty secret).  The comparison is
-    constant-time.
+    :data:`STALE_REQUEST` for a well-formed timestamp older than :data:`MAX_AGE_SECONDS` or
+    newer than :data:`MAX_FUTURE_SECONDS` (against ``now``, default the current time);
+    :data:`BAD_SIGNATURE` for anything else (missing or malformed headers, a wrong signature, an
+    empty secret).  Constant-time.  Whether the nonce is new is the caller's
+    :class:`NonceCache`'s to say, after this check passed.
     """
     if not isinstance(timestamp, str) or not _TIMESTAMP_RE.match(timestamp):
+        return BAD_SIGNATURE
+    if not isinstance(nonce, str) or not _NONCE_RE.match(nonce):
         return BAD_SIGNATURE
     if not isinstance(signature, str) or not _SIGNATURE_RE.match(signature):
         return BAD_SIGNATURE
     current = time.time() if now is None else now
-    if abs(current - int(timestamp)) > MAX_SKEW_SECONDS:
+    age = current - int(timestamp)
+    if age > MAX_AGE_SECONDS or -age > MAX_FUTURE_SECONDS:
         return STALE_REQUEST
     try:
-        expected = sign(secret, timestamp, method, path, body)
+        expected = sign(secret, timestamp, nonce, method, path, body)
     except (TypeError, ValueError):
         return BAD_SIGNATURE
     if not hmac.compare_digest(expected.encode("ascii"), signature.lower().encode("ascii")):
@@ -144,14 +193,61 @@ def check_signature(
 
 
 def signed_headers(
-    secret: str, method: str, path: str, body: bytes, now: float | None = None
+    secret: str,
+    method: str,
+    path: str,
+    body: bytes,
+    now: float | None = None,
+    nonce: str | None = None,
 ) -> dict[str, str]:
-    """The two authentication headers for a request (timestamp = ``int(now or time.time())``)."""
+    """The four authentication headers for a request (timestamp ``int(now or time.time())``,
+    a fresh nonce unless one is given)."""
     timestamp = str(int(time.time() if now is None else now))
+    nonce = new_nonce() if nonce is None else nonce
     return {
+        KEY_HEADER: key_id(secret),
         TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: sign(secret, timestamp, method, path, body),
+        NONCE_HEADER: nonce,
+        SIGNATURE_HEADER: sign(secret, timestamp, nonce, method, path, body),
     }
+
+
+class NonceCache:
+    """The nonces a receiver has accepted, remembered for as long as their timestamps could
+    still pass the window; thread-safe.
+
+    A receiver that restarts forgets them, so it refuses every request signed before it
+    started (``not_before``): a request captured earlier can then not be replayed either.
+    """
+
+    def __init__(self, not_before: float | None = None) -> None:
+        self.not_before = int(time.time() if not_before is None else not_before)
+        self._seen: set[tuple[str, str]] = set()
+        self._expiry: list[tuple[float, str, str]] = []
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def accept(self, key: str, nonce: str, timestamp: str, now: float | None = None) -> str | None:
+        """Remember an authenticated request's nonce; ``None`` if it is new, else the reason
+        (:data:`REPLAYED_REQUEST`, or :data:`STALE_REQUEST` when signed before ``not_before``)."""
+        signed_at = int(timestamp)
+        if signed_at < self.not_before:
+            return STALE_REQUEST
+        current = time.time() if now is None else now
+        entry = (key, nonce.lower())
+        with self._lock:
+            while self._expiry and self._expiry[0][0] < current:
+                _, old_key, old_nonce = heapq.heappop(self._expiry)
+                self._seen.discard((old_key, old_nonce))
+            if entry in self._seen:
+                return REPLAYED_REQUEST
+            self._seen.add(entry)
+            # Kept until its timestamp is past the window, whatever the clocks did meanwhile.
+            forget_at = max(current, signed_at) + MAX_AGE_SECONDS + MAX_FUTURE_SECONDS
+            heapq.heappush(self._expiry, (forget_at, *entry))
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,6 +265,19 @@ def parse_subject(value: object) -> str | None:
     if not isinstance(value, str) or not _UUID_RE.match(value):
         return None
     return str(uuid.UUID(value))
+
+
+def parse_time(value: object) -> float | None:
+    """An ISO-8601 time (a time without zone is UTC) as unix seconds, or ``None``."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def validate_embedding(value: Any) -> list[float] | None:
@@ -217,6 +326,18 @@ class HolderError(Exception):
         if isinstance(self.body, dict) and isinstance(self.body.get("error"), str):
             return self.body["error"]
         return None
+
+    def describe(self) -> str:
+        """The failure in a few words that name no subject: the class, status and error code
+        (what an erasure step records for each of the subjects it concerned)."""
+        words = type(self).__name__
+        if self.status is not None:
+            words += f": HTTP {self.status}"
+            if self.error:
+                words += f" ({self.error[:40]})"
+        elif self.__cause__ is not None:
+            words += f": {type(self.__cause__).__name__}"
+        return words
 
 
 class HolderUnavailable(HolderError):

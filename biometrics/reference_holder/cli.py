@@ -1,7 +1,9 @@
 """``python -m biometrics.reference_holder``: the command line and :func:`serve` (stdlib only).
 
-The secret comes from ``--secret``, ``--secret-file``, ``$HOLDER_SECRET`` or
-``$HOLDER_SECRET_FILE``, in that order; SIGTERM is a clean shutdown (exit status 0).
+One tenant's secret comes from ``--secret``, ``--secret-file``, ``$HOLDER_SECRET`` or
+``$HOLDER_SECRET_FILE``, in that order (the tenant ``default``); ``--tenant NAME=FILE``
+(repeatable) adds a tenant with the secret in FILE, so one holder serves several schools, each
+seeing only its own subjects. SIGTERM is a clean shutdown (exit status 0).
 """
 
 from __future__ import annotations
@@ -24,17 +26,23 @@ def serve(
     host: str,
     port: int,
     db_path: str | os.PathLike[str],
-    secret: str,
+    secret: str | None,
     *,
+    tenants: dict[str, str] | None = None,
     fail_first: int = 0,
+    delay_ms: int = 0,
 ) -> None:
     """Run the reference holder until interrupted (KeyboardInterrupt / SystemExit)."""
-    server = make_server(host, port, db_path, secret, fail_first=fail_first)
+    server = make_server(
+        host, port, db_path, secret, tenants=tenants, fail_first=fail_first, delay_ms=delay_ms
+    )
     log.info(
-        "reference holder listening on %s (db %s%s)",
+        "reference holder listening on %s (db %s, %d tenant(s)%s%s)",
         server.url,
         server.store.db_path,
+        len(server.keys),
         f", failing the first {fail_first} requests" if fail_first else "",
+        f", answering after {delay_ms} ms" if delay_ms else "",
     )
     try:
         server.serve_forever(poll_interval=0.5)
@@ -76,11 +84,25 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("--secret", help="shared HMAC secret (visible in ps; prefer --secret-file)")
     secret.add_argument("--secret-file", help="file whose content is the shared secret")
     parser.add_argument(
+        "--tenant",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="a tenant (a school) whose secret is in FILE; repeat for each",
+    )
+    parser.add_argument(
         "--fail-first",
         type=_non_negative_int,
         default=None,
         metavar="N",
         help="answer 500 to the first N requests other than /health (default $HOLDER_FAIL_FIRST)",
+    )
+    parser.add_argument(
+        "--delay-ms",
+        type=_non_negative_int,
+        default=0,
+        metavar="MS",
+        help="answer every request other than /health after MS milliseconds (fault drills)",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
@@ -104,8 +126,19 @@ def main(argv: list[str] | None = None) -> int:
                 secret = _read_secret_file(os.environ["HOLDER_SECRET_FILE"])
             except OSError as exc:
                 parser.error(f"cannot read $HOLDER_SECRET_FILE: {exc.strerror}")
-    if not secret:
-        parser.error("a secret is required: --secret, --secret-file or $HOLDER_SECRET")
+    tenants: dict[str, str] = {}
+    for spec in args.tenant:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--tenant takes NAME=FILE, not {spec!r}")
+        try:
+            tenants[name] = _read_secret_file(path)
+        except OSError as exc:
+            parser.error(f"cannot read the secret of tenant {name!r}: {exc.strerror}")
+    if not secret and not tenants:
+        parser.error(
+            "a secret is required: --secret, --secret-file, $HOLDER_SECRET or --tenant NAME=FILE"
+        )
 
     fail_first = args.fail_first
     if fail_first is None:
@@ -127,7 +160,18 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
 
     try:
-        serve(args.host, args.port, args.db, secret, fail_first=fail_first)
+        serve(
+            args.host,
+            args.port,
+            args.db,
+            secret or None,
+            tenants=tenants,
+            fail_first=fail_first,
+            delay_ms=args.delay_ms,
+        )
+    except ValueError as exc:  # two tenants with one secret, an empty secret
+        log.error("cannot start the reference holder: %s", exc)
+        return 2
     except OSError as exc:
         log.error("cannot start the reference holder: %s", exc)
         return 1

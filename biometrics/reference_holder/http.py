@@ -1,8 +1,10 @@
 """The reference holder's HTTP transport: server, request handler and logging (stdlib only).
 
-The handler reads a bounded body, checks the signature (:mod:`biometrics.holders.protocol`),
-hands the request to :func:`.routes.route` and writes JSON.  ``GET /health`` is answered before
-any of that, unsigned.  One log line per request, never the body (it carries embeddings).
+HTTP/1.1 with persistent connections (one thread per connection, not per request). The handler
+reads a bounded body, finds the tenant from the signing key, checks the signature, the time
+window and the nonce (:mod:`biometrics.holders.protocol`), hands the request to
+:func:`.routes.route` and writes JSON.  ``GET /health`` is answered before any of that,
+unsigned.  One log line per request, never the body (it carries embeddings).
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ from typing import Any
 
 from biometrics.holders.protocol import (
     BAD_SIGNATURE,
+    KEY_HEADER,
+    NONCE_HEADER,
+    REPLAYED_REQUEST,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    NonceCache,
     check_signature,
+    key_id,
 )
 
-from .routes import ApiError, method_not_allowed, route
-from .store import HolderStore
+from .routes import ApiError, Caller, method_not_allowed, route
+from .store import LEGACY_TENANT, HolderStore
 
 __all__ = ["HolderHTTPServer", "HolderRequestHandler", "make_server"]
 
@@ -36,6 +43,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 #: Oversized bodies up to this size are read and discarded so the client gets its 413 cleanly.
 _DRAIN_LIMIT = 1024 * 1024
+#: A kept-alive connection idle this long is closed (the client reconnects).
 REQUEST_TIMEOUT_SECONDS = 30
 
 _CONTENT_LENGTH_RE = re.compile(r"\A[0-9]{1,9}\Z")
@@ -50,8 +58,22 @@ def _clean_for_log(text: str, limit: int = 300) -> str:
     return text.encode("unicode_escape").decode("ascii")
 
 
+def tenant_keys(tenants: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """{key id: (tenant, secret)} for {tenant: secret}; every tenant needs a secret of its own."""
+    keys: dict[str, tuple[str, str]] = {}
+    for name, secret in tenants.items():
+        if not name or not isinstance(secret, str) or not secret:
+            raise ValueError("every tenant needs a name and a non-empty secret")
+        kid = key_id(secret)
+        if kid in keys:
+            raise ValueError(f"tenants {keys[kid][0]!r} and {name!r} share a secret")
+        keys[kid] = (name, secret)
+    return keys
+
+
 class HolderHTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer carrying the store, the shared secret and the fault-drill counter."""
+    """ThreadingHTTPServer carrying the store, the tenants' keys, the nonces seen and the
+    fault-drill settings."""
 
     daemon_threads = True
 
@@ -59,17 +81,20 @@ class HolderHTTPServer(ThreadingHTTPServer):
         self,
         address: tuple[str, int],
         store: HolderStore,
-        secret: str,
+        tenants: dict[str, str],
         fail_first: int = 0,
+        delay_ms: int = 0,
     ) -> None:
-        if not secret:
-            raise ValueError("the holder secret must not be empty")
+        self.keys = tenant_keys(tenants)
+        if not self.keys:
+            raise ValueError("the holder needs at least one tenant secret")
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.store = store
-        self.secret = secret
+        self.nonces = NonceCache()  # requests signed before this start are refused
         self._fail_lock = threading.Lock()
         self._fail_remaining = max(0, int(fail_first))
+        self.delay = max(0, int(delay_ms)) / 1000
         super().__init__(address, HolderRequestHandler)
 
     def server_bind(self) -> None:
@@ -96,9 +121,13 @@ class HolderHTTPServer(ThreadingHTTPServer):
 
 class HolderRequestHandler(BaseHTTPRequestHandler):
     server: HolderHTTPServer
-    server_version = "GuardianReferenceHolder/1.0"
+    server_version = "GuardianReferenceHolder/2.0"
     sys_version = ""
+    protocol_version = "HTTP/1.1"  # persistent connections; every reply has a Content-Length
+    disable_nagle_algorithm = True
     timeout = REQUEST_TIMEOUT_SECONDS
+    tenant = "-"
+    _headers_buffer: list[bytes]  # http.server's, filled by send_header()
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -109,6 +138,7 @@ class HolderRequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         started = time.monotonic()
+        self.tenant = "-"
         try:
             status, payload, headers = self._handle()
         except _ClientGone:
@@ -146,10 +176,12 @@ class HolderRequestHandler(BaseHTTPRequestHandler):
             return 200, {"ok": True}, {}
 
         body = self._read_body()
+        if self.server.delay:
+            time.sleep(self.server.delay)
         if self.server.take_injected_failure():
             return 500, {"error": "injected_failure", "detail": "simulated holder fault"}, {}
-        self._authenticate(method, raw_path, body)
-        status, payload = route(self.server.store, method, path, query, body)
+        caller = self._authenticate(method, raw_path, body)
+        status, payload = route(self.server.store, caller, method, path, query, body)
         return status, payload, {}
 
     def _read_body(self) -> bytes:
@@ -190,21 +222,31 @@ class HolderRequestHandler(BaseHTTPRequestHandler):
         except OSError:
             return
 
-    def _authenticate(self, method: str, raw_path: str, body: bytes) -> None:
-        reason = check_signature(
-            self.server.secret,
-            self.headers.get(TIMESTAMP_HEADER),
-            method,
-            raw_path,
-            body,
-            self.headers.get(SIGNATURE_HEADER),
+    def _authenticate(self, method: str, raw_path: str, body: bytes) -> Caller:
+        """The tenant whose key signed the request, once signature, window and nonce hold."""
+        kid = self.headers.get(KEY_HEADER, "")
+        timestamp = self.headers.get(TIMESTAMP_HEADER)
+        nonce = self.headers.get(NONCE_HEADER)
+        tenant, secret = self.server.keys.get(kid, ("", ""))
+        reason = (
+            check_signature(
+                secret, timestamp, nonce, method, raw_path, body, self.headers.get(SIGNATURE_HEADER)
+            )
+            if secret
+            else BAD_SIGNATURE
         )
-        if reason is None:
-            return
+        if reason is None and timestamp and nonce:
+            reason = self.server.nonces.accept(kid, nonce, timestamp)
+        if reason is None and timestamp:
+            self.tenant = tenant
+            return Caller(tenant=tenant, signed_at=int(timestamp))
+        reason = reason or BAD_SIGNATURE
         if reason == BAD_SIGNATURE:
-            detail = f"missing or invalid {SIGNATURE_HEADER}/{TIMESTAMP_HEADER}"
+            detail = f"missing or invalid {KEY_HEADER}/{NONCE_HEADER}/{SIGNATURE_HEADER}"
+        elif reason == REPLAYED_REQUEST:
+            detail = "this nonce was used already"
         else:
-            detail = f"{TIMESTAMP_HEADER} is too far from the holder's clock"
+            detail = f"{TIMESTAMP_HEADER} is outside the holder's window"
         raise ApiError(401, reason, detail)
 
     # -- responses and logging ----------------------------------------------------------------
@@ -220,9 +262,12 @@ class HolderRequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        # Head and body in one write: two small writes on a kept-alive connection would wait
+        # for the client's delayed ACK (Nagle), ~40 ms a request.
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD" and status >= 200 and status not in (204, 304):
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Protocol-level errors from http.server (bad request line, unknown method...) as JSON."""
@@ -253,8 +298,9 @@ class HolderRequestHandler(BaseHTTPRequestHandler):
     def _log_request(self, status: int, started: float | None) -> None:
         elapsed = "" if started is None else f" {1000 * (time.monotonic() - started):.1f}ms"
         log.info(
-            "%s %s %s %d%s",
+            "%s %s %s %s %d%s",
             self.client_address[0],
+            _clean_for_log(self.tenant, 40),
             _clean_for_log(getattr(self, "command", None) or "-", 20),
             self._log_path(),
             status,
@@ -275,16 +321,26 @@ def make_server(
     host: str,
     port: int,
     db_path: str | os.PathLike[str],
-    secret: str,
+    secret: str | None = None,
     *,
+    tenants: dict[str, str] | None = None,
     fail_first: int = 0,
+    delay_ms: int = 0,
 ) -> HolderHTTPServer:
     """Open (creating if needed) the store and bind the server; does not start serving.
 
-    ``port=0`` picks a free port (read it back from ``server.server_port``).  ``fail_first``
-    makes the first N requests other than ``/health`` answer 500 (fault drills).
+    ``secret`` alone is one tenant (``"default"``); ``tenants`` maps each tenant's name to its
+    own secret (a school each, say), and the two may be combined. ``port=0`` picks a free port
+    (read it back from ``server.server_port``).  ``fail_first`` makes the first N requests other
+    than ``/health`` answer 500, ``delay_ms`` delays every one of them (fault drills).
     """
-    if not isinstance(secret, str) or not secret:
-        raise ValueError("the holder secret must not be empty")
+    all_tenants = dict(tenants or {})
+    if secret is not None:
+        if not isinstance(secret, str) or not secret:
+            raise ValueError("the holder secret must not be empty")
+        all_tenants.setdefault(LEGACY_TENANT, secret)
+    tenant_keys(all_tenants)  # refuse a bad configuration before touching the store
     store = HolderStore(db_path)
-    return HolderHTTPServer((host, int(port)), store, secret, fail_first=fail_first)
+    return HolderHTTPServer(
+        (host, int(port)), store, all_tenants, fail_first=fail_first, delay_ms=delay_ms
+    )

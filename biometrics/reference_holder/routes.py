@@ -1,8 +1,9 @@
 """The reference holder's endpoints: routing, request validation and replies (stdlib only).
 
-Everything here runs after the transport (:mod:`.http`) has read the body and checked the
-signature; each endpoint returns ``(status, payload)`` or raises :class:`ApiError`, which the
-transport turns into ``{"error": code}``.
+Everything here runs after the transport (:mod:`.http`) has read the body and authenticated the
+caller (its tenant, and the time it signed the request); each endpoint works on that tenant's
+data only, and returns ``(status, payload)`` or raises :class:`ApiError`, which the transport
+turns into ``{"error": code}``.
 """
 
 from __future__ import annotations
@@ -11,20 +12,24 @@ import json
 import math
 import re
 import urllib.parse
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from biometrics.holders.protocol import (
     EMBEDDING_RULE,
+    MAX_BATCH_SUBJECTS,
     MODEL_RULE,
+    SUBJECT_ERASED,
     parse_subject,
+    parse_time,
     valid_model,
     validate_embedding,
 )
 
-from .store import HolderStore, now_iso
+from .store import HolderStore, SubjectErased, now_iso
 
-__all__ = ["ApiError", "route"]
+__all__ = ["ApiError", "Caller", "route"]
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -45,6 +50,19 @@ class ApiError(Exception):
         self.error = error
         self.detail = detail
         self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent an authenticated request: the tenant its key belongs to, and when it was
+    signed (unix seconds, the caller's clock)."""
+
+    tenant: str
+    signed_at: int
+
+
+def _erased() -> ApiError:
+    return ApiError(410, SUBJECT_ERASED, "the subject was erased after this copy was made")
 
 
 def method_not_allowed(*allowed: str) -> ApiError:
@@ -81,17 +99,23 @@ def _label(data: dict[str, Any], key: str) -> str:
 
 
 def route(
-    store: HolderStore, method: str, path: str, query: str, body: bytes
+    store: HolderStore, caller: Caller, method: str, path: str, query: str, body: bytes
 ) -> tuple[int, dict[str, Any]]:
     """Answer one authenticated request (``path`` without its query string)."""
+    tenant = caller.tenant
     if path == "/events":
         if method != "POST":
             raise method_not_allowed("POST")
-        return _post_event(store, body)
+        return _post_event(store, tenant, body)
+
+    if path == "/erasures":
+        if method != "POST":
+            raise method_not_allowed("POST")
+        return _erase_many(store, caller, body)
 
     if path == "/subjects":
         if method == "GET":
-            return _list_subjects(store, query)
+            return _list_subjects(store, tenant, query)
         if method in _SUBJECT_METHODS:
             raise _bad_subject("missing subject id")
         raise method_not_allowed("GET")
@@ -106,12 +130,12 @@ def route(
 
         if len(parts) == 1:
             if method == "GET":
-                held = store.get_subject(subject)
+                held = store.get_subject(tenant, subject)
                 if held is None:
                     raise ApiError(404, "not_found", "nothing held for this subject")
                 return 200, held
             if method == "DELETE":
-                return 200, {"erased": store.delete_subject(subject)}
+                return 200, {"erased": store.delete_subject(tenant, subject, caller.signed_at)}
             raise method_not_allowed("GET", "DELETE")
 
         if parts[1] == "templates" and len(parts) <= 3:
@@ -121,14 +145,14 @@ def route(
                     raise ApiError(400, "bad_template", "template id must be a UUID")
                 template = ""  # as above: only the 405 answer is reached
             if method == "PUT":
-                return _put_template(store, subject, template, body)
+                return _put_template(store, caller, subject, template, body)
             raise method_not_allowed("PUT")
 
     raise ApiError(404, "not_found", "no such endpoint")
 
 
 def _put_template(
-    store: HolderStore, subject: str, template: str, body: bytes
+    store: HolderStore, caller: Caller, subject: str, template: str, body: bytes
 ) -> tuple[int, dict[str, Any]]:
     data = _json_object(body)
     embedding = validate_embedding(data.get("embedding"))
@@ -137,7 +161,20 @@ def _put_template(
     model = data.get("model")
     if not valid_model(model):
         raise ApiError(400, "bad_model", MODEL_RULE)
-    created, stored_at = store.put_template(subject, template, model, embedding)
+    # When the copy was made: the portal says when it made the template; without that, the
+    # time the request was signed. A copy older than the subject's erasure never comes back.
+    created_at = float(caller.signed_at)
+    if data.get("created_at") is not None:
+        parsed = parse_time(data["created_at"])
+        if parsed is None:
+            raise ApiError(400, "bad_created_at", "created_at must be an ISO-8601 timestamp")
+        created_at = parsed
+    try:
+        created, stored_at = store.put_template(
+            caller.tenant, subject, template, model, embedding, created_at
+        )
+    except SubjectErased:
+        raise _erased() from None
     return (201 if created else 200), {
         "subject": subject,
         "template": template,
@@ -145,7 +182,22 @@ def _put_template(
     }
 
 
-def _post_event(store: HolderStore, body: bytes) -> tuple[int, dict[str, Any]]:
+def _erase_many(store: HolderStore, caller: Caller, body: bytes) -> tuple[int, dict[str, Any]]:
+    """``POST /erasures {"subjects": [...]}``: erase an explicit list of subjects (never "all")."""
+    data = _json_object(body)
+    listed = data.get("subjects")
+    if not isinstance(listed, list) or not 1 <= len(listed) <= MAX_BATCH_SUBJECTS:
+        raise ApiError(
+            400, "bad_subjects", f"subjects must be a list of 1 to {MAX_BATCH_SUBJECTS} ids"
+        )
+    subjects = [parse_subject(value) for value in listed]
+    if any(subject is None for subject in subjects):
+        raise _bad_subject()
+    erased = store.delete_subjects(caller.tenant, [s for s in subjects if s], caller.signed_at)
+    return 200, {"erased": erased}
+
+
+def _post_event(store: HolderStore, tenant: str, body: bytes) -> tuple[int, dict[str, Any]]:
     data = _json_object(body)
     subject = parse_subject(data.get("subject"))
     if subject is None:
@@ -161,7 +213,10 @@ def _post_event(store: HolderStore, body: bytes) -> tuple[int, dict[str, Any]]:
     ):
         raise ApiError(400, "bad_distance", "distance must be a finite number >= 0")
     at = _event_time(data.get("at"))
-    event_id = store.add_event(subject, device, purpose, float(distance), at)
+    try:
+        event_id = store.add_event(tenant, subject, device, purpose, float(distance), at)
+    except SubjectErased:
+        raise _erased() from None
     return 201, {"id": event_id, "subject": subject, "at": at}
 
 
@@ -179,7 +234,7 @@ def _event_time(value: Any) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _list_subjects(store: HolderStore, query: str) -> tuple[int, dict[str, Any]]:
+def _list_subjects(store: HolderStore, tenant: str, query: str) -> tuple[int, dict[str, Any]]:
     try:
         params = urllib.parse.parse_qs(query, keep_blank_values=True, max_num_fields=20)
     except ValueError:
@@ -197,5 +252,5 @@ def _list_subjects(store: HolderStore, query: str) -> tuple[int, dict[str, Any]]
         limit = min(int(limit_value), MAX_PAGE_SIZE)
     else:
         raise ApiError(400, "bad_limit", f"limit must be an integer 1..{MAX_PAGE_SIZE}")
-    subjects, next_cursor = store.list_subjects(cursor, limit)
+    subjects, next_cursor = store.list_subjects(tenant, cursor, limit)
     return 200, {"subjects": subjects, "next_cursor": next_cursor}

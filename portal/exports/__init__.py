@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from biometrics.crypto import SealingWriter, open_stream
+from biometrics.selectors import erasure_get_open
 from consent.actors import Actor
 from consent.audit import audit_record
 from consent.jobs import job_enqueue
@@ -63,16 +64,21 @@ def export_request(*, student: Student, guardian: Guardian, language: str = "") 
     return export
 
 
-def export_build(*, export_id) -> Export:
+def export_build(*, export_id) -> Export | None:
     """Build, encrypt and store the package. Idempotent: a finished export is left alone.
 
     1. Claim the export (pending → running); a stale running one may be claimed again.
     2. Stream the ZIP through the encrypting writer into a storage file.
     3. Record size, SHA-256 and expiry; email the parent.
     """
-    export = Export.objects.select_related("student__school", "guardian").get(pk=export_id)
-    if export.status not in IN_PROGRESS:
-        return export
+    export = (
+        Export.objects.select_related("student__school", "guardian").filter(pk=export_id).first()
+    )
+    if export is None or export.status not in IN_PROGRESS:
+        return export  # finished, or erased with the child
+    if export.student is None or erasure_get_open(student=export.student):
+        Export.objects.filter(pk=export.pk).update(status=Export.Status.FAILED, error="erased")
+        return export  # the child is being erased: no new copy of its data
     Export.objects.filter(pk=export.pk).update(status=Export.Status.RUNNING, progress=1)
 
     def progress(pct: int) -> None:
@@ -103,7 +109,7 @@ def export_build(*, export_id) -> Export:
         raise
     now = timezone.now()
     expires = now + timedelta(hours=student.school.export_expiry_hours)
-    Export.objects.filter(pk=export.pk).update(
+    ready = Export.objects.filter(pk=export.pk, status__in=IN_PROGRESS).update(
         status=Export.Status.READY,
         progress=100,
         storage_name=stored,
@@ -112,6 +118,9 @@ def export_build(*, export_id) -> Export:
         completed_at=now,
         expires_at=expires,
     )
+    if not ready:  # the child's erasure removed the export while it was being built
+        default_storage.delete(stored)
+        return export
     export.refresh_from_db()
     _email_ready(export)
     return export

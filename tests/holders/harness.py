@@ -64,8 +64,9 @@ class HolderProcess:
     def client(self, secret: str | None = None, timeout: float = 5.0) -> HolderClient:
         return HolderClient(self.url, self.secret if secret is None else secret, timeout)
 
-    def start(self) -> HolderProcess:
-        self.port = free_port()
+    def start(self, keep_port: bool = False) -> HolderProcess:
+        if not (keep_port and self.port):
+            self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDER_")}
         env["PYTHONUNBUFFERED"] = "1"
         cmd = [

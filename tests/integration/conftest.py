@@ -14,7 +14,7 @@ from ..processes import purge_filesystem_broker, start_holder, start_worker
 WORKER_ENV = {
     "ERASURE_RETRY_BACKOFF": "1",
     "ERASURE_RETRY_BACKOFF_MAX": "2",
-    "ERASURE_ATTEMPTS_BEFORE_ATTENTION": "3",
+    "ERASURE_ATTENTION_AFTER": "30",
     "HOLDER_TIMEOUT_SECONDS": "2",
 }
 
@@ -22,17 +22,18 @@ pytestmark = pytest.mark.integration
 
 
 class Stack:
-    def __init__(self, logs, media):
+    def __init__(self, logs, media, worker_env=None):
         self.logs = logs
         self.media = media
         self.holders = {}
         self.worker = None
         self._workers = 0
+        self.worker_env = {**WORKER_ENV, **(worker_env or {})}
 
     def start_worker(self):
         self._workers += 1
         self.worker = start_worker(
-            self.logs, name=f"worker{self._workers}", MEDIA_ROOT=str(self.media), **WORKER_ENV
+            self.logs, name=f"worker{self._workers}", MEDIA_ROOT=str(self.media), **self.worker_env
         )
         return self.worker
 
@@ -54,11 +55,12 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, django_db_setup, django_db_blocker):
+def stack(request, tmp_path_factory, django_db_setup, django_db_blocker):
+    """A module may set WORKER_ENV of its own (added to the one above)."""
     logs = tmp_path_factory.mktemp("integration")
     media = logs / "media"
     media.mkdir()
-    stack = Stack(logs, media)
+    stack = Stack(logs, media, getattr(request.module, "WORKER_ENV", None))
     with django_db_blocker.unblock():
         purge_filesystem_broker()
         stack.holder("holder-a")

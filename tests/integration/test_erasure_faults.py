@@ -100,7 +100,7 @@ def test_withdrawal_is_verified_in_every_system(stack, two_holders, child_a, api
     erasure_id = withdraw(api_a, child_a)
     erasure = wait_verified(erasure_id, stack)
     assert time.monotonic() - started < 60
-    assert erasure.steps.count() == 6  # database, media, cache, 2 holders, key
+    assert erasure.steps.count() == 7  # database, media, cache, downloads, 2 holders, key
     assert_nothing_left(child_a, stack, two_holders, erasure)
     held = api_a.get(f"/api/v1/children/{child_a.pk}/").json()
     assert held["photos"] == [] and held["templates"] == []

@@ -1,0 +1,111 @@
+"""The proof at erasure time: the child's former faces against the live match index.
+
+Before the database step deletes a child's template rows, it decrypts them (the key still
+exists) and keeps the faces in memory only. After the rows are gone it probes each face against
+the school's match index as any process builds it now — every template row left, decrypted —
+with identification's own distance function (`biometrics.matching.children_within`). The child must
+match nowhere; look-alikes (other children within tolerance) are reported, not failed.
+
+Rebuilding a school's index decrypts all of its templates. A worker keeps the faces it has
+decrypted for the last few schools it probed (float32, like the match index), so a probe
+decrypts only the templates added since and drops those deleted: the index it probes has
+exactly the rows the live one is built from.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict, defaultdict
+
+import numpy as np
+from django.utils import timezone
+
+from ..crypto import child_keys_for_reading
+from ..matching import MatchIndex, children_within, index_of, match_index_version
+from ..models import ErasureStep, FaceTemplate
+from ..selectors import template_embedding
+
+#: Schools whose decrypted faces a worker keeps between probes (least recently used go).
+CACHED_SCHOOLS = 4
+
+_faces: OrderedDict[int, dict[uuid.UUID, tuple[uuid.UUID, np.ndarray]]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def former_faces(student_ids: list) -> dict[uuid.UUID, list[np.ndarray]]:
+    """The children's template embeddings, decrypted before their rows go: kept in memory
+    only, for the probe (a key destroyed already leaves nothing to probe)."""
+    keys = child_keys_for_reading(student_ids)
+    faces: dict[uuid.UUID, list[np.ndarray]] = defaultdict(list)
+    templates = FaceTemplate.objects.filter(student_id__in=student_ids).only(
+        "id", "student_id", "ciphertext"
+    )
+    for template in templates:
+        key = keys.get(template.student_id)
+        if key is not None:
+            faces[template.student_id].append(template_embedding(template, key=key))
+    return faces
+
+
+def live_index(school_id: int) -> MatchIndex:
+    """The school's match index from the template rows there are now (decrypting only those
+    this worker has not seen)."""
+    rows = dict(
+        FaceTemplate.objects.filter(student__school_id=school_id).values_list("id", "student_id")
+    )
+    version = match_index_version(school_id)
+    with _lock:
+        known = _faces.pop(school_id, {})
+        known = {tid: face for tid, face in known.items() if tid in rows}
+        missing = [tid for tid in rows if tid not in known]
+        if missing:
+            templates = list(
+                FaceTemplate.objects.filter(pk__in=missing).only("id", "student_id", "ciphertext")
+            )
+            keys = child_keys_for_reading([t.student_id for t in templates])
+            for template in templates:
+                key = keys.get(template.student_id)
+                if key is not None:  # crypto-shredded: in no index
+                    vector = template_embedding(template, key=key).astype(np.float32)
+                    known[template.pk] = (template.student_id, vector)
+        _faces[school_id] = known
+        while len(_faces) > CACHED_SCHOOLS:
+            _faces.popitem(last=False)
+    ids = [tid for tid in rows if tid in known]
+    matrix = np.asarray([known[tid][1] for tid in ids], dtype=np.float32).reshape(len(ids), 128)
+    return index_of(
+        version=version,
+        template_ids=ids,
+        student_ids=[known[tid][0] for tid in ids],
+        matrix=matrix,
+    )
+
+
+def probe_former_faces(steps: list[ErasureStep], faces: dict[uuid.UUID, list[np.ndarray]]) -> dict:
+    """Each child's former faces against its school's live index: {student id: figures}."""
+    figures = {}
+    for school_id in sorted({s.request.school_id for s in steps}):
+        index = live_index(school_id)
+        tolerance = next(
+            s for s in steps if s.request.school_id == school_id
+        ).request.school.face_tolerance
+        in_index = set(index.student_ids.tolist())
+        for step in (s for s in steps if s.request.school_id == school_id):
+            student_id = step.request.student_id
+            if student_id is None:
+                continue
+            found = [
+                children_within(index, face, tolerance=tolerance)
+                for face in faces.get(student_id, [])
+            ]
+            figures[student_id] = {
+                "match_index_templates": len(index.template_ids),
+                "templates_probed": len(found),
+                "matches_to_the_child": sum(1 for near in found if student_id in near)
+                + int(student_id in in_index),
+                "other_children_within_tolerance": max((len(near) for near in found), default=0),
+                "tolerance": tolerance,
+                "probed_at": timezone.now().isoformat(),
+            }
+    return figures
