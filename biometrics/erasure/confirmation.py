@@ -48,7 +48,11 @@ def erasure_step_confirm(*, step: ErasureStep, evidence: str, actor: Actor) -> E
     if not evidence:
         raise CannotConfirm("say what shows the copies are gone")
     with transaction.atomic():
-        locked = ErasureStep.objects.select_for_update().select_related("holder").get(pk=step.pk)
+        locked = (
+            ErasureStep.objects.select_for_update(of=("self",))
+            .select_related("holder")
+            .get(pk=step.pk)
+        )
         if locked.status == ErasureStatus.VERIFIED:
             raise CannotConfirm("this step is verified already")
         if locked.kind != "http" or (locked.holder is not None and locked.holder.enabled):
