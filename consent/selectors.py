@@ -24,8 +24,14 @@ def child_for_guardian(guardian: Guardian, child_id) -> Student:
     return children_for_guardian(guardian).get(pk=child_id)
 
 
+CODE_MAX = Purpose._meta.get_field("code").max_length or 50
+
+
 def purpose_get(*, school: School, code: str) -> Purpose:
-    """The school's purpose with this code; ConsentError("unknown_purpose") if it has none."""
+    """The school's purpose with this code; ConsentError("unknown_purpose") if it has none (or
+    the code could be none: too long, or with a NUL, which PostgreSQL cannot even compare)."""
+    if len(code) > CODE_MAX or "\x00" in code:
+        raise ConsentError("unknown_purpose", PURPOSE_UNKNOWN)
     purpose = Purpose.objects.filter(school=school, code=code).first()
     if purpose is None:
         raise ConsentError("unknown_purpose", PURPOSE_UNKNOWN)

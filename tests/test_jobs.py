@@ -67,6 +67,7 @@ SCHEDULE_MIGRATIONS = [
     "portal.migrations.0002_schedules",
     "portal.migrations.0004_roster_watchdog_schedule",
     "consent.migrations.0008_legacy_notifications_notice_watchdog",
+    "consent.migrations.0010_audit_checkpoint_schedule",
 ]
 
 
@@ -79,7 +80,7 @@ def test_every_schedule_the_migrations_install_runs_a_registered_task_and_job(db
         for name, task, args, _seconds in importlib.import_module(module).SCHEDULES:
             task, new_args = repoint.REPOINT.get(task, (task, None))
             schedules.append((name, task, new_args or args))
-    assert len(schedules) == 9
+    assert len(schedules) == 10
     for name, task, args in schedules:
         assert task in app.tasks, name
         if task == repoint.TASK:
