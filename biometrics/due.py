@@ -14,7 +14,9 @@ decides nothing about consent. Each purpose that is not active has an end, by th
 - a new notice version: its publication + the school's re-consent window, unless consent is
   given on it meanwhile (the purpose is then active again);
 - a parent added who has not been told yet: the link + the re-consent window, unless every
-  parent is told meanwhile.
+  parent is told meanwhile;
+- the student turned 18 and has not given their own consent: the 18th birthday + the
+  re-consent window, unless the student gives it meanwhile (parents' grants stopped counting).
 
 An active purpose ends when its consent expires. Templates, photos and holder copies serve
 every purpose, so *everything* is due at the latest end of any purpose; a purpose that ends
@@ -35,6 +37,7 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from consent.ages import adult_since
 from consent.models import School, Student
 from consent.rules import PurposeStatus, load_for_rule, purpose_statuses
 
@@ -49,6 +52,7 @@ EXPIRED = "expired"
 LEAVER = "leaver"
 NOTICE_CHANGED = "notice_changed"
 NOT_NOTIFIED = "guardian_not_notified"
+ADULT = "adult_student"
 TEMPLATE_AGE = "template_age"
 EVENT_WINDOW = "event_window"
 CLOCKS = frozenset({TEMPLATE_AGE, EVENT_WINDOW})
@@ -60,6 +64,7 @@ TRIGGERS = {
     EXPIRED: "consent_expired",
     NOTICE_CHANGED: "notice_changed",
     NOT_NOTIFIED: "not_notified",
+    ADULT: "adult_no_consent",
 }
 CONSENT_LOST = "consent_lost"
 
@@ -71,6 +76,7 @@ WORDS: dict[str, Promise] = {
         "%(days)s days after the notice changed, unless consent is given on the new notice"
     ),
     NOT_NOTIFIED: _("%(days)s days after a parent was added, unless every parent is told"),
+    ADULT: _("%(days)s days after the 18th birthday, unless the student gives consent"),
     TEMPLATE_AGE: _("%(years)s years after the last recognition or enrolment"),
     EVENT_WINDOW: _("%(days)s days after each recognition"),
 }
@@ -82,7 +88,7 @@ def window_days(school: School, reason: str) -> int:
     """How long data may stay after a purpose ends for this reason (0: not at all)."""
     if reason == LEAVER:
         return school.leaver_window_days
-    if reason in (NOTICE_CHANGED, NOT_NOTIFIED):
+    if reason in (NOTICE_CHANGED, NOT_NOTIFIED, ADULT):
         return school.reconsent_window_days
     return 0
 
@@ -282,7 +288,13 @@ def _clock_dues(student: Student, held: Held | None, at: datetime) -> list[Due]:
 
 # With no dated end, everything is due now; the reason given is the one that says most about
 # what happened (a purpose never consented to or switched off says least).
-_TELLING = ("child_refused", "guardian_withdrew", "guardian_objected", EXPIRED)
+_TELLING = (
+    "child_refused",
+    "student_withdrew",
+    "guardian_withdrew",
+    "guardian_objected",
+    EXPIRED,
+)
 
 
 def _telling(end: _End) -> int:
@@ -313,6 +325,9 @@ def _window_start(student: Student, status: PurposeStatus) -> datetime | None:
         # The set of parents to tell last changed when the newest of them was linked.
         links = [g.created_at for g in student.guardianships.all() if g.parental_responsibility]
         return max(links, default=None)
+    if status.reason == ADULT:
+        # Parents' grants stopped counting at the 18th birthday.
+        return adult_since(student)
     return None
 
 
@@ -358,6 +373,16 @@ def retention_schedule(school: School) -> list[tuple[str, str]]:
                     "every parent is told."
                 )
                 % {"days": window_days(school, NOT_NOTIFIED)}
+            ),
+        ),
+        (
+            str(_("The student turns 18")),
+            str(
+                _(
+                    "Parents' consent stops counting and matching stops at once; the data is "
+                    "erased %(days)s days later unless the student gives their own consent."
+                )
+                % {"days": window_days(school, ADULT)}
             ),
         ),
         (

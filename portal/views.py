@@ -37,6 +37,7 @@ from .auth import (
     magic_link_request,
     magic_link_valid,
 )
+from .child_auth import student_for_user
 from .forms import SignInForm
 from .parent import (
     NOT_RESPONSIBLE,
@@ -101,9 +102,9 @@ def guardian_required(view):
         request.guardian = guardian
         try:
             return view(request, *args, **kwargs)
-        except NotResponsible:
+        except NotResponsible as refused:  # or AdultStudent: each says why
             return render(
-                request, "portal/not_responsible.html", {"detail": NOT_RESPONSIBLE}, status=403
+                request, "portal/not_responsible.html", {"detail": refused.detail}, status=403
             )
 
     return wrapper
@@ -113,6 +114,8 @@ def guardian_required(view):
 def home(request: HttpRequest) -> HttpResponse:
     if guardian_for_user(request.user) is not None:
         return redirect("portal:children")
+    if student_for_user(request.user) is not None:
+        return redirect("portal:me")
     return redirect("portal:sign-in")
 
 
