@@ -18,7 +18,8 @@ decides nothing about consent. Each purpose that is not active has an end, by th
 - the student turned 18 and has not given their own consent: the 18th birthday + the
   re-consent window, unless the student gives it meanwhile (parents' grants stopped counting).
 
-An active purpose ends when its consent expires. Templates, photos and holder copies serve
+An active purpose ends when its consent expires, or, for a child who turns 18 before that,
+at the 18th birthday + the re-consent window (parents' consent stops counting then). Templates, photos and holder copies serve
 every purpose, so *everything* is due at the latest end of any purpose; a purpose that ends
 earlier loses its recognition events at its own end. Two clocks run while consent stands:
 everything at the last recognition (or enrolment) + the template maximum age (BIPA), and each
@@ -306,7 +307,14 @@ def _purpose_end(student: Student, status: PurposeStatus, at: datetime) -> _End:
         # The rule gives every live grant an expiry; were one missing, the longest a consent
         # given now could last stands in for it.
         validity = timedelta(days=student.school.consent_validity_days)
-        return _End(status.expires_at or at + validity, EXPIRED, immediate=False)
+        expires = status.expires_at or at + validity
+        turned_18 = adult_since(student)
+        if turned_18 is not None and at < turned_18 < expires:
+            # Parents' consent stops counting at the 18th birthday: the data waits the window
+            # for the student's own, and goes then at the latest.
+            days = window_days(student.school, ADULT)
+            return _End(turned_18 + timedelta(days=days), ADULT, immediate=False, days=days)
+        return _End(expires, EXPIRED, immediate=False)
     start = _window_start(student, status)
     if start is None:
         return _End(at, status.reason, immediate=True)
