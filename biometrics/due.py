@@ -19,9 +19,10 @@ decides nothing about consent. Each purpose that is not active has an end, by th
   re-consent window, unless the student gives it meanwhile (parents' grants stopped counting).
 
 An active purpose ends when its consent expires, or, for a child who turns 18 before that,
-at the 18th birthday + the re-consent window (parents' consent stops counting then). Templates, photos and holder copies serve
-every purpose, so *everything* is due at the latest end of any purpose; a purpose that ends
-earlier loses its recognition events at its own end. Two clocks run while consent stands:
+at the 18th birthday + the re-consent window (parents' consent stops counting then).
+Templates, photos and holder copies serve every purpose, so *everything* is due at the latest
+end of any purpose; a purpose that ends earlier loses its recognition events at its own end.
+Two clocks run while consent stands:
 everything at the last recognition (or enrolment) + the template maximum age (BIPA), and each
 recognition event after the school's event window. In every windowed case matching has
 already stopped: the rule says "inactive" from the first instant.

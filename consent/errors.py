@@ -12,6 +12,8 @@ class ConsentError(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
 ADULT_STUDENT = (
     "The student is an adult now: only their own consent counts, given on their own page."
 )

@@ -640,3 +640,14 @@ def test_the_stored_statuses_follow_the_18th_birthday(child_a):
     row = child_a.consent_statuses.first()
     assert row.recheck_at == turned_18
     assert consent_status_check().drift == []
+
+
+def test_the_child_link_command_prints_a_link_or_says_why_not(pupil, school):
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("child_link", pupil.external_id, "--school", school.slug, stdout=out)
+    assert "/me/sign-in/" in out.getvalue()
+    young = StudentFactory(school=school, name="Young", date_of_birth=dob(9))
+    with pytest.raises(CommandError, match="below_competence_age"):
+        call_command("child_link", young.external_id, "--school", school.slug)

@@ -34,11 +34,11 @@ class ChildView(APIView):
     permission_classes = [IsChild]
 
 
-class RefusalIn(serializers.Serializer):
+class MyRefusalIn(serializers.Serializer):
     refuse = serializers.BooleanField()
 
 
-class RefusalOut(serializers.Serializer):
+class MyRefusalOut(serializers.Serializer):
     refusal = serializers.BooleanField()
     changed = serializers.BooleanField()
     receipt = serializers.DictField(allow_null=True)
@@ -71,12 +71,12 @@ class MeView(ChildView):
 
 
 class RefusalView(ChildView):
-    @extend_schema(request=RefusalIn, responses={201: RefusalOut, 400: ErrorSerializer})
+    @extend_schema(request=MyRefusalIn, responses={201: MyRefusalOut, 400: ErrorSerializer})
     def post(self, request):
         """`{"refuse": true}`: the child's refusal, which wins over every parent; `false`:
         lift it (whoever typed it). 201 with the state now; `changed` false when the child had
         said so already (nothing new is recorded)."""
-        data = RefusalIn(data=request.data)
+        data = MyRefusalIn(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             done = refusal_set(
