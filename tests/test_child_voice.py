@@ -560,6 +560,13 @@ def test_the_adult_student_grants_on_their_own_page_with_a_receipt(child_a, purp
     assert statuses(child_a)["gate_access"] == (True, "active")
     record = ConsentDecision.objects.filter(student=child_a, guardian=None).get()
     assert record.decision == "grant" and record.receipt["signature"]
+    assert record.receipt["iso27560"]["party"] == {
+        "id": str(child_a.subject_id),
+        "name": "",
+        "address": "",
+        "contact": "",
+        "type": "data_subject",
+    }
     event = AuditEvent.objects.get(action="consent.grant", data__receipt=str(record.receipt_id))
     assert event.actor_kind == "child"
     receipt = web.get(f"/me/receipts/{record.receipt_id}.json")
