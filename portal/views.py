@@ -21,10 +21,10 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image
 
-from biometrics.due import retention_schedule
 from biometrics.faces import MODEL_NAME, MODEL_VERSION
 from biometrics.models import ErasureStatus, Holder
 from biometrics.receipts import receipt_check
+from biometrics.schedule import retention_schedule
 from consent.models import Method, School
 from consent.services import ConsentError
 from consent.signing import key_history
