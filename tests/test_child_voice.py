@@ -323,6 +323,9 @@ def test_the_childs_refusal_wins_over_every_parent_and_lifting_brings_back_their
     # The parents see it, and when; a parent's grant after it activates nothing.
     page = web_a.get(f"/children/{pupil.pk}/").content.decode()
     assert 'id="child-refusal"' in page and "They said it on their own page." in page
+    voice = api_a.get(f"/api/v1/children/{pupil.pk}/").json()["voice"]
+    assert voice["refusal"] is True and voice["refusal_by_staff"] is False
+    assert voice["refusal_at"] == record.at.isoformat().replace("+00:00", "Z")
     assert "Your child has said no." in web_a.get("/children/").content.decode()
     grant(pupil, purposes["gate_access"], parent_a)
     r = api_a.post(

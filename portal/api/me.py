@@ -27,7 +27,7 @@ from portal.parent import ExportGone, ExportNotReady
 from .errors import ApiError
 from .exports import ExportOut, export_document
 from .permissions import IsChild
-from .serializers import ErrorSerializer, HeldDataSerializer
+from .serializers import ChildDocumentSerializer, ErrorSerializer
 
 
 class ChildView(APIView):
@@ -62,11 +62,10 @@ class MeView(ChildView):
         endpoint gives them, `refusal` (true while the child's refusal stands) and `voice`
         (since when, whether the child is an adult)."""
         document = me_document(child=request.child)
-        body = HeldDataSerializer(document).data
+        body = ChildDocumentSerializer(document).data
         body["purposes"] = document["purposes"]
         body["consent_decisions"] = document["consent_decisions"]
         body["refusal"] = document["refusal"]
-        body["voice"] = document["voice"]
         return Response(body)
 
 

@@ -37,9 +37,9 @@ from .authentication import BearerTokenAuthentication
 from .errors import ApiError
 from .parent_view import ParentView
 from .serializers import (
+    ChildDocumentSerializer,
     ChildSummarySerializer,
     ErrorSerializer,
-    HeldDataSerializer,
     MagicLinkRequestSerializer,
     TemplateDetailSerializer,
     TokenRequestSerializer,
@@ -132,13 +132,15 @@ class ChildrenView(ParentView):
 
 
 class ChildDetailView(ParentView):
-    @extend_schema(responses={200: HeldDataSerializer, 403: ErrorSerializer, 404: ErrorSerializer})
+    @extend_schema(
+        responses={200: ChildDocumentSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+    )
     def get(self, request, child_id):
         """Everything held about the child: where, why, since when, until when, who looked.
         403 `not_responsible` for a guardian without parental responsibility."""
         child = child_get(guardian=request.guardian, child_id=child_id)
         document = child_document(guardian=request.guardian, child=child)
-        return Response(HeldDataSerializer(document).data)
+        return Response(ChildDocumentSerializer(document).data)
 
 
 class TemplateDetailView(ParentView):
