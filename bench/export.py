@@ -334,7 +334,7 @@ def check_package(export, *, events: int, photos: int) -> dict:
     if export.status != "ready":
         return {"problems": [f"status {export.status} ({export.error})"]}
     sealed_size = default_storage.size(export.storage_name)
-    body = b"".join(export_open(export, guardian=export.guardian))
+    body = b"".join(export_open(export))
     if len(body) != export.size or hashlib.sha256(body).hexdigest() != export.sha256:
         problems.append("size or SHA-256 differs from the export record")
     package = zipfile.ZipFile(io.BytesIO(body))

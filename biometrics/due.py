@@ -14,11 +14,15 @@ decides nothing about consent. Each purpose that is not active has an end, by th
 - a new notice version: its publication + the school's re-consent window, unless consent is
   given on it meanwhile (the purpose is then active again);
 - a parent added who has not been told yet: the link + the re-consent window, unless every
-  parent is told meanwhile.
+  parent is told meanwhile;
+- the student turned 18 and has not given their own consent: the 18th birthday + the
+  re-consent window, unless the student gives it meanwhile (parents' grants stopped counting).
 
-An active purpose ends when its consent expires. Templates, photos and holder copies serve
-every purpose, so *everything* is due at the latest end of any purpose; a purpose that ends
-earlier loses its recognition events at its own end. Two clocks run while consent stands:
+An active purpose ends when its consent expires, or, for a child who turns 18 before that,
+at the 18th birthday + the re-consent window (parents' consent stops counting then).
+Templates, photos and holder copies serve every purpose, so *everything* is due at the latest
+end of any purpose; a purpose that ends earlier loses its recognition events at its own end.
+Two clocks run while consent stands:
 everything at the last recognition (or enrolment) + the template maximum age (BIPA), and each
 recognition event after the school's event window. In every windowed case matching has
 already stopped: the rule says "inactive" from the first instant.
@@ -35,6 +39,7 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from consent.ages import adult_since
 from consent.models import School, Student
 from consent.rules import PurposeStatus, load_for_rule, purpose_statuses
 
@@ -49,6 +54,7 @@ EXPIRED = "expired"
 LEAVER = "leaver"
 NOTICE_CHANGED = "notice_changed"
 NOT_NOTIFIED = "guardian_not_notified"
+ADULT = "adult_student"
 TEMPLATE_AGE = "template_age"
 EVENT_WINDOW = "event_window"
 CLOCKS = frozenset({TEMPLATE_AGE, EVENT_WINDOW})
@@ -60,6 +66,7 @@ TRIGGERS = {
     EXPIRED: "consent_expired",
     NOTICE_CHANGED: "notice_changed",
     NOT_NOTIFIED: "not_notified",
+    ADULT: "adult_no_consent",
 }
 CONSENT_LOST = "consent_lost"
 
@@ -71,6 +78,7 @@ WORDS: dict[str, Promise] = {
         "%(days)s days after the notice changed, unless consent is given on the new notice"
     ),
     NOT_NOTIFIED: _("%(days)s days after a parent was added, unless every parent is told"),
+    ADULT: _("%(days)s days after the 18th birthday, unless the student gives consent"),
     TEMPLATE_AGE: _("%(years)s years after the last recognition or enrolment"),
     EVENT_WINDOW: _("%(days)s days after each recognition"),
 }
@@ -82,7 +90,7 @@ def window_days(school: School, reason: str) -> int:
     """How long data may stay after a purpose ends for this reason (0: not at all)."""
     if reason == LEAVER:
         return school.leaver_window_days
-    if reason in (NOTICE_CHANGED, NOT_NOTIFIED):
+    if reason in (NOTICE_CHANGED, NOT_NOTIFIED, ADULT):
         return school.reconsent_window_days
     return 0
 
@@ -282,7 +290,13 @@ def _clock_dues(student: Student, held: Held | None, at: datetime) -> list[Due]:
 
 # With no dated end, everything is due now; the reason given is the one that says most about
 # what happened (a purpose never consented to or switched off says least).
-_TELLING = ("child_refused", "guardian_withdrew", "guardian_objected", EXPIRED)
+_TELLING = (
+    "child_refused",
+    "student_withdrew",
+    "guardian_withdrew",
+    "guardian_objected",
+    EXPIRED,
+)
 
 
 def _telling(end: _End) -> int:
@@ -294,7 +308,14 @@ def _purpose_end(student: Student, status: PurposeStatus, at: datetime) -> _End:
         # The rule gives every live grant an expiry; were one missing, the longest a consent
         # given now could last stands in for it.
         validity = timedelta(days=student.school.consent_validity_days)
-        return _End(status.expires_at or at + validity, EXPIRED, immediate=False)
+        expires = status.expires_at or at + validity
+        turned_18 = adult_since(student)
+        if turned_18 is not None and at < turned_18 < expires:
+            # Parents' consent stops counting at the 18th birthday: the data waits the window
+            # for the student's own, and goes then at the latest.
+            days = window_days(student.school, ADULT)
+            return _End(turned_18 + timedelta(days=days), ADULT, immediate=False, days=days)
+        return _End(expires, EXPIRED, immediate=False)
     start = _window_start(student, status)
     if start is None:
         return _End(at, status.reason, immediate=True)
@@ -313,82 +334,12 @@ def _window_start(student: Student, status: PurposeStatus) -> datetime | None:
         # The set of parents to tell last changed when the newest of them was linked.
         links = [g.created_at for g in student.guardianships.all() if g.parental_responsibility]
         return max(links, default=None)
+    if status.reason == ADULT:
+        # Parents' grants stopped counting at the 18th birthday.
+        return adult_since(student)
     return None
 
 
 def destroy_by(dues: list[Due]) -> Due:
     """The EVERYTHING due that comes first: the date a parent is told everything goes by."""
     return min((d for d in dues if d.what == EVERYTHING), key=lambda d: d.by)
-
-
-def retention_schedule(school: School) -> list[tuple[str, str]]:
-    """The school's schedule in words, (when, what happens), from the windows `erasure_due`
-    uses: published on the transparency page (BIPA 15(a))."""
-    leaver = window_days(school, LEAVER)
-    reconsent = window_days(school, NOTICE_CHANGED)
-    return [
-        (
-            str(_("A parent withdraws or objects, or the child says no")),
-            str(_("Matching stops at once and the data is erased at once.")),
-        ),
-        (
-            str(_("The school stops using biometrics for a purpose")),
-            str(
-                _(
-                    "Its recognition events are erased at once; photos and templates once no "
-                    "purpose is in use for the child."
-                )
-            ),
-        ),
-        (
-            str(_("A new version of a notice is published")),
-            str(
-                _(
-                    "Matching on the old notice stops at once; the data is erased %(days)s days "
-                    "later unless a parent gives consent on the new notice."
-                )
-                % {"days": reconsent}
-            ),
-        ),
-        (
-            str(_("A parent is added who has not been told yet")),
-            str(
-                _(
-                    "Matching stops at once; the data is erased %(days)s days later unless "
-                    "every parent is told."
-                )
-                % {"days": window_days(school, NOT_NOTIFIED)}
-            ),
-        ),
-        (
-            str(_("The child leaves the school")),
-            str(
-                _("Matching stops at once; everything is erased %(days)s days after leaving.")
-                % {"days": leaver}
-            ),
-        ),
-        (
-            str(_("Consent runs out")),
-            str(
-                _(
-                    "Consent lasts %(days)s days; when it ends, the data is erased unless it "
-                    "was given again."
-                )
-                % {"days": school.consent_validity_days}
-            ),
-        ),
-        (
-            str(_("Recognition events")),
-            str(
-                _("Deleted %(days)s days after each recognition.")
-                % {"days": school.event_window_days}
-            ),
-        ),
-        (
-            str(_("Face templates and photos")),
-            str(
-                _("Erased at most %(days)s days after the last recognition or enrolment.")
-                % {"days": school.template_max_age_days}
-            ),
-        ),
-    ]

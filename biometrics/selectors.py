@@ -42,14 +42,16 @@ ACCESS_LOG_LIMIT = 50
 HELD_PHOTOS = [PhotoStatus.PENDING, PhotoStatus.ENROLLED]
 
 
-def held_data(student: Student, *, viewer_guardian_id: int | None = None) -> dict:
+def held_data(
+    student: Student, *, viewer_guardian_id: int | None = None, viewer_child: bool = False
+) -> dict:
     """The held-data document for one child (the caller has already checked ownership).
 
     Sections: child; purposes (as `consent_overview`, each with its decisions); every
     consent decision, oldest first; photos and templates, newest first; recognition events
     (the count and the newest 20); systems; retention; the access log (the newest 50);
     erasures, newest first. `viewer_guardian_id` turns that guardian's own decisions and looks
-    into "you".
+    into "you"; `viewer_child` (the child on their own page) the child's own.
 
     Language: words meant to be read are in the active language (the request's, or the
     export's): purpose names and reasons, the retention rule, who looked and what they did, and
@@ -70,14 +72,18 @@ def held_data(student: Student, *, viewer_guardian_id: int | None = None) -> dic
     events = _events(student)
     return {
         "child": _child(student),
-        "purposes": purpose_rows(student, statuses, viewer_id=viewer_guardian_id),
-        "consent_decisions": consent_decisions(student, viewer_id=viewer_guardian_id),
+        "purposes": purpose_rows(
+            student, statuses, viewer_id=viewer_guardian_id, viewer_child=viewer_child
+        ),
+        "consent_decisions": consent_decisions(
+            student, viewer_id=viewer_guardian_id, viewer_child=viewer_child
+        ),
         "photos": _photos(photos),
         "templates": _templates(templates),
         "recognition_events": events,
         "systems": _systems(student, photos, templates, events["count"]),
         "retention": _retention(student, now=now),
-        "access_log": _access_log(student, viewer_guardian_id),
+        "access_log": _access_log(student, viewer_guardian_id, viewer_child),
         "erasures": _erasures(student),
     }
 
@@ -183,7 +189,9 @@ def _retention(student: Student, *, now: datetime) -> dict:
     }
 
 
-def _access_log(student: Student, viewer_guardian_id: int | None) -> list[dict]:
+def _access_log(
+    student: Student, viewer_guardian_id: int | None, viewer_child: bool = False
+) -> list[dict]:
     # Under every pseudonym the child had: a look before an erasure stays the parent's to see.
     access = AuditEvent.objects.filter(
         subject__in=student.pseudonyms(), action__in=ACCESS_ACTIONS
@@ -191,7 +199,7 @@ def _access_log(student: Student, viewer_guardian_id: int | None) -> list[dict]:
     return [
         {
             "at": a.at,
-            "actor": _actor_words(a, viewer_guardian_id),
+            "actor": _actor_words(a, viewer_guardian_id, viewer_child),
             "action": a.action,
             "what": str(ACCESS_WORDS[a.action]),
         }
@@ -199,14 +207,17 @@ def _access_log(student: Student, viewer_guardian_id: int | None) -> list[dict]:
     ]
 
 
-def _actor_words(event: AuditEvent, viewer_guardian_id: int | None) -> str:
+def _actor_words(
+    event: AuditEvent, viewer_guardian_id: int | None, viewer_child: bool = False
+) -> str:
     if (
         event.actor_kind == "guardian"
         and viewer_guardian_id
         and event.actor_id == str(viewer_guardian_id)
-    ):
+    ) or (event.actor_kind == "child" and viewer_child):
         return _("You")
     kinds = {
+        "child": _("The child"),
         "guardian": _("Parent"),
         "staff": _("School staff"),
         "api_key": _("School system"),

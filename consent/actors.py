@@ -7,13 +7,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Actor:
-    kind: str  # guardian / staff / api_key / system / public
+    kind: str  # guardian / child / staff / api_key / system / public
     id: str = ""
     label: str = ""
 
     @classmethod
     def guardian(cls, guardian) -> Actor:
         return cls("guardian", str(guardian.pk), guardian.name)
+
+    @classmethod
+    def child(cls, student) -> Actor:
+        """The child (or the adult student) acting on their own page: named by their
+        pseudonym only, never their name."""
+        return cls("child", str(student.subject_id), "")
 
     @classmethod
     def staff(cls, user) -> Actor:

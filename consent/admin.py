@@ -100,6 +100,15 @@ class SchoolAdmin(ServiceAdmin, SchoolScopedAdmin):
             },
         ),
         (
+            "The child's own voice (published on the school's transparency page)",
+            {
+                "fields": ["competence_age"],
+                "description": "From this age (12 to 16) a child may sign in to their own "
+                "page, see what is held and refuse themselves. Scotland presumes 12; under "
+                "China's PIPL set 14. From 18 only the student's own consent counts.",
+            },
+        ),
+        (
             "Face matching (published on the school's transparency page)",
             {
                 "fields": ["face_tolerance", "face_match_margin"],

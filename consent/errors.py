@@ -12,3 +12,11 @@ class ConsentError(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
+ADULT_STUDENT = (
+    "The student is an adult now: only their own consent counts, given on their own page."
+)
+NOT_ADULT = "Only a student of 18 or over gives their own consent; below that, a parent does."
+BELOW_COMPETENCE_AGE = "The child is below the school's competence age."
+NO_DATE_OF_BIRTH = "The child's date of birth is not known, so their age cannot be checked."

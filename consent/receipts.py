@@ -101,11 +101,13 @@ def _receipt_body(decision: ConsentDecision) -> dict:
     }
     purpose_name = purpose.name if purpose else "All biometric purposes"
     purpose_text = purpose.description if purpose else "Every use of the child's face"
-    author = (
-        {"type": "guardian", "id": str(decision.guardian_id)}
-        if decision.guardian_id
-        else {"type": "child", "id": str(student.subject_id)}
-    )
+    if decision.guardian_id:
+        author = {"type": "guardian", "id": str(decision.guardian_id)}
+    elif decision.decision in (Decision.GRANT, Decision.WITHDRAW):
+        # An adult student's own consent (from the 18th birthday only theirs counts).
+        author = {"type": "data_subject", "id": str(student.subject_id)}
+    else:
+        author = {"type": "child", "id": str(student.subject_id)}
     return {
         # Kantara Consent Receipt v1.1
         "version": KANTARA_VERSION,

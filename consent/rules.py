@@ -17,6 +17,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .ages import adult_since
 from .models import (
     ConsentDecision,
     Decision,
@@ -42,6 +43,10 @@ REASONS = {
     ),
     "leaver": _("Your child has left the school."),
     "child_refused": _("Your child has said no. Nobody can override that."),
+    "student_withdrew": _("The student, now an adult, withdrew their consent."),
+    "adult_student": _(
+        "The student is now an adult: only their own consent counts, not a parent's."
+    ),
     "guardian_withdrew": _("A parent withdrew consent."),
     "guardian_objected": _("A parent objected."),
     "guardian_not_notified": _("Not every parent has been told yet, so it cannot start."),
@@ -114,7 +119,7 @@ def load_for_rule(student_ids, *, rule_only: bool = False) -> dict:
 # Every filter takes the student's id as its only parameter; the order is the default loader's
 # where the rule's result depends on it (purposes are reported in code order).
 _RULE_ONLY = {
-    "student": (Student, ("id", "school_id", "status", "left_on"), "pk", ()),
+    "student": (Student, ("id", "school_id", "status", "left_on", "date_of_birth"), "pk", ()),
     "school": (School, ("id", "consent_validity_days"), "students__pk", ()),
     "purposes": (
         Purpose,
@@ -265,6 +270,19 @@ def purpose_statuses(
         if d.guardian_id is None
         and d.decision in (Decision.CHILD_REFUSAL, Decision.CHILD_REFUSAL_LIFTED)
     ]
+    # From the 18th birthday only the student's own grant counts: the student's latest grant
+    # or withdrawal (no guardian) made since then, per purpose.
+    turned_18 = adult_since(student)
+    adult = turned_18 is not None and at >= turned_18
+    own_latest = {
+        d.purpose_id: d
+        for d in decisions
+        if adult
+        and d.guardian_id is None
+        and d.decision in (Decision.GRANT, Decision.WITHDRAW)
+        and turned_18 is not None
+        and d.at >= turned_18
+    }
 
     def notified(g: Guardianship) -> bool:
         return any(n.sent_at <= at for n in g.notifications.all()) or any(
@@ -294,6 +312,10 @@ def purpose_statuses(
         ]
         current_grants = [d for d in grants if notice and d.notice_version == notice.version]
         live_grants = [d for d in current_grants if d.at + validity > at]
+        if adult:
+            adult_reason, live_grants = _adult_reason(
+                own_latest.get(purpose.pk), notice, validity, at
+            )
 
         if not purpose.enabled:
             reason = "purpose_disabled"
@@ -303,6 +325,8 @@ def purpose_statuses(
             reason = "leaver"
         elif child_refused:
             reason = "child_refused"
+        elif adult:
+            reason = adult_reason
         elif any(d.decision == Decision.WITHDRAW for d in guardian_latest):
             reason = "guardian_withdrew"
         elif any(d.decision == Decision.OBJECT for d in guardian_latest):
@@ -320,6 +344,20 @@ def purpose_statuses(
         expires_at = max(d.at for d in live_grants) + validity if live_grants else None
         result.append(PurposeStatus(purpose, reason == "active", reason, expires_at))
     return result
+
+
+def _adult_reason(own, notice, validity: timedelta, at: datetime) -> tuple[str, list]:
+    """An adult student's purpose: their own latest grant or withdrawal decides; parents'
+    decisions no longer count, nor whether parents were told (PoFA s.26 is about children)."""
+    if own is None:
+        return "adult_student", []
+    if own.decision == Decision.WITHDRAW:
+        return "student_withdrew", []
+    if notice is None or own.notice_version != notice.version:
+        return "notice_changed", []
+    if own.at + validity <= at:
+        return "expired", []
+    return "active", [own]
 
 
 def active_purpose_codes(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.core.management.base import CommandError
 from django.db.models import QuerySet
+from django.utils import timezone
 
+from .ages import adult_since, is_adult, is_competent
 from .errors import PURPOSE_UNKNOWN, ConsentError
-from .models import ConsentDecision, Decision, Guardian, Purpose, School, Student
+from .models import ConsentDecision, Decision, Guardian, Method, Purpose, School, Student
 from .rules import PurposeStatus, load_for_rule, purpose_statuses
+from .services import child_refusal_standing
 
 
 def children_for_guardian(guardian: Guardian) -> QuerySet[Student]:
@@ -44,10 +49,23 @@ def consent_overview(student: Student, *, viewer: Guardian | None = None) -> lis
     return purpose_rows(loaded, purpose_statuses(loaded), viewer_id=viewer.pk if viewer else None)
 
 
+def _is_viewers(d: ConsentDecision, viewer_id: int | None, viewer_child: bool) -> bool:
+    """A decision the viewer made: the guardian's own, or (for the student viewing their own
+    page) the student's own grant or withdrawal."""
+    if viewer_child:
+        return d.guardian_id is None and d.decision in (Decision.GRANT, Decision.WITHDRAW)
+    return bool(viewer_id) and d.guardian_id == viewer_id
+
+
 def purpose_rows(
-    loaded: Student, statuses: list[PurposeStatus], *, viewer_id: int | None
+    loaded: Student,
+    statuses: list[PurposeStatus],
+    *,
+    viewer_id: int | None,
+    viewer_child: bool = False,
 ) -> list[dict]:
-    """consent_overview's rows for a student already loaded for the rule, with its statuses."""
+    """consent_overview's rows for a student already loaded for the rule, with its statuses.
+    `viewer_child`: seen by the student on their own page (their decisions are "you")."""
     decisions = sorted(loaded.decisions.all(), key=lambda d: (d.at, d.pk), reverse=True)
     rows = []
     for status in statuses:
@@ -57,7 +75,7 @@ def purpose_rows(
             (
                 d
                 for d in decisions
-                if viewer_id and d.guardian_id == viewer_id and d.purpose_id == purpose.pk
+                if d.purpose_id == purpose.pk and _is_viewers(d, viewer_id, viewer_child)
             ),
             None,
         )
@@ -83,7 +101,7 @@ def purpose_rows(
                     and mine.notice_version == notice.version
                 ),
                 "decisions": [
-                    decision_row(d, viewer_id=viewer_id)
+                    decision_row(d, viewer_id=viewer_id, viewer_child=viewer_child)
                     for d in decisions
                     if d.purpose_id in (purpose.pk, None)
                 ],
@@ -92,23 +110,31 @@ def purpose_rows(
     return rows
 
 
-def consent_decisions(loaded: Student, *, viewer_id: int | None) -> list[dict]:
+def consent_decisions(
+    loaded: Student, *, viewer_id: int | None, viewer_child: bool = False
+) -> list[dict]:
     """Every decision about a student loaded for the rule, oldest first, with its purpose's code
     ("all" for a decision about every purpose, such as the child's own refusal)."""
     codes = {purpose.pk: purpose.code for purpose in loaded.school.purposes.all()}
     return [
         {
             "purpose": codes[d.purpose_id] if d.purpose_id else "all",
-            **decision_row(d, viewer_id=viewer_id),
+            **decision_row(d, viewer_id=viewer_id, viewer_child=viewer_child),
         }
         for d in sorted(loaded.decisions.all(), key=lambda d: (d.at, d.pk))
     ]
 
 
-def decision_row(decision: ConsentDecision, *, viewer_id: int | None) -> dict:
-    """One decision as a parent is shown it; `by` says who decided, seen from the viewer."""
+def decision_row(
+    decision: ConsentDecision, *, viewer_id: int | None, viewer_child: bool = False
+) -> dict:
+    """One decision as a parent (or the child, `viewer_child`) is shown it; `by` says who
+    decided, seen from the viewer: "you", "child", "another_guardian" for a parent; "you",
+    "parent" for the child. `by_staff`: the child's word as staff recorded it."""
     if decision.guardian_id is None:
-        by = "child"
+        by = "you" if viewer_child else "child"
+    elif viewer_child:
+        by = "parent"
     elif viewer_id and decision.guardian_id == viewer_id:
         by = "you"
     else:
@@ -117,9 +143,30 @@ def decision_row(decision: ConsentDecision, *, viewer_id: int | None) -> dict:
         "at": decision.at,
         "decision": decision.decision,
         "by": by,
+        "by_staff": decision.guardian_id is None
+        and decision.method in (Method.STAFF, Method.PAPER),
         "method": decision.method,
         "notice_version": decision.notice_version,
         "receipt_id": decision.receipt_id,
+    }
+
+
+def child_voice(student: Student, *, at: datetime | None = None) -> dict:
+    """What the child has said for themselves, as their page and their parents' pages show it:
+    whether their refusal stands (`refusal`), since when, and whether staff recorded it for
+    them; whether they are at or above the school's competence age (`competent`, so they have
+    their own page); whether they are an adult now (`adult`: only their own consent counts)."""
+    at = at or timezone.now()
+    standing = child_refusal_standing(student, at=at)
+    turned_18 = adult_since(student)
+    return {
+        "refusal": standing is not None,
+        "refusal_at": standing.at if standing else None,
+        "refusal_by_staff": bool(standing and standing.method in (Method.STAFF, Method.PAPER)),
+        "competent": is_competent(student, at),
+        "competence_age": student.school.competence_age,
+        "adult": is_adult(student, at),
+        "adult_since": turned_18.date() if turned_18 and turned_18 <= at else None,
     }
 
 

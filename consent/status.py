@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from .ages import adult_since
 from .models import ConsentDecision, ConsentStatus, School, Student
 from .rules import ACTIVE, INACTIVE, load_for_rule, purpose_statuses
 
@@ -41,13 +42,16 @@ def _chunks(ids: Iterable, size: int) -> Iterator[list]:
 
 def _recheck_at(student: Student, now: datetime) -> datetime | None:
     """The earliest rule input recorded for a later moment than `now` (the rule ignores it
-    until then). Expiry is not here: `expires_at` covers it exactly."""
+    until then), or the 18th birthday. Expiry is not here: `expires_at` covers it exactly."""
     later = [d.at for d in student.decisions.all() if d.at > now]
     for g in student.guardianships.all():
         later += [n.sent_at for n in g.notifications.all() if n.sent_at > now]
         later += [e.recorded_at for e in g.notification_exceptions.all() if e.recorded_at > now]
     if student.left_on is not None and student.left_on > now:
         later.append(student.left_on)
+    turned_18 = adult_since(student)  # from then on only the student's own grant counts
+    if turned_18 is not None and turned_18 > now:
+        later.append(turned_18)
     return min(later) if later else None
 
 

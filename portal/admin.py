@@ -3,7 +3,8 @@ record of processing (linked from the school's page) and the page where a new st
 their password (from `create_staff`'s link).
 
 Campaigns and API keys are written through their services (audited). Django's accounts and
-the Celery beat schedules are re-registered by `admin_platform`.
+the Celery beat schedules are re-registered by `admin_platform`; the student admin gains its
+"print sign-in sheets" action in `admin_child_links`.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ from consent.models import (
 from consent.roster import roster_job_create
 from consent.rules import load_for_rule, purpose_statuses
 
-from . import admin_platform  # noqa: F401 - re-registers the accounts and schedules admins
+from . import (
+    admin_child_links,  # noqa: F401 - the student admin's sign-in sheets action
+    admin_platform,  # noqa: F401 - re-registers the accounts and schedules admins
+)
 from .auth import api_key_revoke
 from .campaigns import campaign_coverage, campaign_create, campaign_delete
 from .models import ApiKey, ConsentCampaign, Export

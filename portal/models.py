@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -16,6 +17,34 @@ class MagicLink(models.Model):
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     ip_hash = models.CharField(max_length=64, blank=True)
+
+
+class ChildAccount(models.Model):
+    """The account a child signs in with (docs/child-sign-in.md): a Django user named
+    `child:<hex>`, with no password, never staff, never a guardian's (consent.accounts holds
+    the wall). It only ever reaches this one child's own page."""
+
+    student = models.OneToOneField(
+        "consent.Student", on_delete=models.CASCADE, related_name="child_account"
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="child_account"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class ChildLink(models.Model):
+    """A one-time sign-in link staff issued for a child (printed on a sheet with its QR code,
+    or returned by the staff API). Only the token's SHA-256 is stored; a new link for the same
+    child ends the ones before it."""
+
+    student = models.ForeignKey(
+        "consent.Student", on_delete=models.CASCADE, related_name="child_links"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
 
 
 class SignInAttempt(models.Model):
@@ -81,8 +110,9 @@ class ApiKey(models.Model):
 
 
 class Export(models.Model):
-    """A parent's download of everything held about a child (docs/exports.md). Built by a
-    worker."""
+    """A download of everything held about a child (docs/exports.md), asked for by a parent
+    (`guardian`) or by the child on their own page (`by_child`, no guardian): only the one who
+    asked may download it. Built by a worker."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -95,7 +125,10 @@ class Export(models.Model):
     student = models.ForeignKey(
         "consent.Student", null=True, on_delete=models.SET_NULL, related_name="exports"
     )
-    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="exports")
+    guardian = models.ForeignKey(
+        Guardian, null=True, blank=True, on_delete=models.CASCADE, related_name="exports"
+    )
+    by_child = models.BooleanField(default=False)
     language = models.CharField(max_length=10, default="en")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     progress = models.PositiveSmallIntegerField(default=0)
@@ -114,7 +147,18 @@ class Export(models.Model):
                 fields=["student", "guardian"],
                 condition=models.Q(status__in=["pending", "running"]),
                 name="one_export_in_progress_per_child_and_guardian",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["student"],
+                condition=models.Q(status__in=["pending", "running"], by_child=True),
+                name="one_export_in_progress_per_child_by_the_child",
+            ),
+            # Exactly one requester: a guardian, or the child.
+            models.CheckConstraint(
+                condition=models.Q(guardian__isnull=True, by_child=True)
+                | models.Q(guardian__isnull=False, by_child=False),
+                name="export_asked_by_a_guardian_or_the_child",
+            ),
         ]
 
 

@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from biometrics.access import access_record
@@ -36,10 +37,12 @@ from biometrics.selectors import (
 )
 from biometrics.services import erasure_request_by_parent
 from consent.actors import Actor
+from consent.ages import is_adult
 from consent.models import ConsentDecision, Guardian, Guardianship, Student
 from consent.rules import PurposeStatus, load_for_rule, purpose_statuses
 from consent.selectors import (
     child_for_guardian,
+    child_voice,
     children_for_guardian,
     consent_overview,
     purpose_get,
@@ -74,6 +77,22 @@ class NotResponsible(Exception):
         return str(NOT_RESPONSIBLE)
 
 
+ADULT_STUDENT = _(
+    "This student is an adult now. Only they decide about their biometric data, on their own "
+    "page; a parent's consent no longer counts, and a parent cannot delete their data."
+)
+
+
+class AdultStudent(NotResponsible):
+    """From the 18th birthday a parent no longer decides for the student (SPEC §2 rule 5)."""
+
+    code = "adult_student"
+
+    @property
+    def detail(self) -> str:
+        return str(ADULT_STUDENT)
+
+
 class ErasureNotFinished(Exception):
     """The deletion receipt exists only once every system has verified its erasure."""
 
@@ -92,6 +111,7 @@ class ExportGone(ExportNotReady):
 class ChildRow:
     child: Student
     statuses: list[PurposeStatus]
+    voice: dict  # what the child said for themselves (consent.selectors.child_voice)
 
 
 @dataclass(frozen=True)
@@ -168,7 +188,7 @@ def responsible_check(guardian: Guardian, child: Student | None) -> None:
 def child_document(*, guardian: Guardian, child: Student) -> dict:
     """The held-data document (photos, templates, events, access log…): responsible only."""
     responsible_check(guardian, child)
-    return held_data(child, viewer_guardian_id=guardian.pk)
+    return {**held_data(child, viewer_guardian_id=guardian.pk), "voice": child_voice(child)}
 
 
 def child_summary(*, guardian: Guardian, child: Student) -> dict:
@@ -183,6 +203,7 @@ def child_summary(*, guardian: Guardian, child: Student) -> dict:
             "status": child.status,
         },
         "purposes": consent_overview(child, viewer=guardian),
+        "voice": child_voice(child),
     }
 
 
@@ -191,15 +212,16 @@ def may_decide(guardian: Guardian, child: Student) -> bool:
 
     Objecting does not, in law (anyone caring for the child counts as a parent for objecting,
     and the consent rule honours any linked guardian's objection): every linked guardian may
-    object, and the pages offer the others only that."""
-    return is_responsible(guardian, child)
+    object, and the pages offer the others only that. From the student's 18th birthday no
+    parent decides (the pages say the student is an adult)."""
+    return is_responsible(guardian, child) and not is_adult(child, timezone.now())
 
 
 def children_list(*, guardian: Guardian) -> list[ChildRow]:
     """The guardian's children by name, each with every purpose's status now."""
     loaded = load_for_rule(children_for_guardian(guardian).values("pk"))
     return [
-        ChildRow(child=child, statuses=purpose_statuses(child))
+        ChildRow(child=child, statuses=purpose_statuses(child), voice=child_voice(child))
         for child in sorted(loaded.values(), key=lambda c: c.name)
     ]
 
@@ -306,8 +328,11 @@ def consent_receipt_get(
 
 
 def erasure_ask(*, guardian: Guardian, child: Student, ip: str, user_agent: str) -> ErasureRequest:
-    """ "Delete everything" about the child, everywhere: responsible guardians only."""
+    """ "Delete everything" about the child, everywhere: responsible guardians only, and not
+    once the student is an adult (AdultStudent: only the student decides then)."""
     responsible_check(guardian, child)
+    if is_adult(child, timezone.now()):
+        raise AdultStudent
     return erasure_request_by_parent(student=child, guardian=guardian, ip=ip, user_agent=user_agent)
 
 
@@ -348,7 +373,7 @@ def export_download(*, guardian: Guardian, export_id: uuid.UUID | str) -> Stream
         raise ExportGone(export)
     if export.status != Export.Status.READY:
         raise ExportNotReady(export)
-    return zip_response(export, export_open(export, guardian=guardian))
+    return zip_response(export, export_open(export))
 
 
 def zip_response(export: Export, chunks: Iterable[bytes]) -> StreamingHttpResponse:

@@ -380,6 +380,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- Guardian ----------------------------------------------------------------------------------
 MAGIC_LINK_TTL_SECONDS = 15 * 60
+# A child's sign-in link (docs/child-sign-in.md) is printed on a sheet and handed out in class,
+# so it lives longer than a parent's emailed one; it still works once, and a new sheet ends it.
+CHILD_LINK_TTL_SECONDS = env.int("CHILD_LINK_TTL_SECONDS", default=7 * 24 * 3600)
 # Sign-in limits (README "Sign-in and its limits"): per requesting IP, requests per hour (429
 # past it); per address, a link is held back only while the previous one, sent less than the
 # cool-down ago, is still unused (it doubles with each link sent in the hour, up to the max,

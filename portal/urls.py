@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import set_language
 
-from . import account_views, views
+from . import account_views, child_views, views
 
 portal_patterns = [
     path("", views.home, name="home"),
@@ -16,6 +16,19 @@ portal_patterns = [
         "account/sign-out-everywhere/",
         account_views.sign_out_everywhere,
         name="sign-out-everywhere",
+    ),
+    # The child's own page (SPEC §8): only a child signed in with their own link.
+    path("me/", child_views.me, name="me"),
+    path("me/sign-in/<str:token>/", child_views.child_link, name="child-link"),
+    path("me/refusal/", child_views.me_refusal, name="me-refusal"),
+    path("me/consent/", child_views.me_consent, name="me-consent"),
+    path("me/receipts/<uuid:receipt_id>.json", child_views.me_receipt, name="me-receipt"),
+    path("me/export/", child_views.me_export, name="me-export-ask"),
+    path("me/exports/<uuid:export_id>/", child_views.me_export_detail, name="me-export"),
+    path(
+        "me/exports/<uuid:export_id>/download/",
+        child_views.me_export_download,
+        name="me-export-download",
     ),
     path("children/", views.children, name="children"),
     path("children/<uuid:child_id>/", views.child_detail, name="child"),

@@ -21,10 +21,10 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image
 
-from biometrics.due import retention_schedule
 from biometrics.faces import MODEL_NAME, MODEL_VERSION
 from biometrics.models import ErasureStatus, Holder
 from biometrics.receipts import receipt_check
+from biometrics.schedule import retention_schedule
 from consent.audit_checkpoints import audit_checkpoint_latest
 from consent.models import Method, School
 from consent.services import ConsentError
@@ -38,6 +38,7 @@ from .auth import (
     magic_link_request,
     magic_link_valid,
 )
+from .child_auth import student_for_user
 from .forms import SignInForm
 from .parent import (
     NOT_RESPONSIBLE,
@@ -102,9 +103,9 @@ def guardian_required(view):
         request.guardian = guardian
         try:
             return view(request, *args, **kwargs)
-        except NotResponsible:
+        except NotResponsible as refused:  # or AdultStudent: each says why
             return render(
-                request, "portal/not_responsible.html", {"detail": NOT_RESPONSIBLE}, status=403
+                request, "portal/not_responsible.html", {"detail": refused.detail}, status=403
             )
 
     return wrapper
@@ -114,6 +115,8 @@ def guardian_required(view):
 def home(request: HttpRequest) -> HttpResponse:
     if guardian_for_user(request.user) is not None:
         return redirect("portal:children")
+    if student_for_user(request.user) is not None:
+        return redirect("portal:me")
     return redirect("portal:sign-in")
 
 

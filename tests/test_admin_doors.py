@@ -126,6 +126,14 @@ class World:
         return notification_exception_record(guardianship=row, reason="not_found", actor=TEST_ACTOR)
 
     @cached_property
+    def pupil(self):
+        """A child of 13: old enough for their own page at the default competence age."""
+        born = timezone.localdate().replace(year=timezone.localdate().year - 13, day=1)
+        child = StudentFactory(school=self.school, name="Pupil", date_of_birth=born)
+        link(self.parent, child)
+        return child
+
+    @cached_property
     def spare_guardian(self):
         spare = guardian("spare@example.com", "Spare Parent")
         link(spare, self.child)
@@ -203,13 +211,15 @@ class Op:
     """One way to write through an admin: `kind` is add, change, delete or an action's name.
     `build` gives the object(s) acted on and the form values to post. `audit` is what it must
     write; `superuser` / `school_admin` say who may (the others get 403 or 404 and nothing
-    is written)."""
+    is written). `answers`: the status of the allowed write (an action that answers with a page
+    to print, not a redirect, is 200)."""
 
     kind: str
     audit: tuple[str, ...]
     build: Callable[[World], tuple[Any, dict]]
     superuser: bool = True
     school_admin: bool = False
+    answers: int = 302
 
 
 def inline(prefix: str, total: int, **rows: str) -> dict:
@@ -307,6 +317,13 @@ DOORS: dict[type, list[Op]] = {
             ("consent.child_refusal",),
             lambda w: ([w.child], {}),
             school_admin=True,
+        ),
+        Op(  # a sheet of one-time sign-in links with QR codes, to print
+            "print_child_links",
+            ("auth.child_link_issued",),
+            lambda w: ([w.pupil], {}),
+            school_admin=True,
+            answers=200,
         ),
     ],
     Guardian: [
@@ -609,7 +626,7 @@ def test_every_admin_write_is_audited_and_keeps_statuses_right(
         if op.kind not in ("add", "change", "delete"):  # an action this user is not offered
             assert op.kind not in model_admin(model).get_actions(as_user(users[who]))
         return
-    assert r.status_code == 302, (r.status_code, errors(r))
+    assert r.status_code == op.answers, (r.status_code, errors(r))
     assert set(op.audit) <= {e.action for e in written}, [e.action for e in written]
     assert all(e.actor_kind == "staff" for e in written if e.action in op.audit)
     assert audit_verify().ok

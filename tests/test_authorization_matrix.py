@@ -8,7 +8,9 @@ unknown path parameter fails here until this file learns what object it names).
 
 The world: two schools (Alpha, Beta), a family at each (a child with a photo, a template, a
 recognition event, an export, a consent receipt, and a sibling with an erasure; a guardian with
-parental responsibility and one without), and staff of each role at each school. A *leak* is a
+parental responsibility and one without; both children old enough to sign in to their own page
+`/me/`), and staff of each role at each school. The children are principals too: a child
+signed in reaches their own page and nothing else. A *leak* is a
 request that answers 2xx/3xx for an object not the actor's, a page that names another school's
 object, a form field that offers one, or an action that changes one.
 """
@@ -70,6 +72,7 @@ from consent.services import (
 )
 from portal.auth import api_key_create, api_token_issue
 from portal.campaigns import campaign_create
+from portal.child_auth import child_account, child_token_issue
 from portal.exports import export_request
 from portal.models import ApiKey, ConsentCampaign, Export
 
@@ -156,8 +159,13 @@ def build_side(tag: str, probe: Probe) -> Side:
     school = SchoolFactory(slug=f"{t}-school", name=f"{tag} School")
     gate = _purpose(school, "gate_access", f"{tag} gates")
     _purpose(school, f"{t}_library", f"{tag} library")  # a code only this school has
-    child = StudentFactory(school=school, name=f"{tag} Child", class_name=f"{tag} class")
-    sibling = StudentFactory(school=school, name=f"{tag} Sibling", class_name=f"{tag} class")
+    born = timezone.localdate().replace(year=timezone.localdate().year - 14, day=1)
+    child = StudentFactory(
+        school=school, name=f"{tag} Child", class_name=f"{tag} class", date_of_birth=born
+    )
+    sibling = StudentFactory(
+        school=school, name=f"{tag} Sibling", class_name=f"{tag} class", date_of_birth=born
+    )
     responsible = guardian(f"pr.{t}@example.com", f"{tag} Responsible")
     other = guardian(f"nonpr.{t}@example.com", f"{tag} Carer")
     excused = guardian(f"excused.{t}@example.com", f"{tag} Excused")
@@ -465,6 +473,104 @@ def test_a_guardian_without_parental_responsibility_gets_403_on_biometric_data(w
                     f"{method} {url} ({via}) -> {r.status_code}",
                 )
     print(f"\ncarer rows: {tally.report()}")
+    assert tally.leaks == [], "\n".join(tally.leaks)
+
+
+# --- The children ------------------------------------------------------------------------------
+
+
+def is_me(route: Route) -> bool:
+    """The child's own page and endpoints."""
+    return (route.namespace == "portal" and (route.name or "").startswith("me")) or (
+        route.name or ""
+    ).startswith("api-me")
+
+
+def sibling_params(family: Family) -> dict:
+    """The family's objects a child signed in as `family.child` must not reach on their own
+    page: the sibling's receipt, the parent's package (of this very child)."""
+    return {
+        "receipt_id": ConsentDecision.objects.filter(student=family.sibling)
+        .values_list("receipt_id", flat=True)
+        .first(),
+        "export_id": family.export.pk,
+    }
+
+
+def child_clients(student: Student) -> dict:
+    session_client = Client()
+    session_client.force_login(child_account(student))
+    bearer_client = APIClient()
+    token, _ = child_token_issue(student=student)
+    bearer_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return {"session": session_client, "bearer": bearer_client}
+
+
+PARENT_PAGES = ("/children/", "/account/", "/api/v1/children/", "/verify-receipt/")
+
+
+def test_a_child_reaches_only_their_own_page(world):
+    """A child signed in (session or bearer) reaches no parent page or endpoint, for any
+    family, their own included; on their own page, no object of the sibling's, nor the
+    parent's package; never the admin or the staff API. Their page names no one else."""
+    sides, _ = world
+    tally = Tally()
+    chosen = parent_routes()
+    before = family_state()
+    for tag, side in sides.items():
+        own = side.family
+        victim = other(sides, tag).family
+        for via, client in child_clients(own.child).items():
+            for route in chosen:
+                if via == "bearer" and not route.route.startswith("api/"):
+                    continue  # a bearer token is for the API; pages need the session
+                targets = {"victim": {p: FAMILY_PARAMS[p](victim) for p in route.params}}
+                if is_me(route):
+                    targets["sibling"] = {p: sibling_params(own)[p] for p in route.params}
+                else:
+                    targets["own"] = {p: FAMILY_PARAMS[p](own) for p in route.params}
+                for kind, values in targets.items():
+                    url = route.url(values)
+                    for method in ("GET", "POST"):
+                        r = try_parent(client, route, url, method)
+                        tally.cell(
+                            "child",
+                            r.status_code >= 400,
+                            f"{tag} child {method} {url} ({kind}, {via}) -> {r.status_code}",
+                        )
+            pages = PARENT_PAGES[:3] if via == "session" else PARENT_PAGES[2:3]
+            for url in pages:
+                r = client.get(url)
+                tally.cell("child", r.status_code == 403, f"{tag} child {url} -> {r.status_code}")
+            for url in ("/admin/", "/admin/consent/student/") if via == "session" else ():
+                r = client.get(url)
+                tally.cell(
+                    "child",
+                    r.status_code == 302 and "/admin/login/" in r["Location"],
+                    f"{tag} child {url} ({via}) -> {r.status_code}",
+                )
+            for route in staff_routes():
+                url = route.url({p: FAMILY_PARAMS[p](own) for p in route.params})
+                r = client.post(url, '{"note": "x"}', content_type="application/json")
+                tally.cell(  # 415: an upload endpoint refuses a JSON body before anything
+                    "child",
+                    r.status_code in (401, 403, 415),
+                    f"{tag} child POST {url} -> {r.status_code}",
+                )
+            # Their own page names nobody else: not the sibling, not the other school.
+            for url in ("/me/", "/api/v1/me/") if via == "session" else ("/api/v1/me/",):
+                r = client.get(url)
+                body = r.content.decode()
+                named = [m for m in other(sides, tag).markers if m in body] + [
+                    m for m in (own.sibling.name, str(own.sibling.pk)) if m in body
+                ]
+                tally.cell(
+                    "child",
+                    r.status_code == 200 and own.child.name in body and not named,
+                    f"{tag} child {url} ({via}) -> {r.status_code}, names {named}",
+                )
+    assert family_state() == before, "a refused request changed something"
+    print(f"\nchild matrix: {tally.report()}")
     assert tally.leaks == [], "\n".join(tally.leaks)
 
 

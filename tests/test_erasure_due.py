@@ -15,7 +15,7 @@ import io
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 from unittest import mock
 
@@ -80,6 +80,7 @@ class Case:
     purposes: tuple[str, ...] = (GATE,)
     policy: dict = field(default_factory=dict)
     holder: bool = False
+    born: date | None = None  # the child's date of birth
 
     def expected(self, day: int) -> tuple[Held, Page]:
         held, page = next((h, p) for first, h, p in reversed(self.timeline) if first <= day)
@@ -135,6 +136,18 @@ def disable(code: str) -> Callable[[World], None]:
 def recognised(w: World) -> None:
     RecognitionEvent.objects.create(
         student=w.child, purpose=w.purposes[GATE], device="gate", distance=0.3, at=now()
+    )
+
+
+def student_says_yes(w: World) -> None:
+    from consent.services import student_decide
+
+    purpose = w.purposes[GATE]
+    student_decide(
+        student=w.child,
+        purpose=purpose,
+        decision=Decision.GRANT,
+        notice_version=purpose.notices.order_by("-version").first().version,
     )
 
 
@@ -230,6 +243,26 @@ CASES = [
 ]
 
 
+# The child turns 18 on day 4 (at midnight, London time: UTC in March).
+EIGHTEEN_ON_DAY_4 = date(2013, 3, 7)
+ADULT_WINDOW = Page(14, "10 days after the 18th birthday")
+CASES += [
+    Case(  # parents' consent stops counting; the data waits the window for the student's own
+        "adult_without_own_consent",
+        {},
+        [(0, kept(GATE), ADULT_WINDOW), (14, GONE, ADULT_WINDOW)],
+        holder=True,
+        born=EIGHTEEN_ON_DAY_4,
+    ),
+    Case(
+        "adult_gives_own_consent",
+        {6: student_says_yes},
+        [(0, kept(GATE), ADULT_WINDOW), (6, kept(GATE), Page(6 + 365, "when the last consent"))],
+        born=EIGHTEEN_ON_DAY_4,
+    ),
+]
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -243,7 +276,7 @@ def build(case: Case, holder_proc) -> World:
     )
     purposes = {code: purpose_with_notice(school, code) for code in case.purposes}
     parents = tuple(guardian(f"{who}.{case.name}@example.com") for who in ("a", "b"))
-    child = StudentFactory(school=school)
+    child = StudentFactory(school=school, date_of_birth=case.born)
     for parent in parents:
         link(parent, child)
     for purpose in purposes.values():
@@ -275,10 +308,15 @@ def held(w: World) -> Held:
 
 
 def page(w: World) -> Page:
+    from django.utils import timezone
+
     retention = held_data(w.child)["retention"]
     offset = retention["destroy_by"] - T0
-    assert offset == timedelta(days=offset.days), retention  # a day of the run, at 09:00
-    return Page(offset.days, retention["rule"])
+    if offset != timedelta(days=offset.days):
+        # A birthday's window ends at local midnight: the first run after it is that day's.
+        assert timezone.localtime(retention["destroy_by"]).time() == time(0), retention
+        return Page(offset.days + 1, retention["rule"])
+    return Page(offset.days, retention["rule"])  # a day of the run, at 09:00
 
 
 def erasures_run() -> None:

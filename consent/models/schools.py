@@ -25,6 +25,9 @@ FACE_TOLERANCE_MAX = 0.6
 FACE_MARGIN_MIN = 0.02
 FACE_MARGIN_MAX = 0.2
 FACE_MARGIN_DEFAULT = 0.05
+# The age from which a child signs in to their own page and says no themselves (consent.ages).
+COMPETENCE_AGE_MIN = 12
+COMPETENCE_AGE_MAX = 16
 
 
 def default_face_tolerance() -> float:
@@ -73,6 +76,14 @@ class School(models.Model):
             "nearest one (0.02 to 0.2)."
         ),
     )
+    competence_age = models.PositiveSmallIntegerField(
+        _("competence age"),
+        default=COMPETENCE_AGE_MIN,
+        help_text=_(
+            "From this age (12 to 16) a child may sign in to their own page, see what is held "
+            "and refuse themselves. Scotland presumes 12; a school under China's PIPL sets 14."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -105,6 +116,11 @@ class School(models.Model):
         if not FACE_MARGIN_MIN <= self.face_match_margin <= FACE_MARGIN_MAX:
             errors["face_match_margin"] = _(
                 "Between 0.02 and 0.2: a smaller margin is within a template's own jitter."
+            )
+        if not COMPETENCE_AGE_MIN <= self.competence_age <= COMPETENCE_AGE_MAX:
+            errors["competence_age"] = _(
+                "Between 12 and 16: Scotland presumes a child of 12 understands; PIPL asks a "
+                "parent's consent below 14."
             )
         if errors:
             raise ValidationError(errors)

@@ -9,7 +9,16 @@ staff.
 """
 
 from ..errors import NOT_YOUR_CHILD, PURPOSE_UNKNOWN, STALE_NOTICE, ConsentError
-from .decisions import DecisionOutcome, child_refusal_record, consent_decide, student_leave
+from .decisions import (
+    DecisionOutcome,
+    age_check,
+    child_refusal_by_child,
+    child_refusal_record,
+    child_refusal_standing,
+    consent_decide,
+    student_decide,
+    student_leave,
+)
 from .notices import (
     NOTICE_TASK,
     NOTICE_WATCHDOG_TASK,
@@ -74,7 +83,10 @@ __all__ = [
     "STALE_NOTICE",
     "ConsentError",
     "DecisionOutcome",
+    "age_check",
+    "child_refusal_by_child",
     "child_refusal_record",
+    "child_refusal_standing",
     "consent_decide",
     "dpia_sign_off",
     "guardian_create",
@@ -110,6 +122,7 @@ __all__ = [
     "staff_membership_update",
     "staff_set_password_token",
     "student_create",
+    "student_decide",
     "student_leave",
     "student_update",
 ]

@@ -10,8 +10,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..actors import Actor
+from ..ages import is_adult, is_competent
 from ..audit import audit_record
-from ..errors import NOT_YOUR_CHILD, PURPOSE_UNKNOWN, STALE_NOTICE, ConsentError
+from ..errors import (
+    ADULT_STUDENT,
+    BELOW_COMPETENCE_AGE,
+    NO_DATE_OF_BIRTH,
+    NOT_ADULT,
+    NOT_YOUR_CHILD,
+    PURPOSE_UNKNOWN,
+    STALE_NOTICE,
+    ConsentError,
+)
 from ..identifiers import hash_identifier
 from ..models import (
     ConsentDecision,
@@ -60,8 +70,9 @@ def consent_decide(
     1. Check the purpose is the child's school's and the guardian may decide: a grant or a
        withdrawal needs parental responsibility; an objection needs only the link (anyone
        caring for the child counts as a parent for objecting, and any one "no" wins).
-    2. A grant must name the current notice version (a stale one is refused).
-    3. Append the decision and its audit event; after commit, tell listeners what ended.
+    2. From the student's 18th birthday no guardian decides any more (`adult_student`).
+    3. A grant must name the current notice version (a stale one is refused).
+    4. Append the decision and its audit event; after commit, tell listeners what ended.
     """
     if decision not in (Decision.GRANT, Decision.WITHDRAW, Decision.OBJECT):
         raise ConsentError("bad_decision", "The decision must be grant, withdraw or object.")
@@ -70,12 +81,10 @@ def consent_decide(
     link = Guardianship.objects.filter(guardian=guardian, student=student).first()
     if link is None or (not link.parental_responsibility and decision != Decision.OBJECT):
         raise ConsentError("not_responsible", NOT_YOUR_CHILD)
-    notice = purpose.notices.order_by("-version").first()
-    if notice is None:
-        raise ConsentError("no_notice", "This purpose has no notice yet.")
-    if decision == Decision.GRANT and notice_version != notice.version:
-        raise ConsentError("stale_notice", STALE_NOTICE)
     at = at or timezone.now()
+    if is_adult(student, at):
+        raise ConsentError("adult_student", ADULT_STUDENT)
+    notice = _current_notice(purpose, decision, notice_version)
     actor = actor or Actor.guardian(guardian)
     return _decision_append(
         ConsentDecision(
@@ -94,6 +103,15 @@ def consent_decide(
     )
 
 
+def _current_notice(purpose: Purpose, decision: str, notice_version: int | None):
+    notice = purpose.notices.order_by("-version").first()
+    if notice is None:
+        raise ConsentError("no_notice", "This purpose has no notice yet.")
+    if decision == Decision.GRANT and notice_version != notice.version:
+        raise ConsentError("stale_notice", STALE_NOTICE)
+    return notice
+
+
 def child_refusal_record(
     *,
     student: Student,
@@ -102,10 +120,15 @@ def child_refusal_record(
     note: str = "",
     purpose: Purpose | None = None,
     lifted: bool = False,
+    method: str = Method.STAFF,
+    ip: str = "",
+    user_agent: str = "",
     at: datetime | None = None,
 ) -> DecisionOutcome:
     """Record the child's own refusal (any age, verbal or not; PoFA s.26(5)), for one purpose
-    or all. Staff record it; no parent's decision can override it. Only the child lifts it."""
+    or all, or lift it (`lifted`). Staff record it (method `staff`), or the child says it on
+    their own page (`child_refusal_by_child`: method web or API, actor the child). No parent's
+    decision can override or lift it."""
     if purpose is not None and purpose.school_id != student.school_id:
         raise ConsentError("unknown_purpose", PURPOSE_UNKNOWN)
     notice = purpose.notices.order_by("-version").first() if purpose else None
@@ -117,12 +140,121 @@ def child_refusal_record(
             decision=Decision.CHILD_REFUSAL_LIFTED if lifted else Decision.CHILD_REFUSAL,
             notice_version=notice.version if notice else None,
             notice_sha256=notice.sha256 if notice else "",
-            method=Method.STAFF,
+            method=method,
             at=at or timezone.now(),
+            ip_hash=hash_identifier(ip),
+            user_agent_hash=hash_identifier(user_agent),
             recorded_by=recorded_by,
             note=note[:2000],
         ),
         actor=actor,
+    )
+
+
+def child_refusal_standing(
+    student: Student, *, at: datetime | None = None
+) -> ConsentDecision | None:
+    """The child's refusal that stands now for some purpose (the newest), or None: the child's
+    latest word covering a purpose is a refusal. Staff-typed refusals count too."""
+    at = at or timezone.now()
+    words = sorted(
+        (
+            d
+            for d in student.decisions.all()
+            if d.guardian_id is None
+            and d.at <= at
+            and d.decision in (Decision.CHILD_REFUSAL, Decision.CHILD_REFUSAL_LIFTED)
+        ),
+        key=lambda d: (d.at, d.pk),
+    )
+    standing = None
+    for purpose_id in {d.purpose_id for d in words if d.purpose_id is not None} | {None}:
+        covering = [d for d in words if d.purpose_id in (None, purpose_id)]
+        if covering and covering[-1].decision == Decision.CHILD_REFUSAL:
+            if standing is None or (covering[-1].at, covering[-1].pk) > (standing.at, standing.pk):
+                standing = covering[-1]
+    return standing
+
+
+def age_check(student: Student, at: datetime) -> None:
+    """ConsentError unless the child is at or above the school's competence age at `at`."""
+    if student.date_of_birth is None:
+        raise ConsentError("no_date_of_birth", NO_DATE_OF_BIRTH)
+    if not is_competent(student, at):
+        raise ConsentError("below_competence_age", BELOW_COMPETENCE_AGE)
+
+
+def child_refusal_by_child(
+    *,
+    student: Student,
+    refuse: bool,
+    method: str = Method.WEB,
+    ip: str = "",
+    user_agent: str = "",
+    at: datetime | None = None,
+) -> DecisionOutcome | None:
+    """The child, signed in to their own page, says "I don't want my face used" (`refuse`) or
+    "I've changed my mind". Returns the outcome, or None when nothing changes (the child has
+    already said so).
+
+    1. The child must be at or above the school's competence age (ConsentError otherwise).
+    2. A refusal covers every purpose and wins over every parent. Lifting lifts the child's
+       refusal whoever typed it (staff or the child); what parents granted counts again, and
+       without a parent's grant nothing is active.
+    3. Recorded as the child's own decision (actor: the child, by pseudonym), with a receipt.
+    """
+    at = at or timezone.now()
+    age_check(student, at)
+    standing = child_refusal_standing(student, at=at)
+    if refuse == (standing is not None):
+        return None
+    return child_refusal_record(
+        student=student,
+        actor=Actor.child(student),
+        lifted=not refuse,
+        method=method,
+        ip=ip,
+        user_agent=user_agent,
+        at=at,
+    )
+
+
+def student_decide(
+    *,
+    student: Student,
+    purpose: Purpose,
+    decision: str,
+    notice_version: int | None,
+    method: str = Method.WEB,
+    ip: str = "",
+    user_agent: str = "",
+    at: datetime | None = None,
+) -> DecisionOutcome:
+    """An adult student's own grant or withdrawal for one purpose (from the 18th birthday only
+    this counts). The same checks as a parent's: the school's purpose, the current notice for
+    a grant. Recorded with the student as author (no guardian) and a consent receipt."""
+    if decision not in (Decision.GRANT, Decision.WITHDRAW):
+        raise ConsentError("bad_decision", "The decision must be grant or withdraw.")
+    if purpose.school_id != student.school_id:
+        raise ConsentError("unknown_purpose", PURPOSE_UNKNOWN)
+    at = at or timezone.now()
+    if not is_adult(student, at):
+        raise ConsentError("not_adult", NOT_ADULT)
+    notice = _current_notice(purpose, decision, notice_version)
+    return _decision_append(
+        ConsentDecision(
+            student=student,
+            purpose=purpose,
+            guardian=None,
+            decision=decision,
+            notice_version=notice.version,
+            notice_sha256=notice.sha256,
+            method=method,
+            at=at,
+            ip_hash=hash_identifier(ip),
+            user_agent_hash=hash_identifier(user_agent),
+        ),
+        actor=Actor.child(student),
     )
 
 

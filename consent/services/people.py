@@ -70,10 +70,11 @@ def student_update(
     actor: Actor,
 ) -> Student:
     """Correct a child's roster details (every field, as the roster row or the admin form has
-    them). None of them is read by the consent rule, so no status changes. The audit row names
-    the fields that changed but not the values: a child's name and birthday stay out of it."""
+    them). The date of birth is read by the consent rule (from the 18th birthday only the
+    student's own grant counts), so a new one stores the child's statuses again. The audit row
+    names the fields that changed but not the values: a child's name and birthday stay out."""
     with transaction.atomic():
-        audited_update(
+        changes = audited_update(
             instance=student,
             values={
                 "external_id": external_id,
@@ -87,6 +88,8 @@ def student_update(
             subject=student.subject_id,
             hidden={"external_id", "name", "date_of_birth"},
         )
+        if "date_of_birth" in changes:
+            consent_status_refresh([student.pk])
     return student
 
 

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 NOT_DPO = "Only a data protection officer of the purpose's school can sign off its DPIA."
 NO_DPIA_DOCUMENT = "Name the DPIA document (its reference) before it can be signed off."
 
-# Every field staff may set on a school: who it is, its DPO, its retention policy and its face
-# matching policy (all of it published on the school's transparency page).
+# Every field staff may set on a school: who it is, its DPO, its retention policy, its face
+# matching policy and its competence age (all of it published on the school's transparency
+# page).
 SCHOOL_FIELDS = (
     "name",
     "slug",
@@ -49,6 +50,7 @@ SCHOOL_FIELDS = (
     "export_expiry_hours",
     "face_tolerance",
     "face_match_margin",
+    "competence_age",
 )
 # Children announced at a time when a purpose is disabled for a whole school.
 ANNOUNCE_CHUNK = 500
@@ -76,10 +78,11 @@ def school_create(*, slug: str, name: str, actor: Actor, **fields: Any) -> Schoo
 
 def school_policy_update(*, school: School, actor: Actor, **fields: Any) -> School:
     """Change what the school publishes: its details, DPO contact, retention windows, consent
-    validity, export expiry and face matching tolerance and margin (identification reads them
-    at its next request). Audited with each value before and after. The legal and model bounds
-    are checked first (ValidationError, nothing changed). A new consent validity moves every
-    child's consent expiry, so their statuses are stored again."""
+    validity, export expiry, competence age, and face matching tolerance and margin
+    (identification reads them at its next request). Audited with each value before and
+    after. The legal and model bounds are checked first (ValidationError, nothing changed). A
+    new consent validity moves every child's consent expiry, so their statuses are stored
+    again."""
     values = _school_fields(fields)
     with_values(school, values).full_clean()
     with transaction.atomic():

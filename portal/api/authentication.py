@@ -7,9 +7,10 @@ TOKEN_INVALID = "The token is invalid, revoked or expired."  # noqa: S105 - a me
 
 
 class BearerTokenAuthentication(TokenAuthentication):
-    """`Authorization: Bearer <token>` from POST /api/v1/auth/token/: a guardian's
+    """`Authorization: Bearer <token>` from POST /api/v1/auth/token/: a guardian's or a child's
     django-rest-knox token (request.auth is the token row, so it can be revoked). A token that
-    is not text, or belongs to a staff account, is refused like a wrong one."""
+    is not text, or belongs to any other account (staff), is refused like a wrong one. Which
+    endpoints each may use is the permissions' business (IsGuardian, IsChild)."""
 
     def authenticate_credentials(self, token: bytes):
         try:
@@ -20,7 +21,8 @@ class BearerTokenAuthentication(TokenAuthentication):
             user, row = super().authenticate_credentials(token)
         except exceptions.AuthenticationFailed:
             raise exceptions.AuthenticationFailed(TOKEN_INVALID) from None
-        if user.is_staff or user.is_superuser or not hasattr(user, "guardian"):
+        family = hasattr(user, "guardian") or hasattr(user, "child_account")
+        if user.is_staff or user.is_superuser or not family:
             raise exceptions.AuthenticationFailed(TOKEN_INVALID)
         return user, row
 

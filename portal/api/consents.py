@@ -62,7 +62,7 @@ class ConsentsView(ParentView):
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
             )
         except ConsentError as exc:
-            code = 403 if exc.code == "not_responsible" else 400
+            code = 403 if exc.code in ("not_responsible", "adult_student") else 400
             raise ApiError(exc.code, exc.detail, code) from exc
         return Response(
             {

@@ -34,13 +34,15 @@ class ExportOut(serializers.Serializer):
     size = serializers.IntegerField(allow_null=True)
 
 
-def export_document(export: Export, request) -> dict:
+def export_document(export: Export, request, *, me: bool = False) -> dict:
+    """The export's state; `me`: the child's own (its download is under /api/v1/me/)."""
     ready = export.status == Export.Status.READY
+    download = "api-me-export-download" if me else "api-export-download"
     return {
         "id": export.pk,
         "status": export.status,
         "progress": export.progress,
-        "download_url": request.build_absolute_uri(reverse("api-export-download", args=[export.pk]))
+        "download_url": request.build_absolute_uri(reverse(download, args=[export.pk]))
         if ready
         else None,
         "expires_at": export.expires_at,

@@ -1,6 +1,7 @@
 from rest_framework.permissions import BasePermission
 
 from consent.models import Guardian
+from portal.child_auth import student_for_user
 from portal.parent import guardian_for_user
 
 
@@ -16,6 +17,18 @@ class IsGuardian(BasePermission):
         guardian = guardian_of(request)
         request.guardian = guardian
         return guardian is not None
+
+
+class IsChild(BasePermission):
+    """A child signed in with their own link (a bearer token or the session), while at or
+    above the school's competence age: request.child is that child, and only that child."""
+
+    message = "Sign in with your own link from the school."
+
+    def has_permission(self, request, view) -> bool:
+        child = student_for_user(getattr(request, "user", None))
+        request.child = child
+        return child is not None
 
 
 class HasApiKeyScope(BasePermission):

@@ -119,6 +119,18 @@ class ErasureBriefSerializer(serializers.Serializer):
     completed_at = serializers.DateTimeField(allow_null=True)
 
 
+class VoiceSerializer(serializers.Serializer):
+    """What the child said for themselves (consent.selectors.child_voice)."""
+
+    refusal = serializers.BooleanField()
+    refusal_at = serializers.DateTimeField(allow_null=True)
+    refusal_by_staff = serializers.BooleanField()
+    competent = serializers.BooleanField()
+    competence_age = serializers.IntegerField()
+    adult = serializers.BooleanField()
+    adult_since = serializers.DateField(allow_null=True)
+
+
 class HeldDataSerializer(serializers.Serializer):
     """The held-data document as `biometrics.selectors.held_data` builds it: the fields the API
     publishes of each section (the page and the export read the same document)."""
@@ -132,6 +144,13 @@ class HeldDataSerializer(serializers.Serializer):
     retention = RetentionSerializer()
     access_log = AccessSerializer(many=True)
     erasures = ErasureBriefSerializer(many=True)
+
+
+class ChildDocumentSerializer(HeldDataSerializer):
+    """The held-data document as a parent or the child reads it: with what the child said for
+    themselves (`voice`: their refusal and when, whether they are an adult)."""
+
+    voice = VoiceSerializer()
 
 
 class ErrorSerializer(serializers.Serializer):

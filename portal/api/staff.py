@@ -31,6 +31,7 @@ from consent.services import (
     student_create,
     student_leave,
 )
+from portal.child_auth import child_link_issue
 
 from .authentication import ApiKeyAuthentication
 from .errors import ApiError, error_response
@@ -148,6 +149,34 @@ class ChildRefusalView(StaffView):
             student=student, actor=self.actor, note=data.get("note", ""), purpose=purpose
         )
         return Response({"id": outcome.record.receipt_id}, status=status.HTTP_201_CREATED)
+
+
+class ChildLinkOut(serializers.Serializer):
+    url = serializers.URLField()
+    expires_at = serializers.DateTimeField()
+
+
+# The child's age decides whether they may have their own sign-in (409), or cannot be told (400).
+CHILD_LINK_STATUS = {"below_competence_age": 409, "no_date_of_birth": 400}
+
+
+class ChildLinkView(StaffView):
+    @extend_schema(
+        request=None,
+        responses={201: ChildLinkOut, 400: ErrorSerializer, 409: ErrorSerializer},
+    )
+    def post(self, request, student_id):
+        """A one-time sign-in link for the child's own page (docs/child-sign-in.md): 409
+        `below_competence_age` below the school's competence age, 400 `no_date_of_birth`
+        when it is not known. A new link ends the child's earlier ones."""
+        student = self.student(student_id)
+        try:
+            link = child_link_issue(student=student, actor=self.actor)
+        except ConsentError as exc:
+            raise ApiError(exc.code, exc.detail, CHILD_LINK_STATUS.get(exc.code, 400)) from exc
+        return Response(
+            {"url": link.url, "expires_at": link.expires_at}, status=status.HTTP_201_CREATED
+        )
 
 
 class GuardianIn(serializers.Serializer):

@@ -3,11 +3,23 @@ from csp.decorators import csp_update
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import consents, erasures, exports, keys, staff, views
+from . import consents, erasures, exports, keys, me, staff, views
 
 urlpatterns = [
     path("auth/magic-link/", views.MagicLinkView.as_view(), name="api-magic-link"),
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
+    # The child's own (a child's link, exchanged at auth/token/): only that child's data.
+    path("me/", me.MeView.as_view(), name="api-me"),
+    path("me/refusal/", me.RefusalView.as_view(), name="api-me-refusal"),
+    path("me/consents/", me.MeConsentsView.as_view(), name="api-me-consents"),
+    path("me/receipts/<uuid:receipt_id>/", me.MeReceiptView.as_view(), name="api-me-receipt"),
+    path("me/exports/", me.MeExportsView.as_view(), name="api-me-exports"),
+    path("me/exports/<uuid:export_id>/", me.MeExportView.as_view(), name="api-me-export"),
+    path(
+        "me/exports/<uuid:export_id>/download/",
+        me.MeExportDownloadView.as_view(),
+        name="api-me-export-download",
+    ),
     path("children/", views.ChildrenView.as_view(), name="api-children"),
     path("children/<uuid:child_id>/", views.ChildDetailView.as_view(), name="api-child"),
     path(
@@ -56,6 +68,7 @@ urlpatterns = [
     path("staff/students/", staff.StudentsView.as_view(), name="api-staff-students"),
     path("staff/students/<uuid:student_id>/leave/", staff.StudentLeaveView.as_view()),
     path("staff/students/<uuid:student_id>/child-refusal/", staff.ChildRefusalView.as_view()),
+    path("staff/students/<uuid:student_id>/child-link/", staff.ChildLinkView.as_view()),
     path("staff/students/<uuid:student_id>/photos/", staff.StudentPhotosView.as_view()),
     path("staff/photos/<uuid:photo_id>/", staff.PhotoStatusView.as_view(), name="api-staff-photo"),
     path("staff/guardians/", staff.GuardiansView.as_view(), name="api-staff-guardians"),

@@ -18,6 +18,12 @@ from portal.auth import (
     magic_link_consume,
     magic_link_request,
 )
+from portal.child_auth import (
+    child_link_consume,
+    child_token_issue,
+    child_token_revoke,
+    student_for_user,
+)
 from portal.parent import (
     child_document,
     child_get,
@@ -31,9 +37,9 @@ from .authentication import BearerTokenAuthentication
 from .errors import ApiError
 from .parent_view import ParentView
 from .serializers import (
+    ChildDocumentSerializer,
     ChildSummarySerializer,
     ErrorSerializer,
-    HeldDataSerializer,
     MagicLinkRequestSerializer,
     TemplateDetailSerializer,
     TokenRequestSerializer,
@@ -71,17 +77,23 @@ class TokenView(APIView):
         request=TokenRequestSerializer, responses={200: TokenSerializer, 400: ErrorSerializer}
     )
     def post(self, request):
-        """Exchange a magic-link token (single use) for an expiring bearer token."""
+        """Exchange a sign-in link's token (single use) for an expiring bearer token: a
+        parent's emailed link, or a child's link from the school (the token then signs in as
+        the child, for `/api/v1/me/` only)."""
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        used = magic_link_consume(data.validated_data["magic_token"])
-        if used is None:
+        magic_token = data.validated_data["magic_token"]
+        used = magic_link_consume(magic_token)
+        if used is not None:
+            token, expires_at = api_token_issue(guardian=used[0])
+        elif (child := child_link_consume(magic_token)) is not None:
+            token, expires_at = child_token_issue(student=child)
+        else:
             raise ApiError(
                 "invalid_magic_token",
                 "The sign-in token is invalid, used already, or expired.",
                 status.HTTP_400_BAD_REQUEST,
             )
-        token, expires_at = api_token_issue(guardian=used[0])
         return Response(TokenSerializer({"token": token, "expires_at": expires_at}).data)
 
     @extend_schema(request=None, responses={204: None, 401: ErrorSerializer})
@@ -89,9 +101,13 @@ class TokenView(APIView):
         """Revoke the bearer token presented: from now on it is refused (401)."""
         found = BearerTokenAuthentication().authenticate(request)
         guardian = guardian_for_user(found[0]) if found else None
-        if found is None or guardian is None:
+        child = student_for_user(found[0]) if found and guardian is None else None
+        if found is None or (guardian is None and child is None):
             raise exceptions.NotAuthenticated("Present the bearer token to revoke.")
-        api_token_revoke(token=found[1], guardian=guardian)
+        if guardian is not None:
+            api_token_revoke(token=found[1], guardian=guardian)
+        elif child is not None:
+            child_token_revoke(token=found[1], student=child)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def get_authenticate_header(self, request) -> str:
@@ -116,13 +132,15 @@ class ChildrenView(ParentView):
 
 
 class ChildDetailView(ParentView):
-    @extend_schema(responses={200: HeldDataSerializer, 403: ErrorSerializer, 404: ErrorSerializer})
+    @extend_schema(
+        responses={200: ChildDocumentSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+    )
     def get(self, request, child_id):
         """Everything held about the child: where, why, since when, until when, who looked.
         403 `not_responsible` for a guardian without parental responsibility."""
         child = child_get(guardian=request.guardian, child_id=child_id)
         document = child_document(guardian=request.guardian, child=child)
-        return Response(HeldDataSerializer(document).data)
+        return Response(ChildDocumentSerializer(document).data)
 
 
 class TemplateDetailView(ParentView):

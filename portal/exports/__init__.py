@@ -1,4 +1,6 @@
-"""Exports: a parent's download of everything held about a child (docs/exports.md)."""
+"""Exports: a download of everything held about a child (docs/exports.md), asked for by a
+parent or by the child on their own page. Each package is its asker's own: only they may
+download it."""
 
 from __future__ import annotations
 
@@ -36,10 +38,27 @@ def export_context(export_id) -> str:
     return f"export:{export_id}"
 
 
-def export_request(*, student: Student, guardian: Guardian, language: str = "") -> Export:
-    """Ask for a package; one in progress per child and guardian at a time (a second ask
-    joins it). Each guardian's package is their own: only they may download it."""
-    mine = Export.objects.filter(student=student, guardian=guardian, status__in=IN_PROGRESS)
+def _asker(export: Export) -> Actor:
+    if export.guardian is not None:
+        return Actor.guardian(export.guardian)
+    return Actor.child(export.student)
+
+
+def export_request(
+    *,
+    student: Student,
+    guardian: Guardian | None = None,
+    by_child: bool = False,
+    language: str = "",
+) -> Export:
+    """Ask for a package, as a guardian or as the child (`by_child`, no guardian); one in
+    progress per child and asker at a time (a second ask joins it). Each package is its
+    asker's own: only they may download it."""
+    if (guardian is None) != by_child:
+        raise ValueError("an export is asked for by a guardian or by the child")
+    mine = Export.objects.filter(
+        student=student, guardian=guardian, by_child=by_child, status__in=IN_PROGRESS
+    )
     existing = mine.first()
     if existing:
         return existing
@@ -48,12 +67,13 @@ def export_request(*, student: Student, guardian: Guardian, language: str = "") 
             export = Export.objects.create(
                 student=student,
                 guardian=guardian,
-                language=language or guardian.language,
+                by_child=by_child,
+                language=language or (guardian.language if guardian else settings.LANGUAGE_CODE),
                 requested_at=timezone.now(),
             )
             audit_record(
                 "export.requested",
-                actor=Actor.guardian(guardian),
+                actor=_asker(export),
                 school_id=student.school_id,
                 subject=student.subject_id,
                 data={"export": str(export.pk)},
@@ -92,6 +112,7 @@ def export_build(*, export_id) -> Export | None:
             build_package(
                 student=student,
                 guardian=export.guardian,
+                for_child=export.by_child,
                 language=export.language,
                 out=writer,
                 progress=progress,
@@ -128,6 +149,8 @@ def export_build(*, export_id) -> Export | None:
 
 def _email_ready(export: Export) -> None:
     guardian = export.guardian
+    if guardian is None:
+        return  # the child has no address here: their page shows it is ready
     url = settings.SITE_URL.rstrip("/") + reverse("portal:export", args=[export.pk])
     with translation.override(guardian.language):
         body = render_to_string(
@@ -167,11 +190,11 @@ def job_exports(*, as_of: datetime, dry_run: bool) -> dict:
     return {"exports_expired": export_expire_due(now=as_of)}
 
 
-def export_open(export: Export, *, guardian: Guardian):
-    """The package's plaintext chunks for the guardian who asked for it (logged)."""
+def export_open(export: Export):
+    """The package's plaintext chunks for the one who asked for it (logged as theirs)."""
     audit_record(
         "export.downloaded",
-        actor=Actor.guardian(guardian),
+        actor=_asker(export),
         school_id=export.student.school_id,
         subject=export.student.subject_id,
         data={"export": str(export.pk)},
@@ -185,6 +208,17 @@ def export_open(export: Export, *, guardian: Guardian):
             fh.close()
 
     return chunks()
+
+
+def export_for_child(student: Student, export_id) -> Export:
+    """The export if this child asked for it themselves (a parent's package of the same child
+    is the parent's: Http404), expired if due."""
+    export = get_object_or_404(
+        Export.objects.select_related("student"), pk=export_id, student=student, by_child=True
+    )
+    if export_expire(export):
+        export.refresh_from_db()
+    return export
 
 
 def export_for_guardian(guardian: Guardian, export_id) -> Export:

@@ -34,14 +34,16 @@ EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 def build_package(
     *,
     student: Student,
-    guardian: Guardian,
+    guardian: Guardian | None,
     language: str,
     out,
     progress: Callable[[int], None] | None = None,
+    for_child: bool = False,
 ) -> None:
     """Write the whole package for `student` to the binary stream `out`.
 
-    1. Build the held-data document in the parent's language: what the child page shows.
+    1. Build the held-data document in the asker's language (the parent's, or the child's
+       for their own package, `for_child`): what the page shows them.
     2. Write the photos byte-identical, templates.csv, recognition_events.csv, access_log.csv
        and the consent and deletion receipts.
     3. Write data.json (the document, with what step 2 wrote), index.html, SHA256SUMS last.
@@ -49,7 +51,11 @@ def build_package(
     package = Package(out, progress)
     now = timezone.now()
     with translation.override(language):
-        held = held_data(student, viewer_guardian_id=guardian.pk)
+        held = held_data(
+            student,
+            viewer_guardian_id=guardian.pk if guardian is not None else None,
+            viewer_child=for_child,
+        )
         key = _key(student, held)
         package.progress(10)
         files = _write_photos(package, held["photos"], key) if key else {}

@@ -4,6 +4,7 @@ from django import template
 from django.utils.translation import gettext_lazy as _
 
 from biometrics.models import ErasureStatus
+from consent.accounts import is_child_account
 from consent.models import Decision
 
 register = template.Library()
@@ -25,3 +26,9 @@ def decision_label(code: str) -> str:
 def status_label(code: str) -> str:
     """A purpose's or an erasure's status code in words (translated)."""
     return STATUS_WORDS.get(code, code)
+
+
+@register.filter
+def is_child(user) -> bool:
+    """A child's own account (it has no "My account" page: the child's page is all of it)."""
+    return bool(getattr(user, "is_authenticated", False)) and is_child_account(user)
