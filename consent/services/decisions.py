@@ -29,6 +29,7 @@ from ..models import (
     Guardian,
     Guardianship,
     Method,
+    Notice,
     Purpose,
     Student,
     StudentStatus,
@@ -85,22 +86,8 @@ def consent_decide(
     if is_adult(student, at):
         raise ConsentError("adult_student", ADULT_STUDENT)
     notice = _current_notice(purpose, decision, notice_version)
-    actor = actor or Actor.guardian(guardian)
-    return _decision_append(
-        ConsentDecision(
-            student=student,
-            purpose=purpose,
-            guardian=guardian,
-            decision=decision,
-            notice_version=notice.version,
-            notice_sha256=notice.sha256,
-            method=method,
-            at=at,
-            ip_hash=hash_identifier(ip),
-            user_agent_hash=hash_identifier(user_agent),
-        ),
-        actor=actor,
-    )
+    record = _on_notice(student, purpose, guardian, decision, notice, method, at, ip, user_agent)
+    return _decision_append(record, actor=actor or Actor.guardian(guardian))
 
 
 def _current_notice(purpose: Purpose, decision: str, notice_version: int | None):
@@ -241,20 +228,34 @@ def student_decide(
     if not is_adult(student, at):
         raise ConsentError("not_adult", NOT_ADULT)
     notice = _current_notice(purpose, decision, notice_version)
-    return _decision_append(
-        ConsentDecision(
-            student=student,
-            purpose=purpose,
-            guardian=None,
-            decision=decision,
-            notice_version=notice.version,
-            notice_sha256=notice.sha256,
-            method=method,
-            at=at,
-            ip_hash=hash_identifier(ip),
-            user_agent_hash=hash_identifier(user_agent),
-        ),
-        actor=Actor.child(student),
+    record = _on_notice(student, purpose, None, decision, notice, method, at, ip, user_agent)
+    return _decision_append(record, actor=Actor.child(student))
+
+
+def _on_notice(
+    student: Student,
+    purpose: Purpose,
+    guardian: Guardian | None,
+    decision: str,
+    notice: Notice,
+    method: str,
+    at: datetime,
+    ip: str,
+    user_agent: str,
+) -> ConsentDecision:
+    """A decision (not saved) on this notice version, with the requester's hashed IP and user
+    agent: a guardian's, or the adult student's own (`guardian` None)."""
+    return ConsentDecision(
+        student=student,
+        purpose=purpose,
+        guardian=guardian,
+        decision=decision,
+        notice_version=notice.version,
+        notice_sha256=notice.sha256,
+        method=method,
+        at=at,
+        ip_hash=hash_identifier(ip),
+        user_agent_hash=hash_identifier(user_agent),
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -78,14 +81,21 @@ class ExportDownloadView(ParentView):
     )
     def get(self, request, export_id):
         """The ZIP, for the guardian who asked, until it expires (then 410, file deleted)."""
-        try:
-            return export_download(guardian=request.guardian, export_id=export_id)
-        except ExportGone:
-            raise ApiError(
-                "expired", "This download has expired and its file was deleted.", 410
-            ) from None
-        except ExportNotReady:
-            raise ApiError("not_ready", "The download is not ready yet.", 409) from None
+        return zip_or_error(lambda: export_download(guardian=request.guardian, export_id=export_id))
+
+
+EXPIRED = "This download has expired and its file was deleted."
+
+
+def zip_or_error(download: Callable[[], HttpResponse]) -> HttpResponse:
+    """The package's streamed ZIP, or the API's answer for one that is gone or not ready (the
+    parent's and the child's downloads alike)."""
+    try:
+        return download()
+    except ExportGone:
+        raise ApiError("expired", EXPIRED, 410) from None
+    except ExportNotReady:
+        raise ApiError("not_ready", "The download is not ready yet.", 409) from None
 
 
 class ExportSchemaView(APIView):

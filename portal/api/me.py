@@ -22,10 +22,9 @@ from portal.child import (
     refusal_set,
     student_decision_record,
 )
-from portal.parent import ExportGone, ExportNotReady
 
 from .errors import ApiError
-from .exports import ExportOut, export_document
+from .exports import ExportOut, export_document, zip_or_error
 from .permissions import IsChild
 from .serializers import ChildDocumentSerializer, ErrorSerializer
 
@@ -163,11 +162,6 @@ class MeExportDownloadView(ChildView):
     @extend_schema(responses={(200, "application/zip"): bytes, 410: ErrorSerializer})
     def get(self, request, export_id):
         """The ZIP, for the child who asked, until it expires (then 410, file deleted)."""
-        try:
-            return child_export_download(child=request.child, export_id=export_id)
-        except ExportGone:
-            raise ApiError(
-                "expired", "This download has expired and its file was deleted.", 410
-            ) from None
-        except ExportNotReady:
-            raise ApiError("not_ready", "The download is not ready yet.", 409) from None
+        return zip_or_error(
+            lambda: child_export_download(child=request.child, export_id=export_id)
+        )
