@@ -3,8 +3,9 @@
 The hash chain shows that no event was changed in place, but anyone who can write the database
 can recompute every hash after a change, or drop the newest events and move the head back. A
 checkpoint pins the chain: the head event's id and hash, the number of events up to it and the
-time, signed with the portal's Ed25519 key (GUARDIAN_SIGNING_KEY, which the database never
-holds). It is written daily by beat and on demand (`manage.py verify_audit --checkpoint`) as a
+time, signed like the receipts (`consent.signing`: Ed25519 by the portal's current key,
+GUARDIAN_SIGNING_KEY, which the database never holds; the checkpoint names the key's id, and is
+checked against the published key history, so a key rotation leaves older checkpoints valid). It is written daily by beat and on demand (`manage.py verify_audit --checkpoint`) as a
 file in AUDIT_CHECKPOINT_DIR, emailed to the schools' DPOs and shown on the transparency pages.
 `verify_audit` then checks the chain against the latest one: a rewritten or truncated trail no
 longer matches it (consent.audit.audit_verify).
@@ -13,6 +14,7 @@ longer matches it (consent.audit.audit_verify).
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
 import tempfile
@@ -20,31 +22,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from . import signing
 from .models import AuditChainHead, AuditEvent, School
 
 CHECKPOINT_VERSION = "guardian-audit-checkpoint/1"
 PREFIX = "audit-checkpoint-"
-
-
-def _key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(settings.GUARDIAN_SIGNING_KEY)
-
-
-def _public_key_b64() -> str:
-    raw = _key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
-
-
-def _canonical(body: dict) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def audit_checkpoint_build(*, now: datetime | None = None) -> dict[str, Any] | None:
@@ -61,21 +48,35 @@ def audit_checkpoint_build(*, now: datetime | None = None) -> dict[str, Any] | N
             "head_hash": head.last_hash,
             "count": count,
             "at": (now or timezone.now()).isoformat(),
-            "public_key": _public_key_b64(),
+            "key_id": signing.current_key().key_id,
         }
-    body["signature"] = base64.b64encode(_key().sign(_canonical(body))).decode()
+    body["signature"] = signing.sign(body)
     return body
 
 
-def checkpoint_signature_valid(checkpoint: dict, public_key: str | None = None) -> bool:
-    """Whether the checkpoint was signed by the portal's key (or the one given)."""
-    body = {k: v for k, v in checkpoint.items() if k != "signature"}
+def _key_id(checkpoint: dict) -> str:
+    """The key a checkpoint names. Checkpoints written before key ids carried the public key
+    itself; its id is derived from it (and must then be in the key history all the same)."""
+    if isinstance(checkpoint.get("key_id"), str):
+        return checkpoint["key_id"]
     try:
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key or _public_key_b64()))
-        key.verify(base64.b64decode(checkpoint.get("signature", "")), _canonical(body))
-    except (InvalidSignature, ValueError, TypeError):
+        return signing.key_id_for(base64.b64decode(checkpoint.get("public_key", ""), validate=True))
+    except (TypeError, ValueError, binascii.Error):
+        return ""
+
+
+def checkpoint_signature_valid(checkpoint: dict, public_key: str | None = None) -> bool:
+    """Whether the checkpoint was signed by a key of the portal's history (or by the one
+    given), in the period that key signed in."""
+    try:
+        at = datetime.fromisoformat(str(checkpoint.get("at")))
+    except ValueError:
         return False
-    return True
+    if at.tzinfo is None:
+        return False
+    return signing.verify(
+        checkpoint, key_id=_key_id(checkpoint), signed_at=at, public_key=public_key
+    ).valid
 
 
 def _directory(directory: Path | str | None) -> Path:

@@ -188,6 +188,52 @@ def test_an_edited_checkpoint_file_is_reported_not_trusted(db, checkpoint_dir):
         call_command("verify_audit")
 
 
+def test_checkpoints_signed_before_a_key_rotation_still_verify_and_a_stranger_key_does_not(
+    db, settings, checkpoint_dir, capsys
+):
+    """Checkpoints are signed like receipts: they name a key of the published history, so the
+    one written before a rotation still pins the trail; one signed by a key outside the
+    history is reported, never trusted."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from django.utils import timezone
+
+    from consent import signing
+    from consent.audit_checkpoints import audit_checkpoint_write, checkpoint_signature_valid
+
+    def public_b64(seed: bytes) -> str:
+        key = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+        return base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+    old_seed, new_seed, stranger = os.urandom(32), os.urandom(32), os.urandom(32)
+    settings.GUARDIAN_SIGNING_KEY, settings.GUARDIAN_SIGNING_KEYS_RETIRED = old_seed, []
+    _chain(3)
+    before, _ = audit_checkpoint_write(email=False)
+    assert before["key_id"] == signing.current_key().key_id
+
+    settings.GUARDIAN_SIGNING_KEY = new_seed
+    settings.GUARDIAN_SIGNING_KEYS_RETIRED = [
+        {"public_key": public_b64(old_seed), "valid_until": timezone.now().isoformat()}
+    ]
+    assert checkpoint_signature_valid(before)
+    _chain(2)
+    call_command("verify_audit")
+    assert "matches the signed checkpoint" in capsys.readouterr().out
+
+    settings.GUARDIAN_SIGNING_KEY, settings.GUARDIAN_SIGNING_KEYS_RETIRED = stranger, []
+    forged, _ = audit_checkpoint_write(email=False)
+    settings.GUARDIAN_SIGNING_KEY = new_seed
+    settings.GUARDIAN_SIGNING_KEYS_RETIRED = [
+        {"public_key": public_b64(old_seed), "valid_until": timezone.now().isoformat()}
+    ]
+    assert not checkpoint_signature_valid(forged)
+    with pytest.raises(CommandError, match="do not verify"):
+        call_command("verify_audit")
+
+
 def test_the_transparency_page_shows_the_latest_checkpoint(db, client, school):
     from consent.audit_checkpoints import audit_checkpoint_write
 
