@@ -4,10 +4,10 @@ The hash chain shows that no event was changed in place, but anyone who can writ
 can recompute every hash after a change, or drop the newest events and move the head back. A
 checkpoint pins the chain: the head event's id and hash, the number of events up to it and the
 time, signed like the receipts (`consent.signing`: Ed25519 by the portal's current key,
-GUARDIAN_SIGNING_KEY, which the database never holds; the checkpoint names the key's id, and is
-checked against the published key history, so a key rotation leaves older checkpoints valid). It is written daily by beat and on demand
-(`manage.py verify_audit --checkpoint`) as a
-file in AUDIT_CHECKPOINT_DIR, emailed to the schools' DPOs and shown on the transparency pages.
+GUARDIAN_SIGNING_KEY, which the database never holds). It names its key's id and is checked
+against the published key history, so a key rotation leaves older checkpoints valid. It is
+written daily by beat and on demand (`manage.py verify_audit --checkpoint`) as a file in
+AUDIT_CHECKPOINT_DIR, emailed to the schools' DPOs and shown on the transparency pages.
 `verify_audit` then checks the chain against the latest one: a rewritten or truncated trail no
 longer matches it (consent.audit.audit_verify).
 """
