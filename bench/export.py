@@ -274,7 +274,7 @@ def photo_candidates(rng: random.Random):
 
 
 def build_world(run_id: str, photos: int, rng: random.Random):
-    from biometrics.faces import ImageRejected
+    from biometrics.image_checks import ImageRejected
     from biometrics.models import FaceTemplate, Photo
     from biometrics.services import photo_enrol
     from consent.services import guardian_get_or_create

@@ -128,12 +128,13 @@ DECODE_AS_BEFORE = """
 import io, resource, sys, django
 django.setup()
 from biometrics import faces
+from biometrics.image_checks import ImageRejected
 faces.warm_up()
 data = open(sys.argv[1], "rb").read()
 idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 try:
     faces.find_single_face(faces.open_image(data))
-except faces.ImageRejected as exc:
+except ImageRejected as exc:
     outcome = exc.code
 print(idle, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, outcome)
 """

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from consent.actors import Actor
 
-from . import faces
+from .image_checks import ImageRejected
 from .services import NoActiveConsent, photo_enrol
 
 
@@ -34,7 +34,7 @@ def enrol_view(model_admin: admin.ModelAdmin, request, object_id):
             )
         except NoActiveConsent as exc:
             messages.error(request, f"Not enrolled: {exc.detail} Nothing was stored.")
-        except faces.ImageRejected as exc:
+        except ImageRejected as exc:
             messages.error(request, f"Not enrolled: {exc.detail} Nothing was stored.")
         else:
             messages.success(request, "Photo received; its template is being computed.")

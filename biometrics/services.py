@@ -19,7 +19,7 @@ from consent.models import Decision, Guardian, Method, School, Student
 from consent.rules import active_purpose_codes, load_for_rule, purpose_statuses
 from consent.services import consent_decide
 
-from . import faces
+from . import faces, image_checks
 from .crypto import encrypt_for_child
 from .erasure import COPY_TASK, describe, erasure_dispatch, erasure_open, retry_delay
 from .holder_guard import holder_url_problem
@@ -85,8 +85,8 @@ def photo_enrol(
         )
         raise NoActiveConsent
     try:
-        header = faces.image_header(data)
-    except faces.ImageRejected as exc:
+        header = image_checks.image_header(data)
+    except image_checks.ImageRejected as exc:
         audit_record(
             "biometrics.enrolment_rejected",
             actor=actor,
@@ -151,7 +151,7 @@ def photo_process(*, photo_id) -> Photo:
         image = faces.open_image(data)
         box = faces.find_single_face(image)
         embedding = faces.embed(image, box)
-    except faces.ImageRejected as exc:
+    except image_checks.ImageRejected as exc:
         return _photo_reject(photo, exc.code)
     except Exception:
         # Whatever else a hostile file does to the decoder or the detector, the photo must not

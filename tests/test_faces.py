@@ -7,6 +7,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from biometrics import demo_photos, faces
+from biometrics.image_checks import ImageRejected
 
 
 def jpeg(img: Image.Image, **kwargs) -> bytes:
@@ -139,7 +140,7 @@ def test_exif_rotation_is_applied_before_detection():
 )
 def test_bad_images_are_refused_with_their_own_code(data, code):
     faces.warm_up()  # face_recognition loaded, as in a worker
-    with pytest.raises(faces.ImageRejected) as caught:
+    with pytest.raises(ImageRejected) as caught:
         faces.embedding_from_photo(data)
     assert caught.value.code == code
 
@@ -148,7 +149,7 @@ def test_tiny_face_is_refused(settings):
     tiny = Image.open(io.BytesIO(demo_photos.grace_hopper())).resize((120, 140))
     canvas = Image.new("RGB", (1200, 1400), "gray")
     canvas.paste(tiny, (500, 500))
-    with pytest.raises(faces.ImageRejected) as caught:
+    with pytest.raises(ImageRejected) as caught:
         faces.embedding_from_photo(jpeg(canvas))
     assert caught.value.code in {"face_too_small", "no_face"}
 
@@ -158,13 +159,13 @@ def test_decompression_bomb_is_refused_before_decoding(settings):
     out = io.BytesIO()
     Image.new("1", (20_000, 20_000)).save(out, "PNG")  # 400 MP, a few KB compressed
     assert len(out.getvalue()) < 200_000
-    with pytest.raises(faces.ImageRejected) as caught:
+    with pytest.raises(ImageRejected) as caught:
         faces.open_image(out.getvalue())
     assert caught.value.code == "decompression_bomb"
 
 
 def test_oversized_upload_is_refused(settings):
     settings.FACE_MAX_UPLOAD_BYTES = 1000
-    with pytest.raises(faces.ImageRejected) as caught:
+    with pytest.raises(ImageRejected) as caught:
         faces.open_image(demo_photos.grace_hopper())
     assert caught.value.code == "too_large"

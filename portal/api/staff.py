@@ -15,7 +15,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from biometrics import faces
+from biometrics import faces, image_checks
 from biometrics.matching import identify
 from biometrics.models import Photo
 from biometrics.services import NoActiveConsent, photo_enrol
@@ -229,12 +229,12 @@ def _too_big(request, limit: int) -> bool:
 def _uploaded_image(request, limit: int) -> bytes:
     """The `image` part's bytes, refused early (and unread) when it is over the limit."""
     if _too_big(request, limit):
-        raise ApiError("too_large", faces.ERRORS["too_large"], 422)
+        raise ApiError("too_large", image_checks.ERRORS["too_large"], 422)
     upload = request.FILES.get("image")
     if upload is None or isinstance(upload, str):
         raise ApiError("missing_image", "Send the photo as the multipart field `image`.", 400)
     if upload.size > limit:
-        raise ApiError("too_large", faces.ERRORS["too_large"], 422)
+        raise ApiError("too_large", image_checks.ERRORS["too_large"], 422)
     return upload.read()
 
 
@@ -262,7 +262,7 @@ class StudentPhotosView(StaffView):
             photo = photo_enrol(student=student, data=data, actor=self.actor, source="api")
         except NoActiveConsent as exc:
             return error_response(exc.code, exc.detail, status.HTTP_409_CONFLICT)
-        except faces.ImageRejected as exc:
+        except image_checks.ImageRejected as exc:
             return error_response(exc.code, exc.detail, 422)
         return Response(
             {"id": photo.pk, "status": photo.status, "reason": photo.reason},
@@ -329,7 +329,7 @@ class IdentifyView(StaffView):
         Cameras that compute the embedding send the 128 numbers instead."""
         limit = settings.IDENTIFY_MAX_UPLOAD_BYTES
         if _too_big(request, limit):
-            raise ApiError("too_large", faces.ERRORS["too_large"], 422)
+            raise ApiError("too_large", image_checks.ERRORS["too_large"], 422)
         purpose_code = request.data.get("purpose")
         if not isinstance(purpose_code, str) or not purpose_code:
             raise ApiError("missing_purpose", "Name one `purpose`.", 400)
@@ -346,9 +346,9 @@ class IdentifyView(StaffView):
         else:
             data = _uploaded_image(request, limit)
             try:
-                faces.image_header(data, pixels_limit=settings.IDENTIFY_MAX_PIXELS)
+                image_checks.image_header(data, pixels_limit=settings.IDENTIFY_MAX_PIXELS)
                 embedding = faces.embedding_from_photo(data)
-            except faces.ImageRejected as exc:
+            except image_checks.ImageRejected as exc:
                 return error_response(exc.code, exc.detail, 422)
         match = identify(
             school=self.school, purpose=purpose, embedding=embedding, device=fields["device"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from biometrics import faces
+from biometrics.image_checks import ImageRejected
 from biometrics.services import NoActiveConsent, photo_enrol
 from consent.actors import Actor
 from consent.models import Student
@@ -56,7 +56,7 @@ class Command(BaseCommand):
                         outcome = f"rejected:{photo.reason}"
                 except NoActiveConsent:
                     outcome = "no_active_consent"
-                except faces.ImageRejected as exc:
+                except ImageRejected as exc:
                     outcome = f"rejected:{exc.code}"
             outcomes.setdefault(outcome, []).append(path.name)
             bar.step()
