@@ -8,8 +8,8 @@ import pytest
 from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
-from biometrics.erasure import STEP_TASK
-from biometrics.services import COPY_TASK, PHOTO_TASK
+from biometrics.erasure import COPY_TASK, STEP_TASK
+from biometrics.services import PHOTO_TASK
 from consent.jobs import job_enqueue
 from consent.roster import IMPORT_TASK
 from portal import retention

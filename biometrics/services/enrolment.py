@@ -13,31 +13,19 @@ from django.utils import timezone
 
 from consent.actors import Actor
 from consent.audit import audit_record
-from consent.changes import audited_delete, audited_update, given
 from consent.jobs import job_enqueue
-from consent.models import Decision, Guardian, Method, School, Student
-from consent.rules import active_purpose_codes, load_for_rule, purpose_statuses
-from consent.services import consent_decide
+from consent.models import Student
+from consent.rules import active_purpose_codes
 
-from . import faces, image_checks
-from .crypto import encrypt_for_child
-from .erasure import COPY_TASK, describe, erasure_dispatch, erasure_open, retry_delay
-from .holder_guard import holder_url_problem
-from .holders.protocol import HolderError
-from .identity import child_identity_renew
-from .matching import match_index_bump
-from .models import (
-    ErasureRequest,
-    ErasureStatus,
-    ErasureStep,
-    FaceTemplate,
-    Holder,
-    Photo,
-    PhotoStatus,
-    TemplateCopy,
-)
-from .selectors import erasure_get_open, template_context, template_embedding
-from .storage import photo_file_delete, photo_file_read, photo_file_write
+from .. import faces, image_checks
+from ..crypto import encrypt_for_child
+from ..erasure import COPY_TASK, describe, retry_delay
+from ..holders.protocol import HolderError
+from ..identity import child_identity_renew
+from ..matching import match_index_bump
+from ..models import FaceTemplate, Holder, Photo, PhotoStatus, TemplateCopy
+from ..selectors import erasure_get_open, template_context, template_embedding
+from ..storage import photo_file_delete, photo_file_read, photo_file_write
 
 #: Registered in biometrics.tasks under these names (COPY_TASK comes from biometrics.erasure,
 #: whose watchdog re-sends copies that have not arrived).
@@ -276,161 +264,3 @@ def template_copy_push(*, copy_id: int) -> TemplateCopy | None:
         )
     copy.refresh_from_db()
     return copy
-
-
-def erasure_request_by_parent(
-    *, student: Student, guardian: Guardian, ip: str = "", user_agent: str = ""
-) -> ErasureRequest:
-    """ "Delete everything": stop every active purpose (this parent's no wins) and erase.
-
-    1. Open the erasure (trigger parent_request), or join the open one.
-    2. For each purpose still active, record this parent's withdrawal (if they had granted)
-       or objection, so no one can re-enrol the child until a parent decides again.
-    """
-    actor = Actor.guardian(guardian)
-    with transaction.atomic():
-        request = erasure_open(student=student, trigger="parent_request", actor=actor)
-        loaded = load_for_rule([student.pk])[student.pk]
-        for status in purpose_statuses(loaded):
-            if not status.active:
-                continue
-            mine = [
-                d
-                for d in loaded.decisions.all()
-                if d.guardian_id == guardian.pk and d.purpose_id == status.purpose.pk
-            ]
-            latest = max(mine, key=lambda d: (d.at, d.pk)) if mine else None
-            decision = (
-                Decision.WITHDRAW
-                if latest and latest.decision == Decision.GRANT
-                else Decision.OBJECT
-            )
-            consent_decide(
-                student=student,
-                purpose=status.purpose,
-                guardian=guardian,
-                decision=decision,
-                notice_version=None,
-                method=Method.WEB,
-                ip=ip,
-                user_agent=user_agent,
-            )
-    return request
-
-
-# --- Holders and erasure re-drives (staff, from admin) ---------------------------------------
-
-
-def _holder_url_checked(base_url: str) -> str:
-    if problem := holder_url_problem(base_url):
-        raise ValueError(problem)
-    return base_url
-
-
-def holder_create(
-    *,
-    school: School,
-    name: str,
-    base_url: str,
-    secret: str,
-    enabled: bool = True,
-    receives_templates: bool = True,
-    actor: Actor,
-) -> Holder:
-    """Register a system that holds copies (speaks the holder protocol). Its address must be
-    one the portal may reach (`holder_guard`; ValueError otherwise); its secret is stored
-    sealed, and audited only as set. Templates made from now on are copied to it when it
-    receives templates."""
-    with transaction.atomic():
-        holder = Holder(
-            school=school,
-            name=name,
-            base_url=_holder_url_checked(base_url),
-            enabled=enabled,
-            receives_templates=receives_templates,
-        )
-        holder.secret = secret  # sealed (write-only)
-        holder.save()
-        audit_record(
-            "biometrics.holder_added",
-            actor=actor,
-            school_id=school.pk,
-            data={
-                "id": holder.pk,
-                "label": name,
-                "base_url": base_url,
-                "enabled": enabled,
-                "receives_templates": receives_templates,
-            },
-        )
-    return holder
-
-
-def holder_update(
-    *,
-    holder: Holder,
-    actor: Actor,
-    name: str | None = None,
-    base_url: str | None = None,
-    secret: str | None = None,
-    enabled: bool | None = None,
-    receives_templates: bool | None = None,
-) -> Holder:
-    """Change a holder (None leaves a field as it is; an address is checked as in
-    `holder_create`). The audit row says the secret changed, never what it is; the secret it
-    already has changes nothing."""
-    values = given(
-        name=name,
-        base_url=_holder_url_checked(base_url) if base_url is not None else None,
-        enabled=enabled,
-        receives_templates=receives_templates,
-    )
-    if secret is not None and not holder.has_secret(secret):
-        values["sealed_secret"] = holder.seal(secret)
-    with transaction.atomic():
-        audited_update(
-            instance=holder,
-            values=values,
-            action="biometrics.holder_changed",
-            actor=actor,
-            school_id=holder.school_id,
-            hidden={"sealed_secret"},
-        )
-    return holder
-
-
-def holder_delete(*, holder: Holder, actor: Actor) -> None:
-    """Forget a holder, with the portal's record of the copies sent to it (its erasure steps
-    keep their history, without the link)."""
-    audited_delete(
-        holder,
-        action="biometrics.holder_removed",
-        actor=actor,
-        school_id=holder.school_id,
-        data={"label": holder.name, "copies": holder.copies.count()},
-    )
-
-
-def erasure_retry(*, erasure: ErasureRequest, actor: Actor) -> int:
-    """Re-drive an erasure now (staff, after fixing what stopped it). Returns the steps queued.
-
-    1. Stamp its unverified steps as just moved (the watchdog leaves them to this re-drive).
-    2. Audit the retry; commit.
-    3. Queue every runnable step, after the commit, so a worker sees the stamped steps.
-    """
-    if erasure.status == ErasureStatus.VERIFIED:
-        return 0
-    with transaction.atomic():
-        steps = (
-            ErasureStep.objects.filter(request=erasure)
-            .exclude(status=ErasureStatus.VERIFIED)
-            .update(updated_at=timezone.now(), next_attempt_at=None)  # due now, not backing off
-        )
-        audit_record(
-            "erasure.retried",
-            actor=actor,
-            school_id=erasure.school_id,
-            subject=erasure.subject_id,
-            data={"erasure": str(erasure.pk), "steps": steps},
-        )
-    return erasure_dispatch(request_id=erasure.pk)
