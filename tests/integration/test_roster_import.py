@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from consent.models import RosterImport, StaffMembership, Student
+from consent.models import NoticeDelivery, RosterImport, StaffMembership, Student
 
 from ..processes import wait_for
 from ..test_admin import roster_csv
@@ -47,3 +47,11 @@ def test_the_admin_page_queues_the_import_and_the_worker_runs_it(
     assert (job.status, job.csv_text, job.attempts) == ("done", "", 1)
     assert Student.objects.filter(school=school).count() == 300
     assert "roster_import_task" in stack.worker.log()
+    # Each parent linked is sent the school's notice by the worker (and the test ends with the
+    # worker idle, not writing while the database is emptied for the next test).
+    wait_for(
+        lambda: NoticeDelivery.objects.filter(status=NoticeDelivery.Status.SENT).count() == 450,
+        timeout=120,
+        what="the worker to send the notice to each of the 450 parents",
+    )
+    assert not NoticeDelivery.objects.exclude(status=NoticeDelivery.Status.SENT).exists()
