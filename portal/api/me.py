@@ -162,6 +162,4 @@ class MeExportDownloadView(ChildView):
     @extend_schema(responses={(200, "application/zip"): bytes, 410: ErrorSerializer})
     def get(self, request, export_id):
         """The ZIP, for the child who asked, until it expires (then 410, file deleted)."""
-        return zip_or_error(
-            lambda: child_export_download(child=request.child, export_id=export_id)
-        )
+        return zip_or_error(lambda: child_export_download(child=request.child, export_id=export_id))

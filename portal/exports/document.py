@@ -50,6 +50,7 @@ PURPOSE = (
     "alternative",
     "dpia_reference",
     "notice_version",
+    "notice_language",
     "notice_sha256",
     "notice_text",
 )

@@ -1,0 +1,80 @@
+"""The languages a person reads Guardian in: the deployment's (settings.LANGUAGES), the ones a
+school offers (`School.languages`), and which one a person gets.
+
+A language is a code of settings.LANGUAGES ("en", "zh-hans"); adding one there (with its
+catalogue) is all the code a new language needs (docs/languages.md). Nothing here stores a
+language in a migration's choices, so a new one needs no migration either.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+
+
+def codes() -> list[str]:
+    """The deployment's languages, in settings order."""
+    return [code for code, _name in settings.LANGUAGES]
+
+
+def choices() -> list[tuple[str, str]]:
+    return [(code, str(name)) for code, name in settings.LANGUAGES]
+
+
+def supported(value: str | None) -> str:
+    """The deployment's language for `value` ("zh-Hans", "zh-cn" → "zh-hans"), or "" if none."""
+    if not value or len(value) > 20:
+        return ""
+    try:
+        return translation.get_supported_language_variant(value.strip().lower())
+    except LookupError:
+        return ""
+
+
+def active() -> str:
+    """The language active now (a request's, or an override's), as a deployment code."""
+    return supported(translation.get_language()) or settings.LANGUAGE_CODE
+
+
+def validate_language(value: str) -> None:
+    if value and value not in codes():
+        raise ValidationError(
+            _("%(value)s is not one of this portal's languages."), params={"value": value[:20]}
+        )
+
+
+def validate_languages(value) -> None:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValidationError(_("Offer at least one language."))
+    for code in value:
+        validate_language(code)
+
+
+def default_language() -> str:
+    return settings.LANGUAGE_CODE
+
+
+def default_languages() -> list[str]:
+    """A new school offers the portal's default language."""
+    return [settings.LANGUAGE_CODE]
+
+
+def guardian_language(guardian, *, school=None) -> str:
+    """The language to write to a guardian in, away from a request (emails from workers): the
+    one they chose, else their child's school's default, else the portal's."""
+    return (
+        guardian.language
+        or (school.language if school is not None else "")
+        or (settings.LANGUAGE_CODE)
+    )
+
+
+def email_language(guardian, *, school=None) -> str:
+    """The language of an email sent while answering a request (a sign-in link, an address
+    change): the guardian's choice, else the request's (their browser), else as above."""
+    if guardian.language:
+        return guardian.language
+    current = supported(translation.get_language())
+    return current or guardian_language(guardian, school=school)
