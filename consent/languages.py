@@ -63,18 +63,30 @@ def default_languages() -> list[str]:
 
 def guardian_language(guardian, *, school=None) -> str:
     """The language to write to a guardian in, away from a request (emails from workers): the
-    one they chose, else their child's school's default, else the portal's."""
-    return (
-        guardian.language
-        or (school.language if school is not None else "")
-        or (settings.LANGUAGE_CODE)
-    )
-
-
-def email_language(guardian, *, school=None) -> str:
-    """The language of an email sent while answering a request (a sign-in link, an address
-    change): the guardian's choice, else the request's (their browser), else as above."""
+    one they chose, else their child's school's default (`school`, or their first child's),
+    else the portal's."""
     if guardian.language:
         return guardian.language
-    current = supported(translation.get_language())
-    return current or guardian_language(guardian, school=school)
+    if school is None:
+        from .models import School  # noqa: PLC0415 - the models import this module
+
+        school = (
+            School.objects.filter(students__guardianships__guardian=guardian).order_by("pk").first()
+        )
+    return school.language if school is not None else settings.LANGUAGE_CODE
+
+
+def language_read(value: str | None) -> str:
+    """The language of the notice text a person says they read (a decision form's or the
+    API's `notice_language`): the request's own when not said; ConsentError `bad_language`
+    for one the portal does not have."""
+    from .errors import ConsentError  # noqa: PLC0415 - errors is a leaf; keep this one light
+
+    if not value:
+        return active()
+    found = supported(value)
+    if not found:
+        raise ConsentError(
+            "bad_language", "notice_language must be one of: " + ", ".join(codes()) + "."
+        )
+    return found

@@ -30,6 +30,7 @@ from django.utils import timezone
 from ..actors import Actor
 from ..audit import audit_record
 from ..jobs import job_enqueue
+from ..languages import guardian_language
 from ..models import (
     Guardianship,
     NoticeDelivery,
@@ -182,7 +183,7 @@ def _accepted(delivery: NoticeDelivery, at: datetime, report: SendReport) -> Non
             sent_at=at,
             last_error="",
             next_attempt_at=None,
-            language=link.guardian.language,
+            language=guardian_language(link.guardian, school=link.student.school),
         )
         if not won:  # unlinked meanwhile (the row went with the link), or recorded already
             report.skipped.append(delivery.pk)

@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from consent.languages import language_read
 from consent.models import Method
 from consent.selectors import consent_overview
 from consent.services import ConsentError
@@ -24,6 +25,8 @@ class DecisionIn(serializers.Serializer):
     purpose = serializers.CharField(max_length=50)
     decision = serializers.ChoiceField(choices=["grant", "withdraw", "object"])
     notice_version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    # The language of the notice text read (GET's `notice_language`); the request's otherwise.
+    notice_language = serializers.CharField(required=False, allow_blank=True, max_length=20)
 
 
 class DecisionOut(serializers.Serializer):
@@ -57,6 +60,7 @@ class ConsentsView(ParentView):
                 purpose_code=data.validated_data["purpose"],
                 decision=data.validated_data["decision"],
                 notice_version=data.validated_data.get("notice_version"),
+                language=language_read(data.validated_data.get("notice_language")),
                 method=Method.API,
                 ip=client_ip(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),

@@ -10,6 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from consent.languages import language_read
 from consent.models import Method
 from consent.services import ConsentError
 from portal.auth import client_ip
@@ -48,6 +49,8 @@ class StudentDecisionIn(serializers.Serializer):
     purpose = serializers.CharField(max_length=50)
     decision = serializers.ChoiceField(choices=["grant", "withdraw"])
     notice_version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    # The language of the notice text read (GET's `notice_language`); the request's otherwise.
+    notice_language = serializers.CharField(required=False, allow_blank=True, max_length=20)
 
 
 def _who(request) -> dict:
@@ -116,6 +119,7 @@ class MeConsentsView(ChildView):
                 purpose_code=data.validated_data["purpose"],
                 decision=data.validated_data["decision"],
                 notice_version=data.validated_data.get("notice_version"),
+                language=language_read(data.validated_data.get("notice_language")),
                 method=Method.API,
                 **_who(request),
             )

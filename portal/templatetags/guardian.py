@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from biometrics.models import ErasureStatus
 from consent.accounts import is_child_account
 from consent.models import Decision
+from consent.texts import NoticeShown, PurposeWords, notice_shown, purpose_words
 
 register = template.Library()
 
@@ -32,3 +33,15 @@ def status_label(code: str) -> str:
 def is_child(user) -> bool:
     """A child's own account (it has no "My account" page: the child's page is all of it)."""
     return bool(getattr(user, "is_authenticated", False)) and is_child_account(user)
+
+
+@register.filter
+def words(purpose) -> PurposeWords:
+    """A purpose's name, description and alternative in the page's language (consent.texts)."""
+    return purpose_words(purpose)
+
+
+@register.filter
+def shown(notice) -> NoticeShown | None:
+    """A notice version's text in the page's language, with its SHA-256 (consent.texts)."""
+    return notice_shown(notice) if notice is not None else None
