@@ -90,3 +90,18 @@ def language_read(value: str | None) -> str:
             "bad_language", "notice_language must be one of: " + ", ".join(codes()) + "."
         )
     return found
+
+
+def validate_labels(value) -> None:
+    """A name per language: {"zh-hans": "…"}, each key one of the portal's languages."""
+    if not isinstance(value, dict):
+        raise ValidationError(_('Write the names as {"zh-hans": "…"}.'))
+    for code, label in value.items():
+        validate_language(code)
+        if not isinstance(label, str) or len(label) > 200:
+            raise ValidationError(_("Each name is text of at most 200 characters."))
+
+
+def label_in(name: str, labels: dict | None, language: str | None = None) -> str:
+    """A configured name in `language` (the active one unless given), else as configured."""
+    return (labels or {}).get(language or active()) or name
