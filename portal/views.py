@@ -364,7 +364,7 @@ def erasure_detail(request: HttpRequest, erasure_id) -> HttpResponse:
     return render(
         request,
         "portal/erasure.html",
-        {"erasure": erasure, "steps": erasure.steps.all(), "done": done},
+        {"erasure": erasure, "steps": erasure.steps.select_related("holder"), "done": done},
     )
 
 
