@@ -27,10 +27,9 @@ from django.utils import timezone
 
 from consent.actors import Actor
 from consent.audit import AuditEntry, audit_record, audit_record_many
-from consent.languages import guardian_language
 from consent.mail import email_render
 from consent.models import ConsentDecision, Decision, School, Student, StudentStatus
-from consent.texts import purpose_words
+from consent.texts import guardian_language, purpose_words
 
 from .due import CLOCKS, EVENT_WINDOW, EVERYTHING, LEAVER, TEMPLATE_AGE, ChildDue, Due, dues_for
 from .erasure import OPEN, erasure_open_many, erasure_watchdog

@@ -19,10 +19,10 @@ from django.utils.translation import gettext as _
 
 from consent.audit import ACCESS_ACTIONS, ACCESS_WORDS
 from consent.languages import label_in
-from consent.texts import purpose_words
 from consent.models import AuditEvent, Guardian, Student
 from consent.rules import load_for_rule, purpose_statuses
 from consent.selectors import children_for_guardian, consent_decisions, purpose_rows
+from consent.texts import purpose_words
 
 from .crypto import decrypt_for_child
 from .due import destroy_by, erasure_due

@@ -125,7 +125,9 @@ class NoticeFormSet(ScopedInlineFormSet):
         if school is None:
             return
         for form in self.extra_forms:
-            if not form.has_changed() or not hasattr(form, "cleaned_data"):
+            if not isinstance(form, NoticeFormBase) or not form.has_changed():
+                continue
+            if not hasattr(form, "cleaned_data"):
                 continue
             for _code, sentence in notice_texts_problems(school, form.texts(school)):
                 form.add_error(None, sentence)
@@ -190,7 +192,7 @@ class TextsAdminMixin:
             # New versions only (published ones are read-only); each gets the next number,
             # and earlier grants become stale.
             for notice_form in formset.extra_forms:
-                if notice_form.has_changed():
+                if isinstance(notice_form, NoticeFormBase) and notice_form.has_changed():
                     texts = notice_form.texts(purpose.school)
                     notice_publish(
                         purpose=purpose,

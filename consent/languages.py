@@ -61,21 +61,6 @@ def default_languages() -> list[str]:
     return [settings.LANGUAGE_CODE]
 
 
-def guardian_language(guardian, *, school=None) -> str:
-    """The language to write to a guardian in, away from a request (emails from workers): the
-    one they chose, else their child's school's default (`school`, or their first child's),
-    else the portal's."""
-    if guardian.language:
-        return guardian.language
-    if school is None:
-        from .models import School  # noqa: PLC0415 - the models import this module
-
-        school = (
-            School.objects.filter(students__guardianships__guardian=guardian).order_by("pk").first()
-        )
-    return school.language if school is not None else settings.LANGUAGE_CODE
-
-
 def language_read(value: str | None) -> str:
     """The language of the notice text a person says they read (a decision form's or the
     API's `notice_language`): the request's own when not said; ConsentError `bad_language`

@@ -13,10 +13,9 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.urls import reverse
 
-from .languages import guardian_language
 from .mail import email_message
 from .models import Guardianship, Purpose
-from .texts import purpose_words
+from .texts import guardian_language, purpose_words
 
 TEMPLATE = "consent/email/notice"
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from .languages import active
-from .models import Notice, NoticeText, Purpose, PurposeText
+from .models import Notice, NoticeText, Purpose, PurposeText, School
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,16 @@ def notice_shown(notice: Notice, language: str | None = None) -> NoticeShown:
 def notice_languages(notice: Notice) -> list[str]:
     """The languages this notice version has a text in."""
     return [notice.language, *(t.language for t in notice.texts.all())]
+
+
+def guardian_language(guardian, *, school=None) -> str:
+    """The language to write to a guardian in, away from a request (emails from workers): the
+    one they chose, else their child's school's default (`school`, or their first child's),
+    else the portal's."""
+    if guardian.language:
+        return guardian.language
+    if school is None:
+        school = (
+            School.objects.filter(students__guardianships__guardian=guardian).order_by("pk").first()
+        )
+    return school.language if school is not None else settings.LANGUAGE_CODE

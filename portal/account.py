@@ -23,10 +23,11 @@ from django.utils.translation import gettext_lazy as _
 from consent.actors import Actor
 from consent.audit import audit_record
 from consent.jobs import job_enqueue
-from consent.languages import guardian_language, supported
+from consent.languages import supported
 from consent.mail import email_render
 from consent.models import Guardian
 from consent.services import guardian_update
+from consent.texts import guardian_language
 
 from .models import EmailChange, MagicLink
 

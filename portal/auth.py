@@ -30,9 +30,10 @@ from consent.actors import SYSTEM, Actor
 from consent.audit import audit_record
 from consent.identifiers import hash_identifier
 from consent.jobs import job_enqueue
-from consent.languages import guardian_language, supported
+from consent.languages import supported
 from consent.mail import email_render
 from consent.models import Guardian, School
+from consent.texts import guardian_language
 
 from .models import ApiKey, MagicLink, SignInAttempt
 

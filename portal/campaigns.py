@@ -13,12 +13,11 @@ from django.urls import reverse
 from consent.actors import Actor
 from consent.audit import audit_record
 from consent.changes import audited_delete
-from consent.languages import guardian_language
 from consent.mail import email_render
 from consent.models import Decision, Guardianship, Purpose, School, Student, StudentStatus
 from consent.rules import load_for_rule, purpose_statuses
 from consent.services import notice_resend_unreached
-from consent.texts import purpose_words
+from consent.texts import guardian_language, purpose_words
 
 from .auth import magic_link_issue
 from .models import ConsentCampaign

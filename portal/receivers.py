@@ -9,9 +9,9 @@ from django.urls import reverse
 
 from biometrics.models import ErasureRequest
 from biometrics.signals import erasure_sealed
-from consent.languages import guardian_language
 from consent.mail import email_render
 from consent.models import Guardianship
+from consent.texts import guardian_language
 
 
 @receiver(erasure_sealed)

@@ -30,7 +30,6 @@ from django.utils import timezone
 from ..actors import Actor
 from ..audit import audit_record
 from ..jobs import job_enqueue
-from ..languages import guardian_language
 from ..models import (
     Guardianship,
     NoticeDelivery,
@@ -39,6 +38,7 @@ from ..models import (
     NotificationMethod,
 )
 from ..notice_email import notice_email
+from ..texts import guardian_language
 from .notifications import notification_record
 
 #: Registered in consent.tasks under these names.

@@ -22,9 +22,9 @@ from biometrics.selectors import erasure_get_open
 from consent.actors import Actor
 from consent.audit import audit_record
 from consent.jobs import job_enqueue
-from consent.languages import guardian_language
 from consent.mail import email_render
 from consent.models import Guardian, Student
+from consent.texts import guardian_language
 
 from ..models import Export
 from .package import build_package
