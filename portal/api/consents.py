@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -19,6 +19,12 @@ from .parent_view import ParentView
 from .serializers import ErrorSerializer
 
 BUNDLED = "One decision per purpose: send a single purpose code, not a list."
+LANG = OpenApiParameter(
+    "lang",
+    str,
+    OpenApiParameter.QUERY,
+    description="A language of the portal (en, zh-hans); beats Accept-Language.",
+)
 
 
 class DecisionIn(serializers.Serializer):
@@ -36,9 +42,14 @@ class DecisionOut(serializers.Serializer):
 
 
 class ConsentsView(ParentView):
-    @extend_schema(responses={200: None, 404: ErrorSerializer})
+    @extend_schema(
+        parameters=[LANG],
+        responses={200: None, 400: ErrorSerializer, 404: ErrorSerializer},
+    )
     def get(self, request, child_id):
-        """Each purpose: status, reason, the notice in force, and every decision."""
+        """Each purpose: status, reason, the notice in force, and every decision; the school's
+        texts in the language asked (`?lang=`, else `Accept-Language`), with `notice_language`
+        and the SHA-256 of the text returned (`notice_sha256`)."""
         child = child_get(guardian=request.guardian, child_id=child_id)
         return Response({"purposes": consent_overview(child, viewer=request.guardian)})
 

@@ -4,13 +4,12 @@ link, exchanged at `POST /api/v1/auth/token/`) or session reaches these and noth
 
 from __future__ import annotations
 
-from django.utils import translation
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consent.languages import language_read
+from consent.languages import active, language_read
 from consent.models import Method
 from consent.services import ConsentError
 from portal.auth import client_ip
@@ -151,7 +150,7 @@ class MeExportsView(ChildView):
     @extend_schema(request=None, responses={202: ExportOut})
     def post(self, request):
         """Ask for the child's own package, in the language asked (`Accept-Language`)."""
-        export = child_export_ask(child=request.child, language=translation.get_language() or "en")
+        export = child_export_ask(child=request.child, language=active())
         return Response({"id": export.pk, "status": export.status}, status=status.HTTP_202_ACCEPTED)
 
 
