@@ -97,9 +97,10 @@ class NoticeFormBase(forms.ModelForm):
         labels = {"text": "Text (the school's default language)"}
 
     def texts(self, school: School) -> dict[str, str]:
-        """Every language's text of this version, the default's from `text`."""
+        """Every language's text of this version, the default's from `text` (on the add page,
+        where every language has a box, a box left empty for the default is not needed)."""
         data = self.cleaned_data
-        given = {code: data.get(text_field(code), "") for code, _name in settings.LANGUAGES}
+        given = {code: data.get(text_field(code)) or "" for code, _name in settings.LANGUAGES}
         return {**given, school.language: data.get("text", "")}
 
 
@@ -155,11 +156,17 @@ class NoticeInline(SchoolScopedInline):
     readonly_fields = ["version", "language", "sha256", "published_at"]
 
     def get_fields(self, request, obj=None):
+        """`obj` is the purpose: on its page, a box for each other language its school offers;
+        on the add page (no school yet), one for each of the portal's languages."""
+        if obj is not None:
+            others = [code for code in obj.school.offered() if code != obj.school.language]
+        else:
+            others = [code for code, _name in settings.LANGUAGES]
         return [
             "version",
             "language",
             "text",
-            *(text_field(code) for code, _name in settings.LANGUAGES),
+            *(text_field(code) for code in others),
             "sha256",
             "published_at",
         ]
