@@ -25,7 +25,21 @@ from ..status import consent_status_refresh_school
 
 
 def _language_name(code: str) -> str:
-    return str(dict(settings.LANGUAGES).get(code, code))
+    return str(dict(settings.LANGUAGES).get(code, code))[:40]
+
+
+def _not_offered(language: str) -> tuple[str, str]:
+    return (
+        "language_not_offered",
+        _("The school does not offer %(language)s: add it to its languages first.")
+        % {"language": _language_name(language)},
+    )
+
+
+def _offered_check(school, language: str) -> None:
+    """ConsentError `language_not_offered` unless the school offers the language."""
+    if language not in school.offered() or language not in codes():
+        raise ConsentError(*_not_offered(language))
 
 
 def notice_texts_problems(school, texts: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -44,13 +58,7 @@ def notice_texts_problems(school, texts: Mapping[str, str]) -> list[tuple[str, s
             )
     for language in texts:
         if language not in offered and (texts[language] or "").strip():
-            problems.append(
-                (
-                    "language_not_offered",
-                    _("The school does not offer %(language)s: add it to its languages first.")
-                    % {"language": _language_name(language)[:40]},
-                )
-            )
+            problems.append(_not_offered(language))
     return problems
 
 
@@ -106,12 +114,7 @@ def notice_text_add(*, notice: Notice, language: str, text: str, actor: Actor) -
     nobody's grant goes stale. ConsentError if it has one already or the school does not offer
     the language."""
     school = notice.purpose.school
-    if language not in school.offered() or language not in codes():
-        raise ConsentError(
-            "language_not_offered",
-            _("The school does not offer %(language)s: add it to its languages first.")
-            % {"language": _language_name(language)[:40]},
-        )
+    _offered_check(school, language)
     if not text.strip():
         raise ConsentError("notice_text_missing", _("The notice text is empty."))
     with transaction.atomic():
@@ -151,12 +154,7 @@ def purpose_text_set(
         raise ConsentError(
             "language_is_default", _("Change the purpose's own fields for its first language.")
         )
-    if language not in purpose.school.offered() or language not in codes():
-        raise ConsentError(
-            "language_not_offered",
-            _("The school does not offer %(language)s: add it to its languages first.")
-            % {"language": _language_name(language)[:40]},
-        )
+    _offered_check(purpose.school, language)
     values = {"name": name, "description": description, "alternative": alternative}
     with transaction.atomic():
         row, made = PurposeText.objects.get_or_create(
