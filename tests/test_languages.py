@@ -482,3 +482,16 @@ def test_the_holder_is_named_in_the_readers_language(demo):
     holder = Holder.objects.get(school=demo)
     assert holder.label(ZH) == "参考持有方（闸机控制器）"
     assert holder.label("en") == holder.name
+
+
+def test_the_account_page_says_whether_a_language_was_chosen(web_a, parent_a):
+    page = web_a.get("/account/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "You have not chosen a language" in page
+    r = web_a.post("/i18n/setlang/", {"language": "en", "next": "/account/#language"})
+    assert r.status_code == 302 and r["Location"] == "/account/#language"
+    parent_a.refresh_from_db()
+    assert parent_a.language == "en"
+    page = web_a.get("/account/", HTTP_ACCEPT_LANGUAGE=ZH).content.decode()
+    assert '<html lang="en">' in page  # chosen: the browser's Chinese no longer decides
+    assert "You chose the language below" in page
+    assert AuditEvent.objects.filter(action="roster.guardian_changed").exists()
