@@ -83,7 +83,12 @@ def on_path() -> None:
 def django_setup() -> None:
     import django
 
+    # The school's notices go to memory, as in the tests: `tests/factories.link` counts them.
+    os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
     django.setup()
+    from django.core import mail
+
+    mail.outbox = []
 
 
 def migrate() -> None:

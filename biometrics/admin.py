@@ -96,7 +96,7 @@ class HolderForm(forms.ModelForm):
 
     class Meta:
         model = Holder
-        fields = ["school", "name", "base_url", "enabled", "receives_templates"]
+        fields = ["school", "name", "labels", "base_url", "enabled", "receives_templates"]
 
     def clean_secret(self) -> str:
         secret = self.cleaned_data["secret"]

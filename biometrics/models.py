@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from consent.languages import label_in, validate_labels
 from consent.models import Purpose, School, Student
 
 from .holder_guard import GuardedHolderClient, holder_url_problem
@@ -102,6 +103,14 @@ class Holder(models.Model):
 
     school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="holders")
     name = models.CharField(max_length=100)
+    # The name as parents read it in the school's other languages ({"zh-hans": "…"}); `name`
+    # is the stable one erasure steps and receipts carry, and the label in any other language.
+    labels = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_labels],
+        help_text=_('The name in other languages, as parents read it: {"zh-hans": "校门闸机"}.'),
+    )
     base_url = models.URLField()
     sealed_secret = models.TextField(editable=False)
     enabled = models.BooleanField(default=True)
@@ -114,6 +123,10 @@ class Holder(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def label(self, language: str | None = None) -> str:
+        """The holder's name in `language` (the active one unless given)."""
+        return label_in(self.name, self.labels, language)
 
     def _secret_context(self) -> str:
         # Bound to the school (a holder never moves): a sealed secret copied to another

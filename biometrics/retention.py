@@ -27,7 +27,9 @@ from django.utils import timezone
 
 from consent.actors import Actor
 from consent.audit import AuditEntry, audit_record, audit_record_many
+from consent.mail import email_render
 from consent.models import ConsentDecision, Decision, School, Student, StudentStatus
+from consent.texts import guardian_language, purpose_words
 
 from .due import CLOCKS, EVENT_WINDOW, EVERYTHING, LEAVER, TEMPLATE_AGE, ChildDue, Due, dues_for
 from .erasure import OPEN, erasure_open_many, erasure_watchdog
@@ -329,17 +331,18 @@ def _remind_send(decision: ConsentDecision, *, expires: datetime) -> None:
     purpose, guardian = decision.purpose, decision.guardian
     if purpose is None or guardian is None:
         raise ValueError("a reminder is for one guardian's grant of one purpose")
-    send_mail(
-        f"Consent for {purpose.name} ends on {expires:%d %B %Y}",
-        (
-            f"Hello {guardian.name},\n\nYour consent for {purpose.name} ends on "
-            f"{expires:%d %B %Y}. After that, your child's biometric data for it stops being "
-            f"used and is erased unless you give consent again. Sign in to decide: "
-            f"{settings.SITE_URL}\n"
-        ),
-        None,
-        [guardian.email],
+    language = guardian_language(guardian, school=decision.student.school)
+    subject, body = email_render(
+        "biometrics/email/consent_reminder",
+        {
+            "guardian": guardian,
+            "purpose": purpose_words(purpose, language),
+            "expires": expires,
+            "url": settings.SITE_URL,
+        },
+        language=language,
     )
+    send_mail(subject, body, None, [guardian.email])
 
 
 def job_erasure_watchdog(*, as_of: datetime, dry_run: bool) -> dict:

@@ -18,9 +18,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from consent.audit import ACCESS_ACTIONS, ACCESS_WORDS
+from consent.languages import label_in
 from consent.models import AuditEvent, Guardian, Student
 from consent.rules import load_for_rule, purpose_statuses
 from consent.selectors import children_for_guardian, consent_decisions, purpose_rows
+from consent.texts import purpose_words
 
 from .crypto import decrypt_for_child
 from .due import destroy_by, erasure_due
@@ -134,7 +136,8 @@ def _templates(templates: list[FaceTemplate]) -> list[dict]:
 
 def _events(student: Student) -> dict:
     events = RecognitionEvent.objects.filter(student=student)
-    recent = events.select_related("purpose").order_by("-at")[:RECENT_EVENTS]
+    recent = events.select_related("purpose").prefetch_related("purpose__texts")
+    recent = recent.order_by("-at")[:RECENT_EVENTS]
     return {
         "count": events.count(),
         "recent": [
@@ -142,6 +145,9 @@ def _events(student: Student) -> dict:
                 "at": e.at,
                 "device": e.device,
                 "purpose": e.purpose.code,
+                # For the page: the purpose's name in the reader's language (the API and the
+                # export publish the code).
+                "purpose_name": purpose_words(e.purpose).name,
                 "distance": round(e.distance, 4),
             }
             for e in recent
@@ -164,11 +170,11 @@ def _systems(
         Holder.objects.filter(school_id=student.school_id)
         .annotate(stored=_copies(student, "stored"), pending=_copies(student, "pending"))
         .order_by("name")
-        .values_list("name", "stored", "pending")
+        .values_list("name", "labels", "stored", "pending")
     )
     rows += [
-        holder_system(name).row(stored, pending=pending)
-        for name, stored, pending in holders
+        holder_system(name, label_in(name, labels)).row(stored, pending=pending)
+        for name, labels, stored, pending in holders
         if stored or pending
     ]
     return rows

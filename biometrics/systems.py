@@ -94,9 +94,10 @@ HOLDER = System(
 )
 
 
-def holder_system(name: str) -> System:
-    """A holder configured in admin, as a system: named (in every language) as configured."""
-    return replace(HOLDER, name=name, label=name)
+def holder_system(name: str, label: str = "") -> System:
+    """A holder configured in admin, as a system: `name` as configured (stable, in receipts and
+    erasure steps), `label` in the reader's language (`Holder.label`; the name if none)."""
+    return replace(HOLDER, name=name, label=label or name)
 
 
 BY_KIND = {

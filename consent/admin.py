@@ -24,12 +24,12 @@ from .admin_scoping import (
     current_request,
     staff_school_ids,
 )
+from .admin_texts import NoticeInline, PurposeTextInline, SchoolForm, TextsAdminMixin
 from .audit import audit_verify
 from .models import (
     AuditEvent,
     ConsentDecision,
     Guardianship,
-    Notice,
     Notification,
     NotificationException,
     NotificationMethod,
@@ -44,7 +44,6 @@ from .services import (
     guardianship_link,
     guardianship_unlink,
     guardianship_update,
-    notice_publish,
     notification_delete,
     notification_exception_delete,
     notification_exception_record,
@@ -69,6 +68,7 @@ from .status import consent_status_table, students_by_consent
 @admin.register(School)
 class SchoolAdmin(ServiceAdmin, SchoolScopedAdmin):
     school_path = "pk"
+    form = SchoolForm
     list_display = [
         "name",
         "slug",
@@ -82,6 +82,15 @@ class SchoolAdmin(ServiceAdmin, SchoolScopedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     fieldsets = [
         (None, {"fields": ["name", "slug", "address", "website", "jurisdiction"]}),
+        (
+            "Languages",
+            {
+                "fields": ["language", "languages"],
+                "description": "Parents read the school's texts (purposes, notices) in the "
+                "language they use, if the school offers it, else in its default language. "
+                "A new notice version needs its text in every language offered.",
+            },
+        ),
         ("Data protection officer", {"fields": ["dpo_name", "dpo_email"]}),
         (
             "Retention policy (published on the school's transparency page)",
@@ -131,21 +140,10 @@ class SchoolAdmin(ServiceAdmin, SchoolScopedAdmin):
         school_delete(school=obj, actor=staff_actor(request))
 
 
-class NoticeInline(SchoolScopedInline):
-    model = Notice
-    extra = 0
-    readonly_fields = ["version", "sha256", "published_at"]
-    fields = ["version", "text", "sha256", "published_at"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Purpose)
-class PurposeAdmin(DpiaSignOffMixin, FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin):
+class PurposeAdmin(
+    TextsAdminMixin, DpiaSignOffMixin, FixedSchoolMixin, ServiceAdmin, SchoolScopedAdmin
+):
     """Enabling without a notice, an alternative and a DPIA the school's DPO signed off is
     refused on the form (the model's `clean`) and by `purpose_update` itself, from the same
     `Purpose.enabling_problems`. A purpose enabled before sign-offs were recorded stays
@@ -153,7 +151,7 @@ class PurposeAdmin(DpiaSignOffMixin, FixedSchoolMixin, ServiceAdmin, SchoolScope
 
     list_display = ["code", "name", "school", "enabled", "dpia_reference", "dpia_status"]
     list_filter = ["enabled", DpiaFilter]
-    inlines = [NoticeInline, DpiaSignOffInline]
+    inlines = [PurposeTextInline, NoticeInline, DpiaSignOffInline]
     actions = ["sign_off_dpia"]  # DpiaSignOffMixin
 
     def service_create(self, request, form) -> Purpose:
@@ -173,13 +171,6 @@ class PurposeAdmin(DpiaSignOffMixin, FixedSchoolMixin, ServiceAdmin, SchoolScope
 
     def service_delete(self, request, obj) -> None:
         purpose_delete(purpose=obj, actor=staff_actor(request))
-
-    def save_formset(self, request, form, formset, change):
-        # New notice versions only (published ones are read-only); each gets the next number,
-        # and earlier grants become stale. The sign-offs' inline is read-only: nothing to save.
-        rows = formset.save(commit=False)
-        for notice in rows if formset.model is Notice else ():
-            notice_publish(purpose=form.instance, text=notice.text, actor=staff_actor(request))
 
 
 class GuardianshipInline(SchoolScopedInline):

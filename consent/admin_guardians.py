@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .admin_doors import ServiceAdmin, form_changes, staff_actor
 from .admin_scoping import SchoolScopedAdmin, scoped_choices, staff_school_ids
+from .languages import choices
 from .models import Guardian, Student
 from .services import guardian_delete, guardian_link_by_email, guardian_update
 
@@ -54,6 +55,15 @@ class GuardianAdmin(ServiceAdmin, SchoolScopedAdmin):
     list_display = ["name", "email", "language"]
     search_fields = ["name", "email"]
     exclude = ["user"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "language":  # the portal's languages, or not chosen
+            return forms.ChoiceField(
+                label=_("Language"),
+                choices=[("", _("Not chosen: follows their browser")), *choices()],
+                required=False,
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is not None:

@@ -2,22 +2,22 @@
 the guardian's language: what is processed, each purpose with its name, description and
 non-biometric alternative, the right to object and how, and how to sign in.
 
-The school's own texts (purpose names, descriptions, alternatives) are as the school wrote
-them; everything around them is translated (templates/consent/email/notice*.txt).
+The school's own texts (purpose names, descriptions, alternatives) are in the guardian's
+language where the school wrote them in it (`consent.texts`, else its default language);
+everything around them is translated (templates/consent/email/notice*.txt).
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import translation
 
+from .mail import email_message
 from .models import Guardianship, Purpose
+from .texts import guardian_language, purpose_words
 
-TEMPLATE = "consent/email/notice.txt"
-SUBJECT_TEMPLATE = "consent/email/notice_subject.txt"
+TEMPLATE = "consent/email/notice"
 
 
 def _site(path: str) -> str:
@@ -28,18 +28,19 @@ def notice_email(guardianship: Guardianship) -> EmailMessage:
     """The notice for this link, ready to send (not sent)."""
     guardian, student = guardianship.guardian, guardianship.student
     school = student.school
-    purposes = [p for p in Purpose.objects.filter(school=school).order_by("code")]
+    language = guardian_language(guardian, school=school)
+    purposes = list(Purpose.objects.filter(school=school).prefetch_related("texts", "notices"))
+    purposes.sort(key=lambda p: p.code)
     context = {
         "guardian": guardian,
         "student": student,
         "school": school,
-        "purposes": [p for p in purposes if p.enabled],
+        "purposes": [purpose_words(p, language) for p in purposes if p.enabled],
         # Published but not yet in use: the parent learns of them now, and is asked later.
-        "planned": [p for p in purposes if not p.enabled and p.notices.exists()],
+        "planned": [
+            purpose_words(p, language) for p in purposes if not p.enabled and p.notices.all()
+        ],
         "sign_in_url": _site(reverse("portal:sign-in")),
         "transparency_url": _site(reverse("portal:transparency", args=[school.slug])),
     }
-    with translation.override(guardian.language):
-        subject = " ".join(render_to_string(SUBJECT_TEMPLATE, context).split())
-        body = render_to_string(TEMPLATE, context)
-    return EmailMessage(subject=subject, body=body, to=[guardian.email])
+    return email_message(TEMPLATE, context, language=language, to=guardian.email)

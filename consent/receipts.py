@@ -18,6 +18,7 @@ from django.urls import reverse
 from . import signing
 from .models import ConsentDecision, Decision
 from .signals import storage_locations_asked
+from .texts import purpose_words
 
 KANTARA_VERSION = "KI-CR-v1.1.0"
 ISO_SCHEMA = "ISO/IEC TS 27560:2023"
@@ -44,14 +45,14 @@ def storage_locations(school_id: int) -> list[str]:
 def notice_shown(decision: ConsentDecision) -> dict:
     """The notice text the decision was made on: version, language and SHA-256.
 
-    A notice has one text today, written by the school and published as it is; the portal
-    does not know its language, so it is recorded as the portal's default language
-    (LANGUAGE_CODE, "en"). When a notice has a text per language, this names the one shown to
-    the person who decided, and its hash.
+    The decision records the language of the text the person read (`consent.texts`: their
+    language's, or the school's default when the school has none in theirs) and that text's
+    hash. A decision recorded before notices had a text per language has no language: its text
+    was the one the school wrote, in the portal's default language (LANGUAGE_CODE, "en").
     """
     return {
         "version": decision.notice_version,
-        "language": settings.LANGUAGE_CODE,
+        "language": decision.notice_language or settings.LANGUAGE_CODE,
         "sha256": decision.notice_sha256,
     }
 
@@ -99,8 +100,10 @@ def _receipt_body(decision: ConsentDecision) -> dict:
         "phone": "",
         "piiControllerUrl": school.website or policy_url,
     }
-    purpose_name = purpose.name if purpose else "All biometric purposes"
-    purpose_text = purpose.description if purpose else "Every use of the child's face"
+    # The purpose as the person read it, in the notice's language.
+    words = purpose_words(purpose, notice["language"]) if purpose else None
+    purpose_name = words.name if words else "All biometric purposes"
+    purpose_text = words.description if words else "Every use of the child's face"
     if decision.guardian_id:
         author = {"type": "guardian", "id": str(decision.guardian_id)}
     elif decision.decision in (Decision.GRANT, Decision.WITHDRAW):

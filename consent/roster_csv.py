@@ -16,6 +16,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
 
+from .languages import codes
+
 COLUMNS = [
     "external_id",
     "name",
@@ -92,9 +94,12 @@ def clean_row(row: dict) -> dict:
     pr = values["parental_responsibility"].lower()
     if pr not in TRUE | FALSE:
         raise ValueError(f"parental_responsibility {pr[:20]!r} must be yes or no")
-    language = values["guardian_language"] or "en"
-    if language not in ("en", "zh-hans"):
-        raise ValueError(f"guardian_language {language[:20]!r} must be en or zh-hans")
+    # Empty: the guardian has not chosen (their pages follow their browser).
+    language = values["guardian_language"]
+    if language and language not in codes():
+        raise ValueError(
+            f"guardian_language {language[:20]!r} must be one of {', '.join(codes())} or empty"
+        )
     return {**values, "date_of_birth": dob, "pr": pr in TRUE or pr == "", "language": language}
 
 

@@ -101,7 +101,9 @@ def load_for_rule(student_ids, *, rule_only: bool = False) -> dict:
         .prefetch_related(
             Prefetch(
                 "school__purposes",
-                queryset=Purpose.objects.prefetch_related("notices").order_by("code"),
+                queryset=Purpose.objects.prefetch_related("notices__texts", "texts").order_by(
+                    "code"
+                ),
             ),
             Prefetch(
                 "guardianships",

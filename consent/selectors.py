@@ -13,6 +13,7 @@ from .errors import PURPOSE_UNKNOWN, ConsentError
 from .models import ConsentDecision, Decision, Guardian, Method, Purpose, School, Student
 from .rules import PurposeStatus, load_for_rule, purpose_statuses
 from .services import child_refusal_standing
+from .texts import notice_shown, purpose_words
 
 
 def children_for_guardian(guardian: Guardian) -> QuerySet[Student]:
@@ -71,6 +72,9 @@ def purpose_rows(
     for status in statuses:
         purpose = status.purpose
         notice = purpose.current_notice
+        # The school's texts in the active language (the school's default where it has none).
+        words = purpose_words(purpose)
+        shown = notice_shown(notice) if notice else None
         mine = next(
             (
                 d
@@ -82,16 +86,18 @@ def purpose_rows(
         rows.append(
             {
                 "code": purpose.code,
-                "name": purpose.name,
-                "description": purpose.description,
+                "name": words.name,
+                "description": words.description,
+                "language": words.language,
                 "status": status.status,
                 "reason": status.reason_text,
                 "reason_code": status.reason,
-                "alternative": purpose.alternative,
+                "alternative": words.alternative,
                 "dpia_reference": purpose.dpia_reference,
-                "notice_version": notice.version if notice else None,
-                "notice_sha256": notice.sha256 if notice else "",
-                "notice_text": notice.text if notice else "",
+                "notice_version": shown.version if shown else None,
+                "notice_language": shown.language if shown else "",
+                "notice_sha256": shown.sha256 if shown else "",
+                "notice_text": shown.text if shown else "",
                 "expires_at": status.expires_at,
                 "my_decision": mine.decision if mine else None,
                 "i_granted": bool(

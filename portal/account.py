@@ -16,15 +16,18 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from consent.actors import Actor
 from consent.audit import audit_record
 from consent.jobs import job_enqueue
+from consent.languages import supported
+from consent.mail import email_render
 from consent.models import Guardian
+from consent.services import guardian_update
+from consent.texts import guardian_language
 
 from .models import EmailChange, MagicLink
 
@@ -84,11 +87,11 @@ def email_change_confirm_send(*, change_id: int) -> bool:
         return False  # another delivery of this task made it
     url = _site_url(reverse("portal:email-confirm", args=[token]))
     guardian = change.guardian
-    with translation.override(guardian.language):
-        body = render_to_string(
-            "portal/email/email_change_confirm.txt", {"guardian": guardian, "url": url}
-        )
-        subject = render_to_string("portal/email/email_change_confirm_subject.txt").strip()
+    subject, body = email_render(
+        "portal/email/email_change_confirm",
+        {"guardian": guardian, "url": url},
+        language=guardian_language(guardian),
+    )
     send_mail(subject, body, None, [change.new_email])
     return True
 
@@ -166,12 +169,11 @@ def email_change_notice_send(*, change_id: int) -> bool:
     if not change.confirmed_at or not change.old_email:
         return False
     guardian = change.guardian
-    with translation.override(guardian.language):
-        body = render_to_string(
-            "portal/email/email_changed_notice.txt",
-            {"guardian": guardian, "new_email": _masked(change.new_email)},
-        )
-        subject = render_to_string("portal/email/email_changed_notice_subject.txt").strip()
+    subject, body = email_render(
+        "portal/email/email_changed_notice",
+        {"guardian": guardian, "new_email": _masked(change.new_email)},
+        language=guardian_language(guardian),
+    )
     send_mail(subject, body, None, [change.old_email])
     EmailChange.objects.filter(pk=change.pk).update(old_email="")
     return True
@@ -192,3 +194,12 @@ def email_change_pending(guardian: Guardian) -> EmailChange | None:
         .order_by("-created_at")
         .first()
     )
+
+
+def language_choose(*, guardian: Guardian, language: str) -> Guardian:
+    """The guardian chose the language they read Guardian in (pages on every device, emails):
+    stored on their record, audited. One the portal does not have changes nothing."""
+    chosen = supported(language)
+    if chosen and chosen != guardian.language:
+        guardian_update(guardian=guardian, language=chosen, actor=Actor.guardian(guardian))
+    return guardian

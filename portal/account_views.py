@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.i18n import set_language
 
 from .account import (
     CHANGE_INVALID,
@@ -17,6 +18,7 @@ from .account import (
     email_change_pending,
     email_change_request,
     email_change_valid,
+    language_choose,
 )
 from .auth import guardian_sign_out_everywhere
 from .forms import EmailChangeForm
@@ -101,3 +103,14 @@ def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
     logout(request)
     messages.success(request, _("You are signed out on every device and app."))
     return redirect("portal:sign-in")
+
+
+@require_POST
+def language_set(request: HttpRequest) -> HttpResponse:
+    """The language chooser on every page: this browser's language (Django's cookie) and, for a
+    signed-in guardian, their own from now on (every device, and their emails)."""
+    response = set_language(request)
+    guardian = guardian_for_user(request.user)
+    if guardian is not None:
+        language_choose(guardian=guardian, language=request.POST.get("language", ""))
+    return response

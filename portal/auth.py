@@ -22,16 +22,18 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from knox.models import AuthToken
 
 from consent.actors import SYSTEM, Actor
 from consent.audit import audit_record
 from consent.identifiers import hash_identifier
 from consent.jobs import job_enqueue
+from consent.languages import supported
+from consent.mail import email_render
 from consent.models import Guardian, School
+from consent.texts import guardian_language
 
 from .models import ApiKey, MagicLink, SignInAttempt
 
@@ -105,7 +107,9 @@ def magic_link_issue(
     return IssuedLink(token=token, url=url, expires_at=link.expires_at, id=link.pk)
 
 
-def magic_link_request(*, email: str, ip: str = "", next_url: str = "") -> SignInAttempt:
+def magic_link_request(
+    *, email: str, ip: str = "", next_url: str = "", language: str = ""
+) -> SignInAttempt:
     """Queue a sign-in link for this address. The same work whether or not it is known.
 
     1. Refuse (RateLimited) a requester whose IP asked MAGIC_LINK_MAX_PER_IP times this hour:
@@ -125,7 +129,11 @@ def magic_link_request(*, email: str, ip: str = "", next_url: str = "") -> SignI
     )
     with transaction.atomic():
         attempt = SignInAttempt.objects.create(
-            ip_hash=ip_hash, at=now, guardian_id=guardian_id, next_url=_safe_next(next_url)
+            ip_hash=ip_hash,
+            at=now,
+            guardian_id=guardian_id,
+            next_url=_safe_next(next_url),
+            language=supported(language),
         )
         job_enqueue(SEND_TASK, attempt.pk)
     return attempt
@@ -159,9 +167,10 @@ def magic_link_send(*, attempt_id: int) -> str:
         SignInAttempt.objects.filter(pk=attempt.pk).update(outcome=outcome)
         return outcome
     link = magic_link_issue(guardian=guardian, next_url=attempt.next_url, ip_hash=attempt.ip_hash)
-    with translation.override(guardian.language):
-        body = render_to_string("portal/email/magic_link.txt", {"guardian": guardian, "link": link})
-        subject = render_to_string("portal/email/magic_link_subject.txt").strip()
+    # The guardian's language if they chose one, else the one they asked in.
+    language = guardian.language or attempt.language or guardian_language(guardian)
+    context = {"guardian": guardian, "link": link}
+    subject, body = email_render("portal/email/magic_link", context, language=language)
     send_mail(subject, body, None, [guardian.email])
     SignInAttempt.objects.filter(pk=attempt.pk).update(
         outcome=outcome, sent_at=timezone.now(), link_id=link.id

@@ -13,9 +13,11 @@ from django.urls import reverse
 from consent.actors import Actor
 from consent.audit import audit_record
 from consent.changes import audited_delete
+from consent.mail import email_render
 from consent.models import Decision, Guardianship, Purpose, School, Student, StudentStatus
 from consent.rules import load_for_rule, purpose_statuses
 from consent.services import notice_resend_unreached
+from consent.texts import guardian_language, purpose_words
 
 from .auth import magic_link_issue
 from .models import ConsentCampaign
@@ -103,25 +105,25 @@ def campaign_send(campaign: ConsentCampaign) -> int:
         .distinct()
         .select_related("guardian", "student")
     )
+    school = campaign.school
+    purpose = Purpose.objects.prefetch_related("texts").get(pk=campaign.purpose_id)
     for link in notified:
         if (link.student_id, link.guardian_id) in decided:
             continue
         next_url = reverse("portal:child", args=[link.student_id]) + "#purposes"
         issued = magic_link_issue(guardian=link.guardian, next_url=next_url)
-        messages.append(
-            (
-                f"{campaign.school.name}: your decision about {campaign.purpose.name}",
-                (
-                    f"Hello {link.guardian.name},\n\n{campaign.school.name} asks for your "
-                    f"decision about using your child's face for {campaign.purpose.name}. "
-                    f"Saying no is fine: {campaign.purpose.alternative}\n\n"
-                    f"Read the notice and decide (link valid 15 minutes, then ask for a new one "
-                    f"on the sign-in page):\n{issued.url}\n"
-                ),
-                None,
-                [link.guardian.email],
-            )
+        language = guardian_language(link.guardian, school=school)
+        subject, body = email_render(
+            "portal/email/campaign",
+            {
+                "guardian": link.guardian,
+                "school": school,
+                "purpose": purpose_words(purpose, language),
+                "url": issued.url,
+            },
+            language=language,
         )
+        messages.append((subject, body, None, [link.guardian.email]))
     if messages:
         send_mass_mail(messages, fail_silently=False)
     ConsentCampaign.objects.filter(pk=campaign.pk).update(

@@ -106,6 +106,7 @@ def student_decision_record(
     method: str,
     ip: str,
     user_agent: str,
+    language: str = "",
 ) -> StudentDecisionRecorded:
     """An adult student's own grant or withdrawal for one purpose (ConsentError below 18, for
     another school's purpose, or on a notice that is not the current one)."""
@@ -118,6 +119,7 @@ def student_decision_record(
         method=method,
         ip=ip,
         user_agent=user_agent,
+        language=language,
     )
     return StudentDecisionRecorded(outcome=outcome, erasure=erasure_get_open(student=child))
 

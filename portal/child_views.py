@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from consent.languages import language_read
 from consent.models import Method
 from consent.services import ConsentError
 
@@ -162,6 +163,7 @@ def me_consent(request: HttpRequest) -> HttpResponse:
             purpose_code=request.POST.get("purpose", ""),
             decision=request.POST.get("decision", ""),
             notice_version=version,
+            language=language_read(request.POST.get("notice_language")),
             method=Method.WEB,
             ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),

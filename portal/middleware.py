@@ -2,7 +2,9 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import translation
 
+from consent.languages import codes, supported
 from portal.api.limits import BodyRejected, json_object, too_large
 
 UNSUPPORTED = "This endpoint takes a JSON object (Content-Type: application/json)."
@@ -89,3 +91,42 @@ class ApiBodyMiddleware:
         except BodyRejected as exc:
             return _error(exc)
         return None
+
+
+BAD_LANGUAGE = "lang must be one of this portal's languages: %s."
+
+
+class LanguageMiddleware:
+    """Who decides the language, after LocaleMiddleware (cookie, then Accept-Language) and the
+    account are known:
+
+    - the API: `?lang=` beats `Accept-Language` (an unknown one is a 400 `bad_language`);
+    - the pages: a guardian who chose a language (the chooser on every page stores it) reads
+      it on every device; one who has not follows their browser.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        chosen = self._chosen(request)
+        if chosen is None:
+            body = {"error": "bad_language", "detail": BAD_LANGUAGE % ", ".join(codes())}
+            return JsonResponse(body, status=400)
+        if chosen:
+            translation.activate(chosen)
+            request.LANGUAGE_CODE = chosen
+        return self.get_response(request)
+
+    @staticmethod
+    def _chosen(request: HttpRequest) -> str | None:
+        """The language to use instead of LocaleMiddleware's ("" keeps it; None: refused)."""
+        if request.path.startswith("/api/"):
+            asked = request.GET.get("lang")
+            if asked is None:
+                return ""
+            return supported(asked) or None
+        from portal.parent import guardian_for_user  # noqa: PLC0415 - loads the models
+
+        guardian = guardian_for_user(getattr(request, "user", None))
+        return guardian.language if guardian is not None else ""

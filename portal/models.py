@@ -69,6 +69,9 @@ class SignInAttempt(models.Model):
         Guardian, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     next_url = models.CharField(max_length=300, blank=True)
+    # The requester's language (their browser's): the link is written in it unless the
+    # guardian chose one.
+    language = models.CharField(max_length=10, blank=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.QUEUED)
     sent_at = models.DateTimeField(null=True, blank=True)
     link = models.ForeignKey(

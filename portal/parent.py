@@ -236,6 +236,7 @@ def decision_record(
     method: str,
     ip: str,
     user_agent: str,
+    language: str = "",
 ) -> DecisionRecorded:
     """Grant, withdraw or object for the purpose with this code.
 
@@ -256,6 +257,7 @@ def decision_record(
         method=method,
         ip=ip,
         user_agent=user_agent,
+        language=language,
     )
     return DecisionRecorded(
         record=outcome.record,

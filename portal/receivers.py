@@ -5,13 +5,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.mail import send_mail
 from django.dispatch import receiver
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import translation
 
 from biometrics.models import ErasureRequest
 from biometrics.signals import erasure_sealed
+from consent.mail import email_render
 from consent.models import Guardianship
+from consent.texts import guardian_language
 
 
 @receiver(erasure_sealed)
@@ -22,13 +22,14 @@ def on_erasure_sealed(sender, *, requests: list[ErasureRequest], **kwargs) -> No
         for r in requests
         if r.student_id is not None
     }
-    links = Guardianship.objects.filter(student_id__in=urls).select_related("guardian")
+    links = Guardianship.objects.filter(student_id__in=urls).select_related(
+        "guardian", "student__school"
+    )
     for link in links.order_by("id"):
         guardian = link.guardian
-        with translation.override(guardian.language):
-            body = render_to_string(
-                "portal/email/erasure_done.txt",
-                {"guardian": guardian, "url": urls[link.student_id]},
-            )
-            subject = render_to_string("portal/email/erasure_done_subject.txt").strip()
+        subject, body = email_render(
+            "portal/email/erasure_done",
+            {"guardian": guardian, "url": urls[link.student_id]},
+            language=guardian_language(guardian, school=link.student.school),
+        )
         send_mail(subject, body, None, [guardian.email])

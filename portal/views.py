@@ -10,6 +10,7 @@ import io
 import json
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
@@ -26,6 +27,7 @@ from biometrics.models import ErasureStatus, Holder
 from biometrics.receipts import receipt_check
 from biometrics.schedule import retention_schedule
 from consent.audit_checkpoints import audit_checkpoint_latest
+from consent.languages import active, language_read
 from consent.models import Method, School
 from consent.services import ConsentError
 from consent.signing import key_history
@@ -129,6 +131,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 ip=client_ip(request),
                 next_url=request.GET.get("next", ""),
+                language=active(),
             )
         except RateLimited as limited:
             response = render(
@@ -157,9 +160,10 @@ def magic_link(request: HttpRequest, token: str) -> HttpResponse:
         return _link_invalid(request)
     guardian, next_url = used
     login(request, guardian.user, backend="django.contrib.auth.backends.ModelBackend")
-    translation.activate(guardian.language)
     response = redirect(next_url or "portal:children")
-    response.set_cookie("django_language", guardian.language, samesite="Lax")
+    if guardian.language:  # chosen: on this device too; unset: the browser's language goes on
+        translation.activate(guardian.language)
+        response.set_cookie(settings.LANGUAGE_COOKIE_NAME, guardian.language, samesite="Lax")
     return response
 
 
@@ -223,6 +227,8 @@ def child_consent(request: HttpRequest, child_id) -> HttpResponse:
             purpose_code=request.POST.get("purpose", ""),
             decision=request.POST.get("decision", ""),
             notice_version=version,
+            # The language of the notice text the page showed (the page's own otherwise).
+            language=language_read(request.POST.get("notice_language")),
             method=Method.WEB,
             ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
@@ -259,7 +265,7 @@ def transparency(request: HttpRequest, slug: str) -> HttpResponse:
     """The school's public page: purposes, notices, systems, model and limits, retention (the
     schedule `erasure_due` applies), the keys that sign receipts, DPO."""
     school = get_object_or_404(School, slug=slug)
-    purposes = [p for p in school.purposes.prefetch_related("notices") if p.enabled]
+    purposes = [p for p in school.purposes.prefetch_related("notices__texts", "texts") if p.enabled]
     holders = Holder.objects.filter(school=school, enabled=True)
     return render(
         request,
@@ -358,7 +364,7 @@ def erasure_detail(request: HttpRequest, erasure_id) -> HttpResponse:
     return render(
         request,
         "portal/erasure.html",
-        {"erasure": erasure, "steps": erasure.steps.all(), "done": done},
+        {"erasure": erasure, "steps": erasure.steps.select_related("holder"), "done": done},
     )
 
 
@@ -381,7 +387,7 @@ def child_export(request: HttpRequest, child_id) -> HttpResponse:
 
 
 def _language(request) -> str:
-    return translation.get_language() or request.guardian.language
+    return active()
 
 
 @guardian_required

@@ -209,7 +209,7 @@ def test_adding_a_guardian_in_admin_links_an_existing_one_as_they_are(
     assert r.status_code == 200
     assert "linked to the child as they are" in r.content.decode()
     parent_a.refresh_from_db()
-    assert (parent_a.name, parent_a.language) == ("Parent A", "en")
+    assert (parent_a.name, parent_a.language) == ("Parent A", "")  # not chosen, as before
     assert set(parent_a.students.all()) == {child_a, bobby}
     assert [e.action for e in audit_since(mark)] == ["roster.guardian_linked"]
     # A's child is not B's to pick, even by a forged id.

@@ -97,7 +97,11 @@ def test_the_page_and_the_package_show_the_same_items_and_systems(web_a, child, 
     assert events["count"] == len(events["items"]) == 1
     assert page.find(data_count="events")[0].text == "1"
     shown = [(when(r.attrs["data-at"]), r.cells()[1:3]) for r in page.find("tr", "data-at")]
-    assert shown == [(when(e["at"]), [e["device"], e["purpose"]]) for e in events["items"]]
+    # The page names each event's purpose in the reader's language; data.json by its code.
+    names = {p["code"]: p["name"] for p in data["purposes"]}
+    assert shown == [
+        (when(e["at"]), [e["device"], names[e["purpose"]]]) for e in events["items"]
+    ]
 
     rows = [(r.attrs["data-system"], *r.cells()) for r in page.find("tr", "data-system")]
     assert [s[0] for s in rows] == [

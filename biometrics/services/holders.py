@@ -28,6 +28,7 @@ def holder_create(
     secret: str,
     enabled: bool = True,
     receives_templates: bool = True,
+    labels: dict | None = None,
     actor: Actor,
 ) -> Holder:
     """Register a system that holds copies (speaks the holder protocol). Its address must be
@@ -38,6 +39,7 @@ def holder_create(
         holder = Holder(
             school=school,
             name=name,
+            labels=labels or {},
             base_url=_holder_url_checked(base_url),
             enabled=enabled,
             receives_templates=receives_templates,
@@ -68,12 +70,14 @@ def holder_update(
     secret: str | None = None,
     enabled: bool | None = None,
     receives_templates: bool | None = None,
+    labels: dict | None = None,
 ) -> Holder:
     """Change a holder (None leaves a field as it is; an address is checked as in
     `holder_create`). The audit row says the secret changed, never what it is; the secret it
     already has changes nothing."""
     values = given(
         name=name,
+        labels=labels,
         base_url=_holder_url_checked(base_url) if base_url is not None else None,
         enabled=enabled,
         receives_templates=receives_templates,

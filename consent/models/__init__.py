@@ -11,7 +11,15 @@ from .people import (
     Student,
     StudentStatus,
 )
-from .schools import DpiaSignOff, Notice, Purpose, School, StaffMembership
+from .schools import (
+    DpiaSignOff,
+    Notice,
+    NoticeText,
+    Purpose,
+    PurposeText,
+    School,
+    StaffMembership,
+)
 from .status import ConsentStatus, RosterImport
 
 __all__ = [
@@ -26,10 +34,12 @@ __all__ = [
     "Method",
     "Notice",
     "NoticeDelivery",
+    "NoticeText",
     "Notification",
     "NotificationException",
     "NotificationMethod",
     "Purpose",
+    "PurposeText",
     "RetiredSubject",
     "RosterImport",
     "School",

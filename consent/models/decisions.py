@@ -49,6 +49,8 @@ class ConsentDecision(models.Model):
     decision = models.CharField(max_length=30, choices=Decision.choices)
     notice_version = models.PositiveIntegerField(null=True, blank=True)
     notice_sha256 = models.CharField(max_length=64, blank=True)
+    # The language of the notice text the decision was made on (its SHA-256 is notice_sha256).
+    notice_language = models.CharField(max_length=10, blank=True)
     method = models.CharField(max_length=10, choices=Method.choices)
     at = models.DateTimeField(db_index=True)
     ip_hash = models.CharField(max_length=64, blank=True)

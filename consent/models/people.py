@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from ..languages import validate_language
 from .schools import School
 
 
@@ -75,7 +76,11 @@ class Guardian(models.Model):
     )
     email = models.EmailField(unique=True)
     name = models.CharField(max_length=200)
-    language = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
+    # Empty until the guardian chooses (the language chooser on any page): until then pages
+    # follow their browser, and emails the school's language (consent.languages).
+    language = models.CharField(
+        max_length=10, blank=True, default="", validators=[validate_language]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     students = models.ManyToManyField(Student, through="Guardianship", related_name="guardians")
 

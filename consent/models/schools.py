@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from ..languages import default_language, default_languages, validate_language, validate_languages
+
 # Legal bounds on the per-school retention policy (docs/retention.md, "The school's policy").
 LEAVER_WINDOW_MAX_DAYS = 30  # Illinois 105 ILCS 5/10-20.40: destroy within 30 days of leaving
 TEMPLATE_MAX_AGE_MAX_DAYS = 3 * 365  # BIPA 15(a): last interaction + 3 years at the latest
@@ -84,6 +86,22 @@ class School(models.Model):
             "and refuse themselves. Scotland presumes 12; a school under China's PIPL sets 14."
         ),
     )
+    # The school's default language (its texts are written in it first; a parent asking for a
+    # language the school does not offer reads this one) and every language it offers: each
+    # purpose and each notice version has its texts in all of them (consent.texts).
+    language = models.CharField(
+        _("default language"),
+        max_length=10,
+        default=default_language,
+        validators=[validate_language],
+        help_text=_("The language the school writes its texts in first; it must be offered."),
+    )
+    languages = models.JSONField(
+        _("languages offered"),
+        default=default_languages,
+        validators=[validate_languages],
+        help_text=_("Every purpose and notice has its texts in each of these languages."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -122,8 +140,15 @@ class School(models.Model):
                 "Between 12 and 16: Scotland presumes a child of 12 understands; PIPL asks a "
                 "parent's consent below 14."
             )
+        if isinstance(self.languages, list) and self.language not in self.languages:
+            errors["languages"] = _("The school's default language must be one it offers.")
         if errors:
             raise ValidationError(errors)
+
+    def offered(self) -> list[str]:
+        """The languages offered, the default first."""
+        others = [code for code in self.languages or [] if code != self.language]
+        return [self.language, *others]
 
 
 class StaffMembership(models.Model):
@@ -159,6 +184,9 @@ class Purpose(models.Model):
     )
     dpia_reference = models.CharField(_("DPIA reference"), max_length=200, blank=True)
     enabled = models.BooleanField(default=False)
+    # The language of `name`, `description` and `alternative` (the school's default when it was
+    # made); its other languages are `texts` (PurposeText).
+    language = models.CharField(max_length=10, default="en", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -230,6 +258,9 @@ class Notice(models.Model):
     version = models.PositiveIntegerField()
     text = models.TextField()
     sha256 = models.CharField(max_length=64, editable=False)
+    # The language of `text` (the school's default when published); the version's text in each
+    # other language the school offers is one of `texts` (NoticeText), published with it.
+    language = models.CharField(max_length=10, default="en", editable=False)
     published_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -249,6 +280,52 @@ class Notice(models.Model):
         if self.pk:
             raise ValidationError("A published notice cannot be changed; publish a new version.")
         self.sha256 = self.hash_text(self.text)
+        super().save(*args, **kwargs)
+
+
+class PurposeText(models.Model):
+    """A purpose's name, description and alternative in one more language the school offers."""
+
+    purpose = models.ForeignKey(Purpose, on_delete=models.CASCADE, related_name="texts")
+    language = models.CharField(max_length=10, validators=[validate_language])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    alternative = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["purpose", "language"]
+        constraints = [
+            models.UniqueConstraint(fields=["purpose", "language"], name="uniq_purpose_text")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose.code} ({self.language})"
+
+
+class NoticeText(models.Model):
+    """A notice version's text in one more language. Published with the version (or, for a
+    language the school offers later, added to it), never changed: a parent's receipt names its
+    SHA-256. Every language's text is the same version for the consent rule."""
+
+    notice = models.ForeignKey(Notice, on_delete=models.CASCADE, related_name="texts")
+    language = models.CharField(max_length=10, validators=[validate_language])
+    text = models.TextField()
+    sha256 = models.CharField(max_length=64, editable=False)
+    published_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["notice", "language"]
+        constraints = [
+            models.UniqueConstraint(fields=["notice", "language"], name="uniq_notice_text")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notice} ({self.language})"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk:
+            raise ValidationError("A published notice cannot be changed; publish a new version.")
+        self.sha256 = Notice.hash_text(self.text)
         super().save(*args, **kwargs)
 
 

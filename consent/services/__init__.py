@@ -52,7 +52,6 @@ from .people import (
 )
 from .schools import (
     dpia_sign_off,
-    notice_publish,
     purpose_create,
     purpose_delete,
     purpose_disable,
@@ -69,6 +68,13 @@ from .staff import (
     staff_membership_delete,
     staff_membership_update,
     staff_set_password_token,
+)
+from .texts import (
+    notice_publish,
+    notice_text_add,
+    notice_texts_problems,
+    purpose_text_delete,
+    purpose_text_set,
 )
 
 __all__ = [
@@ -102,6 +108,8 @@ __all__ = [
     "notice_delivery_open",
     "notice_publish",
     "notice_resend_unreached",
+    "notice_text_add",
+    "notice_texts_problems",
     "notice_watchdog",
     "notification_delete",
     "notification_exception_delete",
@@ -112,6 +120,8 @@ __all__ = [
     "purpose_create",
     "purpose_delete",
     "purpose_disable",
+    "purpose_text_delete",
+    "purpose_text_set",
     "purpose_update",
     "school_create",
     "school_delete",

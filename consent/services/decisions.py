@@ -29,7 +29,6 @@ from ..models import (
     Guardian,
     Guardianship,
     Method,
-    Notice,
     Purpose,
     Student,
     StudentStatus,
@@ -37,6 +36,7 @@ from ..models import (
 from ..rules import PurposeStatus, active_purpose_codes, load_for_rule, purpose_statuses
 from ..signals import purposes_changed
 from ..status import consent_status_refresh
+from ..texts import NoticeShown, notice_shown
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ def consent_decide(
     user_agent: str = "",
     at: datetime | None = None,
     actor: Actor | None = None,
+    language: str = "",
 ) -> DecisionOutcome:
     """Record one guardian's grant, withdrawal or objection for one purpose.
 
@@ -72,7 +73,9 @@ def consent_decide(
        withdrawal needs parental responsibility; an objection needs only the link (anyone
        caring for the child counts as a parent for objecting, and any one "no" wins).
     2. From the student's 18th birthday no guardian decides any more (`adult_student`).
-    3. A grant must name the current notice version (a stale one is refused).
+    3. A grant must name the current notice version (a stale one is refused). Whatever the
+       language of its text (`language`: the one the person read, the active one unless
+       given), it is the same version; the decision records that text's language and hash.
     4. Append the decision and its audit event; after commit, tell listeners what ended.
     """
     if decision not in (Decision.GRANT, Decision.WITHDRAW, Decision.OBJECT):
@@ -86,7 +89,17 @@ def consent_decide(
     if is_adult(student, at):
         raise ConsentError("adult_student", ADULT_STUDENT)
     notice = _current_notice(purpose, decision, notice_version)
-    record = _on_notice(student, purpose, guardian, decision, notice, method, at, ip, user_agent)
+    record = _on_notice(
+        student,
+        purpose,
+        guardian,
+        decision,
+        notice_shown(notice, language),
+        method,
+        at,
+        ip,
+        user_agent,
+    )
     return _decision_append(record, actor=actor or Actor.guardian(guardian))
 
 
@@ -127,6 +140,7 @@ def child_refusal_record(
             decision=Decision.CHILD_REFUSAL_LIFTED if lifted else Decision.CHILD_REFUSAL,
             notice_version=notice.version if notice else None,
             notice_sha256=notice.sha256 if notice else "",
+            notice_language=notice.language if notice else "",
             method=method,
             at=at or timezone.now(),
             ip_hash=hash_identifier(ip),
@@ -216,6 +230,7 @@ def student_decide(
     ip: str = "",
     user_agent: str = "",
     at: datetime | None = None,
+    language: str = "",
 ) -> DecisionOutcome:
     """An adult student's own grant or withdrawal for one purpose (from the 18th birthday only
     this counts). The same checks as a parent's: the school's purpose, the current notice for
@@ -228,7 +243,8 @@ def student_decide(
     if not is_adult(student, at):
         raise ConsentError("not_adult", NOT_ADULT)
     notice = _current_notice(purpose, decision, notice_version)
-    record = _on_notice(student, purpose, None, decision, notice, method, at, ip, user_agent)
+    shown = notice_shown(notice, language)
+    record = _on_notice(student, purpose, None, decision, shown, method, at, ip, user_agent)
     return _decision_append(record, actor=Actor.child(student))
 
 
@@ -237,14 +253,15 @@ def _on_notice(
     purpose: Purpose,
     guardian: Guardian | None,
     decision: str,
-    notice: Notice,
+    notice: NoticeShown,
     method: str,
     at: datetime,
     ip: str,
     user_agent: str,
 ) -> ConsentDecision:
-    """A decision (not saved) on this notice version, with the requester's hashed IP and user
-    agent: a guardian's, or the adult student's own (`guardian` None)."""
+    """A decision (not saved) on this notice version's text as the person read it (its
+    language and SHA-256), with the requester's hashed IP and user agent: a guardian's, or the
+    adult student's own (`guardian` None)."""
     return ConsentDecision(
         student=student,
         purpose=purpose,
@@ -252,6 +269,7 @@ def _on_notice(
         decision=decision,
         notice_version=notice.version,
         notice_sha256=notice.sha256,
+        notice_language=notice.language,
         method=method,
         at=at,
         ip_hash=hash_identifier(ip),

@@ -38,6 +38,7 @@ from ..models import (
     NotificationMethod,
 )
 from ..notice_email import notice_email
+from ..texts import guardian_language
 from .notifications import notification_record
 
 #: Registered in consent.tasks under these names.
@@ -182,7 +183,7 @@ def _accepted(delivery: NoticeDelivery, at: datetime, report: SendReport) -> Non
             sent_at=at,
             last_error="",
             next_attempt_at=None,
-            language=link.guardian.language,
+            language=guardian_language(link.guardian, school=link.student.school),
         )
         if not won:  # unlinked meanwhile (the row went with the link), or recorded already
             report.skipped.append(delivery.pk)

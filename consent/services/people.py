@@ -102,7 +102,7 @@ def _guardian_new(*, email: str, name: str, language: str) -> Guardian:
 
 
 def guardian_get_or_create(
-    *, email: str, name: str, language: str = "en", known_new: bool = False
+    *, email: str, name: str, language: str = "", known_new: bool = False
 ) -> Guardian:
     """The guardian with this address as they are, or a new one (with a new account that cannot
     sign in by password). An existing guardian is never changed: their name, address, language
@@ -119,7 +119,7 @@ def guardian_get_or_create(
         return _guardian_new(email=email, name=name, language=language)
 
 
-def guardian_create(*, email: str, name: str, language: str = "en", actor: Actor) -> Guardian:
+def guardian_create(*, email: str, name: str, language: str = "", actor: Actor) -> Guardian:
     """A new guardian entered by staff (the roster and the staff API use
     `guardian_get_or_create` and audit the link instead). Refused if the address is taken."""
     with transaction.atomic():
@@ -134,7 +134,7 @@ def guardian_link_by_email(
     *,
     email: str,
     name: str,
-    language: str = "en",
+    language: str = "",
     student: Student,
     parental_responsibility: bool = True,
     relationship: str = "",

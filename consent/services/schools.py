@@ -21,7 +21,7 @@ from ..actors import Actor
 from ..audit import audit_record
 from ..changes import audited_delete, audited_update, given, with_values
 from ..errors import ConsentError
-from ..models import ConsentStatus, DpiaSignOff, Notice, Purpose, School, StaffMembership, Student
+from ..models import ConsentStatus, DpiaSignOff, Purpose, School, StaffMembership, Student
 from ..signals import purposes_changed
 from ..status import consent_status_refresh_due, consent_status_refresh_school
 
@@ -51,6 +51,8 @@ SCHOOL_FIELDS = (
     "face_tolerance",
     "face_match_margin",
     "competence_age",
+    "language",
+    "languages",
 )
 # Children announced at a time when a purpose is disabled for a whole school.
 ANNOUNCE_CHUNK = 500
@@ -123,6 +125,7 @@ def purpose_create(
     with transaction.atomic():
         purpose = Purpose.objects.create(
             school=school,
+            language=school.language,
             code=code,
             name=name,
             description=description,
@@ -235,23 +238,6 @@ def purpose_delete(*, purpose: Purpose, actor: Actor) -> None:
         school_id=purpose.school_id,
         data={"purpose": purpose.code},
     )
-
-
-def notice_publish(*, purpose: Purpose, text: str, actor: Actor) -> Notice:
-    """Publish a new notice version; grants on earlier versions stop counting (fresh consent)."""
-    with transaction.atomic():
-        last = purpose.notices.order_by("-version").first()
-        notice = Notice.objects.create(
-            purpose=purpose, version=(last.version + 1) if last else 1, text=text
-        )
-        audit_record(
-            "consent.notice_published",
-            actor=actor,
-            school_id=purpose.school_id,
-            data={"purpose": purpose.code, "version": notice.version, "sha256": notice.sha256},
-        )
-        consent_status_refresh_school(purpose.school_id)
-    return notice
 
 
 def dpia_sign_off(

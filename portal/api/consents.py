@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from consent.languages import language_read
 from consent.models import Method
 from consent.selectors import consent_overview
 from consent.services import ConsentError
@@ -18,12 +19,20 @@ from .parent_view import ParentView
 from .serializers import ErrorSerializer
 
 BUNDLED = "One decision per purpose: send a single purpose code, not a list."
+LANG = OpenApiParameter(
+    "lang",
+    str,
+    OpenApiParameter.QUERY,
+    description="A language of the portal (en, zh-hans); beats Accept-Language.",
+)
 
 
 class DecisionIn(serializers.Serializer):
     purpose = serializers.CharField(max_length=50)
     decision = serializers.ChoiceField(choices=["grant", "withdraw", "object"])
     notice_version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    # The language of the notice text read (GET's `notice_language`); the request's otherwise.
+    notice_language = serializers.CharField(required=False, allow_blank=True, max_length=20)
 
 
 class DecisionOut(serializers.Serializer):
@@ -33,9 +42,14 @@ class DecisionOut(serializers.Serializer):
 
 
 class ConsentsView(ParentView):
-    @extend_schema(responses={200: None, 404: ErrorSerializer})
+    @extend_schema(
+        parameters=[LANG],
+        responses={200: None, 400: ErrorSerializer, 404: ErrorSerializer},
+    )
     def get(self, request, child_id):
-        """Each purpose: status, reason, the notice in force, and every decision."""
+        """Each purpose: status, reason, the notice in force, and every decision; the school's
+        texts in the language asked (`?lang=`, else `Accept-Language`), with `notice_language`
+        and the SHA-256 of the text returned (`notice_sha256`)."""
         child = child_get(guardian=request.guardian, child_id=child_id)
         return Response({"purposes": consent_overview(child, viewer=request.guardian)})
 
@@ -57,6 +71,7 @@ class ConsentsView(ParentView):
                 purpose_code=data.validated_data["purpose"],
                 decision=data.validated_data["decision"],
                 notice_version=data.validated_data.get("notice_version"),
+                language=language_read(data.validated_data.get("notice_language")),
                 method=Method.API,
                 ip=client_ip(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),

@@ -11,6 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from consent.languages import active
 from portal.exports.schema import EXPORT_SCHEMA
 from portal.models import Export
 from portal.parent import (
@@ -61,7 +62,8 @@ class ChildExportsView(ParentView):
     def post(self, request, child_id):
         """Ask for a package of everything held about the child; built by a worker."""
         child = child_get(guardian=request.guardian, child_id=child_id)
-        export = export_ask(guardian=request.guardian, child=child)
+        # In the language asked (?lang=, Accept-Language), as the API's other answers.
+        export = export_ask(guardian=request.guardian, child=child, language=active())
         return Response({"id": export.pk, "status": export.status}, status=status.HTTP_202_ACCEPTED)
 
 

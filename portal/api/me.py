@@ -4,12 +4,12 @@ link, exchanged at `POST /api/v1/auth/token/`) or session reaches these and noth
 
 from __future__ import annotations
 
-from django.utils import translation
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from consent.languages import active, language_read
 from consent.models import Method
 from consent.services import ConsentError
 from portal.auth import client_ip
@@ -48,6 +48,8 @@ class StudentDecisionIn(serializers.Serializer):
     purpose = serializers.CharField(max_length=50)
     decision = serializers.ChoiceField(choices=["grant", "withdraw"])
     notice_version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    # The language of the notice text read (GET's `notice_language`); the request's otherwise.
+    notice_language = serializers.CharField(required=False, allow_blank=True, max_length=20)
 
 
 def _who(request) -> dict:
@@ -116,6 +118,7 @@ class MeConsentsView(ChildView):
                 purpose_code=data.validated_data["purpose"],
                 decision=data.validated_data["decision"],
                 notice_version=data.validated_data.get("notice_version"),
+                language=language_read(data.validated_data.get("notice_language")),
                 method=Method.API,
                 **_who(request),
             )
@@ -147,7 +150,7 @@ class MeExportsView(ChildView):
     @extend_schema(request=None, responses={202: ExportOut})
     def post(self, request):
         """Ask for the child's own package, in the language asked (`Accept-Language`)."""
-        export = child_export_ask(child=request.child, language=translation.get_language() or "en")
+        export = child_export_ask(child=request.child, language=active())
         return Response({"id": export.pk, "status": export.status}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -162,6 +165,4 @@ class MeExportDownloadView(ChildView):
     @extend_schema(responses={(200, "application/zip"): bytes, 410: ErrorSerializer})
     def get(self, request, export_id):
         """The ZIP, for the child who asked, until it expires (then 410, file deleted)."""
-        return zip_or_error(
-            lambda: child_export_download(child=request.child, export_id=export_id)
-        )
+        return zip_or_error(lambda: child_export_download(child=request.child, export_id=export_id))

@@ -20,6 +20,7 @@ from biometrics.matching import identify
 from biometrics.models import Photo
 from biometrics.services import NoActiveConsent, photo_enrol
 from consent.actors import Actor
+from consent.languages import codes
 from consent.models import Student
 from consent.roster_csv import date_of_birth_problem, text_problem
 from consent.selectors import purpose_get
@@ -184,7 +185,8 @@ class GuardianIn(serializers.Serializer):
     name = serializers.CharField(max_length=200, validators=[_no_control_characters("name")])
     student_ids = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=50)
     parental_responsibility = serializers.BooleanField(default=True)
-    language = serializers.ChoiceField(choices=["en", "zh-hans"], default="en")
+    # Empty: the guardian has not chosen; their pages follow their browser.
+    language = serializers.ChoiceField(choices=["", *codes()], default="")
 
 
 class GuardiansView(StaffView):

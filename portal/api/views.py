@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from biometrics.models import Photo
+from consent.languages import active
 from portal.auth import (
     RateLimited,
     api_token_issue,
@@ -63,7 +64,9 @@ class MagicLinkView(APIView):
         data = MagicLinkRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            magic_link_request(email=data.validated_data["email"], ip=client_ip(request))
+            magic_link_request(
+                email=data.validated_data["email"], ip=client_ip(request), language=active()
+            )
         except RateLimited as exc:
             raise exceptions.Throttled(wait=exc.retry_after) from None
         return Response({"detail": MAGIC_LINK_QUEUED}, status=status.HTTP_202_ACCEPTED)

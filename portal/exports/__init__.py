@@ -14,16 +14,17 @@ from django.core.files.storage import default_storage
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from biometrics.crypto import SealingWriter, open_stream
 from biometrics.selectors import erasure_get_open
 from consent.actors import Actor
 from consent.audit import audit_record
 from consent.jobs import job_enqueue
+from consent.mail import email_render
 from consent.models import Guardian, Student
+from consent.texts import guardian_language
 
 from ..models import Export
 from .package import build_package
@@ -68,7 +69,8 @@ def export_request(
                 student=student,
                 guardian=guardian,
                 by_child=by_child,
-                language=language or (guardian.language if guardian else settings.LANGUAGE_CODE),
+                language=language
+                or (guardian_language(guardian) if guardian else settings.LANGUAGE_CODE),
                 requested_at=timezone.now(),
             )
             audit_record(
@@ -152,11 +154,12 @@ def _email_ready(export: Export) -> None:
     if guardian is None:
         return  # the child has no address here: their page shows it is ready
     url = settings.SITE_URL.rstrip("/") + reverse("portal:export", args=[export.pk])
-    with translation.override(guardian.language):
-        body = render_to_string(
-            "portal/email/export_ready.txt", {"guardian": guardian, "url": url, "export": export}
-        )
-        subject = render_to_string("portal/email/export_ready_subject.txt").strip()
+    # The guardian's language if they chose one, else the one they asked for the export in.
+    subject, body = email_render(
+        "portal/email/export_ready",
+        {"guardian": guardian, "url": url, "export": export},
+        language=guardian.language or export.language,
+    )
     send_mail(subject, body, None, [guardian.email])
 
 

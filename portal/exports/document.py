@@ -50,6 +50,7 @@ PURPOSE = (
     "alternative",
     "dpia_reference",
     "notice_version",
+    "notice_language",
     "notice_sha256",
     "notice_text",
 )
@@ -226,7 +227,7 @@ def _systems_asked(held: dict, student: Student) -> list[dict]:
     ]
     copies = {s["name"]: s for s in held["systems"] if s["kind"] == "http"}
     for holder in Holder.objects.filter(school_id=student.school_id).order_by("name"):
-        row = copies.get(holder.name) or holder_system(holder.name).row(0)
+        row = copies.get(holder.name) or holder_system(holder.name, holder.label()).row(0)
         rows.append({**row, **_ask(holder, student)})
     return rows
 

@@ -61,6 +61,7 @@ EXPORT_SCHEMA = {
                         "alternative": _str,
                         "dpia_reference": _str,
                         "notice_version": {"type": ["integer", "null"]},
+                        "notice_language": _str,
                         "notice_sha256": _str,
                         "notice_text": _str,
                     }

@@ -31,12 +31,16 @@ from consent.services import (
     guardianship_link,
     notice_deliveries_send,
     notice_publish,
+    notice_text_add,
     purpose_create,
+    purpose_text_set,
     purpose_update,
     school_create,
+    school_policy_update,
     staff_membership_create,
     student_create,
 )
+from consent.texts import notice_languages
 
 ACTOR = Actor.system("seed_demo")
 HOLDER_NAME = "Reference holder (gate controller)"
@@ -61,6 +65,34 @@ PURPOSES = [
         "A library card with a barcode.",
     ),
 ]
+
+# The same purposes in Simplified Chinese: name, description, alternative.
+PURPOSES_ZH = {
+    "gate_access": (
+        "校门通行",
+        "校门摄像头识别您孩子的面孔，为其打开学校大门。",
+        "一张可以打开同样校门的带照片身份卡。",
+    ),
+    "attendance": (
+        "考勤",
+        "门厅的摄像头记录您的孩子已经到校。",
+        "班主任照常点名。",
+    ),
+    "library": (
+        "图书馆",
+        "图书馆服务台识别您孩子的面孔，为其办理借书。",
+        "一张带条形码的借书卡。",
+    ),
+}
+
+NOTICE_ZH = (
+    "演示小学希望将您孩子的面孔用于“{name}”。{desc}"
+    "我们只在同意有效期间保存照片和面部模板（一组 128 个数字），保存时间绝不超过保留期限表所允许的"
+    "范围。您可以随时一步撤回同意，所有数据将从每个系统中删除。未经同意时：{alt}"
+)
+
+HOLDER_NAME_ZH = "参考持有方（闸机控制器）"
+DEMO_LANGUAGES = ["en", "zh-hans"]
 
 NOTICE = (
     "Demo Primary School would like to use your child's face for {name}. {desc} "
@@ -88,8 +120,11 @@ class Command(BaseCommand):
             address="1 Example Road, Exampletown",
             dpo_name="Dana Officer",
             dpo_email="dpo@demo-school.example",
+            languages=DEMO_LANGUAGES,
             actor=ACTOR,
         )
+        if set(school.languages) != set(DEMO_LANGUAGES):  # a demo seeded before it spoke both
+            school_policy_update(school=school, languages=DEMO_LANGUAGES, actor=ACTOR)
         purposes = {}
         for code, name, desc, alt in PURPOSES:
             purpose = Purpose.objects.filter(school=school, code=code).first() or purpose_create(
@@ -101,12 +136,7 @@ class Command(BaseCommand):
                 dpia_reference=f"DPIA-2026-{code.upper()}",
                 actor=ACTOR,
             )
-            if not purpose.notices.exists():
-                notice_publish(
-                    purpose=purpose,
-                    text=NOTICE.format(name=name.lower(), desc=desc, alt=alt),
-                    actor=ACTOR,
-                )
+            self._chinese(purpose, name, desc, alt)
             if not purpose.enabled:
                 if purpose.dpia_sign_off() is None:
                     dpia_sign_off(
@@ -123,6 +153,7 @@ class Command(BaseCommand):
             holder_create(
                 school=school,
                 name=HOLDER_NAME,
+                labels={"zh-hans": HOLDER_NAME_ZH},
                 base_url=settings.REFERENCE_HOLDER_URL,
                 secret=settings.REFERENCE_HOLDER_SECRET,
                 actor=ACTOR,
@@ -133,6 +164,7 @@ class Command(BaseCommand):
                 holder=holder,
                 base_url=settings.REFERENCE_HOLDER_URL,
                 secret=settings.REFERENCE_HOLDER_SECRET,
+                labels={"zh-hans": HOLDER_NAME_ZH},
                 actor=ACTOR,
             )
 
@@ -201,6 +233,31 @@ class Command(BaseCommand):
                 f"  {name}: {student.photos.count()} photos, {student.templates.count()} templates"
             )
         self.stdout.write(self.style.SUCCESS("Demo school 'demo' is ready."))
+
+    def _chinese(self, purpose: Purpose, name: str, desc: str, alt: str) -> None:
+        """The purpose's words and its notice in English and Simplified Chinese (a notice
+        published before the demo spoke Chinese gets its Chinese text, the same version)."""
+        name_zh, desc_zh, alt_zh = PURPOSES_ZH[purpose.code]
+        if not purpose.texts.filter(language="zh-hans").exists():
+            purpose_text_set(
+                purpose=purpose,
+                language="zh-hans",
+                name=name_zh,
+                description=desc_zh,
+                alternative=alt_zh,
+                actor=ACTOR,
+            )
+        notice_zh = NOTICE_ZH.format(name=name_zh, desc=desc_zh, alt=alt_zh)
+        notice = purpose.current_notice
+        if notice is None:
+            notice_publish(
+                purpose=purpose,
+                text=NOTICE.format(name=name.lower(), desc=desc, alt=alt),
+                texts={"zh-hans": notice_zh},
+                actor=ACTOR,
+            )
+        elif "zh-hans" not in notice_languages(notice):
+            notice_text_add(notice=notice, language="zh-hans", text=notice_zh, actor=ACTOR)
 
     def _dpo(self, school: School):
         """The demo school's data protection officer (a staff account that cannot sign in
