@@ -33,6 +33,11 @@ def supported(value: str | None) -> str:
         return ""
 
 
+def language_name(code: str) -> str:
+    """A language's name as settings.LANGUAGES gives it ("简体中文"), or its code."""
+    return str(dict(settings.LANGUAGES).get(code, code))[:40]
+
+
 def active() -> str:
     """The language active now (a request's, or an override's), as a deployment code."""
     return supported(translation.get_language()) or settings.LANGUAGE_CODE

@@ -378,6 +378,45 @@ def test_a_notice_is_published_only_with_a_text_in_every_offered_language(biling
         notice_text_add(notice=notice, language=ZH, text="again", actor=TEST_ACTOR)
 
 
+def test_a_purpose_is_enabled_only_with_its_texts_in_every_offered_language(bilingual):
+    """A parent who reads Chinese is never shown an English purpose the school switched on:
+    enabling waits for the purpose's and its notice's Chinese texts."""
+    from consent.services import dpia_sign_off, purpose_text_set, purpose_update
+
+    from .factories import dpo_of
+
+    gate = purpose_create(
+        school=bilingual,
+        code="gate",
+        name="Gate",
+        description="Opens the gate.",
+        alternative="A card.",
+        dpia_reference="DPIA-gate",
+        actor=TEST_ACTOR,
+    )
+    notice_publish(purpose=gate, text="Gate notice", texts={ZH: "闸机告知书"}, actor=TEST_ACTOR)
+    dpia_sign_off(purpose=gate, signed_by=dpo_of(bilingual), actor=TEST_ACTOR)
+    with pytest.raises(ConsentError) as refused:
+        purpose_update(purpose=gate, enabled=True, actor=TEST_ACTOR)
+    assert refused.value.code == "purpose_not_ready"
+    assert "简体中文" in refused.value.detail
+    gate.refresh_from_db()
+    assert not gate.enabled
+
+    purpose_text_set(
+        purpose=gate,
+        language=ZH,
+        name="闸机",
+        description="开闸。",
+        alternative="门卡。",
+        actor=TEST_ACTOR,
+    )
+    purpose_update(purpose=gate, enabled=True, actor=TEST_ACTOR)
+    gate.refresh_from_db()
+    assert gate.enabled
+    assert purpose_words(gate, ZH).name == "闸机"
+
+
 def test_admin_edits_the_texts_side_by_side(bilingual, admin_client):
     page = "/admin/consent/purpose/add/"
     data = {

@@ -7,7 +7,13 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from ..languages import default_language, default_languages, validate_language, validate_languages
+from ..languages import (
+    default_language,
+    default_languages,
+    language_name,
+    validate_language,
+    validate_languages,
+)
 
 # Legal bounds on the per-school retention policy (docs/retention.md, "The school's policy").
 LEAVER_WINDOW_MAX_DAYS = 30  # Illinois 105 ILCS 5/10-20.40: destroy within 30 days of leaving
@@ -37,6 +43,10 @@ def default_face_tolerance() -> float:
     return float(settings.FACE_TOLERANCE)
 
 
+TEXTS_MISSING = _(
+    "It has no text in %(languages)s, which the school offers: add the purpose's and its "
+    "notice's texts in every language first."
+)
 DPIA_NOT_SIGNED_OFF = _("Its DPIA (%(reference)s) has not been signed off by the school's DPO.")
 
 
@@ -241,7 +251,24 @@ class Purpose(models.Model):
         if (enabling or new_document) and self.dpia_reference.strip():
             if self.dpia_sign_off() is None:
                 problems.append(str(DPIA_NOT_SIGNED_OFF % {"reference": self.dpia_reference}))
+        if enabling and (missing := self.languages_missing()):
+            listed = ", ".join(language_name(code) for code in missing)
+            problems.append(str(TEXTS_MISSING % {"languages": listed}))
         return problems
+
+    def languages_missing(self) -> list[str]:
+        """The languages the school offers in which this purpose, or its current notice, has
+        no text (a parent reading one of them would be shown another language's)."""
+        notice = self.current_notice
+        have_purpose = {self.language, *(t.language for t in self.texts.all())}
+        have_notice = (
+            {notice.language, *(t.language for t in notice.texts.all())} if notice else set()
+        )
+        return [
+            code
+            for code in self.school.offered()
+            if code not in have_purpose or (notice is not None and code not in have_notice)
+        ]
 
     def clean(self) -> None:
         if self.enabled and not self.pk:

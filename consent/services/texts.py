@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -19,20 +18,16 @@ from ..actors import Actor
 from ..audit import audit_record
 from ..changes import audited_delete, audited_update
 from ..errors import ConsentError
-from ..languages import codes
+from ..languages import codes, language_name
 from ..models import Notice, NoticeText, Purpose, PurposeText
 from ..status import consent_status_refresh_school
-
-
-def _language_name(code: str) -> str:
-    return str(dict(settings.LANGUAGES).get(code, code))[:40]
 
 
 def _not_offered(language: str) -> tuple[str, str]:
     return (
         "language_not_offered",
         _("The school does not offer %(language)s: add it to its languages first.")
-        % {"language": _language_name(language)},
+        % {"language": language_name(language)},
     )
 
 
@@ -53,7 +48,7 @@ def notice_texts_problems(school, texts: Mapping[str, str]) -> list[tuple[str, s
                 (
                     "notice_text_missing",
                     _("The notice has no text in %(language)s, which the school offers.")
-                    % {"language": _language_name(language)},
+                    % {"language": language_name(language)},
                 )
             )
     for language in texts:
