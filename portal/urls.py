@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import account_views, child_views, views
+from . import account_views, child_views, public_views, views
 
 portal_patterns = [
     path("", views.home, name="home"),
@@ -37,8 +37,8 @@ portal_patterns = [
         views.consent_receipt,
         name="consent-receipt",
     ),
-    path("schools/<slug:slug>/", views.transparency, name="transparency"),
-    path("verify-receipt/", views.receipt_verify_page, name="receipt-verify"),
+    path("schools/<slug:slug>/", public_views.transparency, name="transparency"),
+    path("verify-receipt/", public_views.receipt_verify_page, name="receipt-verify"),
     path("children/<uuid:child_id>/delete/", views.child_delete_everything, name="child-delete"),
     path("children/<uuid:child_id>/export/", views.child_export, name="child-export"),
     path("exports/<uuid:export_id>/", views.export_detail, name="export"),
