@@ -30,9 +30,6 @@ from .models import (
     AuditEvent,
     ConsentDecision,
     Guardianship,
-    Notification,
-    NotificationException,
-    NotificationMethod,
     Purpose,
     School,
     StaffMembership,
@@ -44,12 +41,6 @@ from .services import (
     guardianship_link,
     guardianship_unlink,
     guardianship_update,
-    notification_delete,
-    notification_exception_delete,
-    notification_exception_record,
-    notification_exception_update,
-    notification_record,
-    notification_update,
     purpose_create,
     purpose_delete,
     purpose_update,
@@ -315,64 +306,6 @@ class StaffMembershipAdmin(ServiceAdmin, SchoolScopedAdmin):
 
     def service_delete(self, request, obj) -> None:
         staff_membership_delete(membership=obj, actor=staff_actor(request))
-
-
-@admin.register(Notification)
-class NotificationAdmin(ServiceAdmin, SchoolScopedAdmin):
-    """The record that the school's notice reached a guardian (a rule input: its services
-    store the child's statuses again). Staff add paper letters only: the date it was handed
-    over or posted, recorded by them. An email notification is written by the notice delivery
-    once the mail server accepted the email, and stays as it is (its delivery is the proof)."""
-
-    school_path = "guardianship__student__school"
-    list_display = ["guardianship", "method", "sent_at", "recorded_by"]
-    list_filter = ["method"]
-    fields = ["guardianship", "sent_at", "note", "method", "recorded_by"]
-    readonly_fields = ["method", "recorded_by"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        letter = obj is None or obj.method == NotificationMethod.LETTER
-        return letter and super().has_change_permission(request, obj)
-
-    def service_create(self, request, form) -> Notification:
-        data = form.cleaned_data
-        return notification_record(
-            guardianship=data["guardianship"],
-            sent_at=data["sent_at"],
-            note=data["note"],
-            method=NotificationMethod.LETTER,
-            recorded_by=request.user,
-            actor=staff_actor(request),
-        )
-
-    def service_update(self, request, obj, form) -> Notification:
-        return notification_update(
-            notification=obj,
-            recorded_by=request.user,
-            actor=staff_actor(request),
-            **form_changes(form),
-        )
-
-    def service_delete(self, request, obj) -> None:
-        notification_delete(notification=obj, actor=staff_actor(request))
-
-
-@admin.register(NotificationException)
-class NotificationExceptionAdmin(ServiceAdmin, SchoolScopedAdmin):
-    school_path = "guardianship__student__school"
-    list_display = ["guardianship", "reason", "recorded_at"]
-    exclude = ["recorded_by"]  # the staff member who records it
-
-    def service_create(self, request, form) -> NotificationException:
-        data = {**form.cleaned_data, "recorded_by": request.user}
-        return notification_exception_record(actor=staff_actor(request), **data)
-
-    def service_update(self, request, obj, form) -> NotificationException:
-        data = {**form_changes(form), "recorded_by": request.user}
-        return notification_exception_update(exception=obj, actor=staff_actor(request), **data)
-
-    def service_delete(self, request, obj) -> None:
-        notification_exception_delete(exception=obj, actor=staff_actor(request))
 
 
 @admin.register(ConsentDecision)
