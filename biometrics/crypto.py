@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -144,8 +145,34 @@ def child_keys_destroy(student_ids) -> set:
         ChildKey.objects.filter(student_id__in=ids).update(
             wrapped_key=None, destroyed_at=timezone.now()
         )
-    _shred_old_versions(live.db)
+        destroyed_by = _transaction_id(live.db)
+    _shred_old_versions(live.db, destroyed_by)
     return ids
+
+
+def _transaction_id(using: str) -> str | None:
+    """PostgreSQL: this transaction's id (the UPDATE's; assigned now if it changed no row);
+    None elsewhere."""
+    conn = connections[using]
+    if conn.vendor != "postgresql":
+        return None
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT pg_current_xact_id()::text")
+        return cursor.fetchone()[0]
+
+
+# What keeps a row version the transaction `%s` replaced: a session of this database whose
+# snapshot is that old (backend_xmin), or a transaction of any database that began before it
+# and still runs (backend_xid): VACUUM FULL's own snapshot starts at the oldest running one.
+_OLD_SNAPSHOTS = """
+    SELECT count(*) FROM pg_stat_activity
+    WHERE pid <> pg_backend_pid()
+      AND ((datname = current_database() AND backend_xmin IS NOT NULL
+            AND age(backend_xmin) >= age(xid(%s::xid8)))
+        OR (backend_xid IS NOT NULL AND age(backend_xid) >= age(xid(%s::xid8))))
+"""
+#: How long a destruction waits for the transactions running when it committed to end.
+SNAPSHOT_WAIT_SECONDS = 2.0
 
 
 def _secure_delete_on(using: str) -> None:
@@ -161,15 +188,20 @@ def _secure_delete_on(using: str) -> None:
             raise ShredFailed("the key store refuses secure_delete")
 
 
-def _shred_old_versions(using: str) -> None:
+def _shred_old_versions(using: str, destroyed_by: str | None = None) -> None:
     """No copy of a destroyed key may linger in the key store's files.
 
     SQLite (WAL): the zeroed page is written to the write-ahead log; until a checkpoint copies
     it back, the main file still holds the old page: checkpoint now, and fail if it could not
     complete. PostgreSQL: an UPDATE leaves the old row version, key included, in the table's
     pages until it is vacuumed, and a plain VACUUM frees it without overwriting it: VACUUM FULL
-    rewrites the (small) key table with live rows only. Neither runs inside a transaction (a
-    test's, say); the next destruction outside one covers it.
+    rewrites the (small) key table with live rows only -- but it copies the old versions a
+    running transaction may still see (one of any database that began before the destruction
+    committed: VACUUM FULL's own snapshot starts at the oldest). So it waits
+    (`SNAPSHOT_WAIT_SECONDS`) for the transactions that might see the destroyed version to end;
+    if one still runs, it vacuums all the same and fails (ShredFailed: the erasure step is
+    retried, and the retry vacuums again). Neither runs inside a transaction (a test's, say);
+    the next destruction outside one covers it.
     """
     conn = connections[using]
     if conn.in_atomic_block:
@@ -184,7 +216,30 @@ def _shred_old_versions(using: str) -> None:
             if busy:
                 raise ShredFailed("the key store's write-ahead log could not be checkpointed yet")
         elif conn.vendor == "postgresql":
+            seen_by = _sessions_that_may_see(cursor, destroyed_by)
             cursor.execute(f"VACUUM FULL {ChildKey._meta.db_table}")
+            if seen_by:
+                raise ShredFailed(
+                    f"{seen_by} database transaction(s) that began before the keys were "
+                    "destroyed still run, so their old row versions were kept; vacuumed again "
+                    "on retry"
+                )
+
+
+def _sessions_that_may_see(cursor, destroyed_by: str | None) -> int:
+    """How many other sessions may still see the key rows as `destroyed_by` found them, after
+    waiting up to SNAPSHOT_WAIT_SECONDS for them to end. A retry that found no key left to
+    destroy has a transaction of its own all the same, later than the one that destroyed
+    them: a session that may see their old versions is older than it too."""
+    if destroyed_by is None:
+        return 0
+    deadline = time.monotonic() + SNAPSHOT_WAIT_SECONDS
+    while True:
+        cursor.execute(_OLD_SNAPSHOTS, [destroyed_by, destroyed_by])
+        (count,) = cursor.fetchone()
+        if not count or time.monotonic() >= deadline:
+            return count
+        time.sleep(0.05)
 
 
 def encrypt_for_child(student: Student, plaintext: bytes, *, context: str) -> bytes:
