@@ -36,6 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=200, help="timed withdrawals (default 200)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed withdrawals first")
     parser.add_argument("--profile", type=int, default=0, help="print the K top functions")
+    parser.add_argument("--show-sql", action="store_true", help="print one withdrawal's SQL")
     return parser.parse_args(argv)
 
 
@@ -101,6 +102,28 @@ def main(argv=None) -> int:
         client = Client()
         for child, token in people[: args.warmup]:
             withdraw(client, child, token, purpose.code)
+        if args.show_sql:
+            from django.db import connections
+            from django.test.utils import CaptureQueriesContext
+
+            child, token = people.pop()
+            with CaptureQueriesContext(connections["default"]) as ctx:
+                withdraw(client, child, token, purpose.code)
+            harness.print_queries("one withdrawal", [("default", q["sql"]) for q in ctx], 160)
+            args.n -= 1
+        import portal.parent
+
+        decide = portal.parent.consent_decide
+        in_service: list[float] = []
+
+        def timed_decide(**kwargs):
+            c = time.process_time()
+            try:
+                return decide(**kwargs)
+            finally:
+                in_service.append(time.process_time() - c)
+
+        portal.parent.consent_decide = timed_decide  # the decision service, timed on its own
         cpu, wall = [], []
         profiler = cProfile.Profile() if args.profile else None
         load_before = harness.load_average()
@@ -120,6 +143,11 @@ def main(argv=None) -> int:
             f"CPU per withdrawal:  median {statistics.median(cpu) * 1000:.1f} ms, "
             f"mean {statistics.fmean(cpu) * 1000:.1f} ms, "
             f"p95 {harness.percentile(cpu, 95) * 1000:.1f} ms"
+        )
+        print(
+            f"  of which the decision service (consent_decide: rule, receipt, audit, erasure "
+            f"opening, status refresh): median {statistics.median(in_service) * 1000:.1f} ms, "
+            f"mean {statistics.fmean(in_service) * 1000:.1f} ms"
         )
         print(
             f"wall per withdrawal: median {statistics.median(wall) * 1000:.1f} ms, "

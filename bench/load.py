@@ -27,7 +27,8 @@ scales everything down for a check in a few minutes.
     .venv/bin/python bench/load.py --quick         # the same shape, small
 
 PostgreSQL ``guardian_bench_load`` (+ ``_keys``; ``--database-url``, the name must contain
-"bench") is created afresh and dropped at the end unless ``--keep``; Redis db 5 is flushed.
+"bench") is created afresh and dropped at the end unless ``--keep``. The broker is a redis-server
+of the run's own on a free loopback port (``--broker-url`` to use another; that db is flushed).
 """
 
 from __future__ import annotations
@@ -45,10 +46,9 @@ from pathlib import Path
 import erasure
 import harness
 from load_seed import NOISE, PURPOSE, Seeder
-from load_stack import Sampler, start_beat, start_celery, start_holders, start_web
+from load_stack import Sampler, start_beat, start_celery, start_holders, start_redis, start_web
 
 DATABASE_URL = "postgres://postgres@127.0.0.1:5432/guardian_bench_load"
-BROKER_URL = "redis://127.0.0.1:6379/5"
 QUICK = {
     "templates": 3000,
     "parents": 60,
@@ -80,7 +80,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--erasure-timeout", type=float, default=900)
     p.add_argument("--quick", action="store_true", help="everything scaled down")
     p.add_argument("--database-url", default=DATABASE_URL)
-    p.add_argument("--broker-url", default=BROKER_URL)
+    p.add_argument(
+        "--broker-url",
+        default="",
+        help="default: a redis-server of the run's own on a free loopback port",
+    )
     p.add_argument("--keep", action="store_true", help="keep databases, var dir and logs")
     args = p.parse_args(argv)
     if args.quick:
@@ -359,6 +363,8 @@ def setup(run) -> None:
     run.web = start_web(run.logs, workers=args.web_workers, threads=args.web_threads, **env)
     run.procs += [faces, beat, run.web]
     roots = {p.name: p.popen.pid for p in run.procs}
+    if run.redis is not None:
+        roots["redis-server (the run's)"] = run.redis.pid
     pg = [urlsplit_name(args.database_url), urlsplit_name(args.database_url) + "_keys"]
     run.sampler = Sampler(roots, pg).start()
     warm_up(run, probes, seeder)
@@ -420,6 +426,9 @@ def main(argv=None) -> int:
     import tempfile
 
     var_dir = Path(tempfile.mkdtemp(prefix="guardian-bench-load-"))
+    redis = None
+    if not args.broker_url:
+        redis, args.broker_url = start_redis(var_dir / "logs")
     harness.configure(
         var_dir=var_dir,
         pop=("KEYSTORE_DATABASE_URL", "EMAIL_URL"),
@@ -429,12 +438,13 @@ def main(argv=None) -> int:
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         HOLDER_ALLOW_PRIVATE_ADDRESSES="1",
     )
-    harness.postgres_databases("create", url=args.database_url)
-    redis_flush(args.broker_url)
-    harness.django_setup()
     run = Run(args, var_dir)
+    run.redis = redis
     failed = 1
     try:
+        harness.postgres_databases("create", url=args.database_url)
+        redis_flush(args.broker_url)
+        harness.django_setup()
         setup(run)
         failed = run_scenarios(run)
         problems = erasure.worker_log_problems(
@@ -460,9 +470,12 @@ def main(argv=None) -> int:
         from django.db import connections
 
         connections.close_all()
-        harness.finish(var_dir, keep=args.keep, databases=None if args.keep else ["load"])
-        if not args.keep:
+        if redis is not None:
+            redis.terminate()
+            redis.wait(10)
+        elif not args.keep:
             redis_flush(args.broker_url)
+        harness.finish(var_dir, keep=args.keep, databases=None if args.keep else ["load"])
 
 
 if __name__ == "__main__":

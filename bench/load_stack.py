@@ -4,6 +4,7 @@ every process's CPU and memory (psutil). Imported after Django is set up."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import time
@@ -17,6 +18,43 @@ if TYPE_CHECKING:
     from tests.processes import Proc
 
 HOLDERS = ("Gate controller", "Canteen till")
+
+
+def start_redis(log_dir: Path) -> tuple[subprocess.Popen, str]:
+    """A Redis server of the run's own on a free loopback port (no persistence): the broker,
+    out of reach of other users of the machine's shared Redis (flushes, restarts)."""
+    import socket
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    popen = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(log_dir),
+        ],
+        stdout=open(log_dir / "redis.log", "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return popen, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("redis-server did not start")
 
 
 def start_web(log_dir: Path, *, workers: int, threads: int, **env: str) -> Proc:
@@ -141,8 +179,9 @@ class Seen:
 
 class Sampler:
     """Every `interval` seconds: CPU seconds and RSS of each process of the stack (each root
-    and its descendants: gunicorn's workers, Celery's pool), of PostgreSQL's backends on our
-    databases, of redis-server and of Locust. `mark(name)` notes each process's RSS now (the
+    and its descendants: gunicorn's workers, Celery's pool; the run's redis-server), of
+    PostgreSQL's backends on our
+    databases and of Locust. `mark(name)` notes each process's RSS now (the
     memory-growth figures compare two marks); `window()` starts a fresh CPU count."""
 
     def __init__(self, roots: dict[str, int], pg_databases: list[str], interval: float = 0.5):
@@ -196,8 +235,6 @@ class Sampler:
             cmd = " ".join(proc.info["cmdline"] or [])
             if cmd.startswith("postgres: ") and any(w in cmd for w in wanted):
                 labels[proc.pid] = "postgres backend"
-            elif (proc.info["name"] or "").startswith("redis-server"):
-                labels[proc.pid] = "redis-server"
         return labels
 
     def _sample(self) -> None:
