@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from ..actors import Actor
 from ..ages import is_adult, is_competent
-from ..audit import audit_record
+from ..audit import audit_batch, audit_record
 from ..errors import (
     ADULT_STUDENT,
     BELOW_COMPETENCE_AGE,
@@ -27,14 +27,19 @@ from ..models import (
     ConsentDecision,
     Decision,
     Guardian,
-    Guardianship,
     Method,
     Notice,
     Purpose,
     Student,
     StudentStatus,
 )
-from ..rules import PurposeStatus, active_purpose_codes, load_for_rule, purpose_statuses
+from ..rules import (
+    PurposeStatus,
+    active_purpose_codes,
+    decision_loaded,
+    load_for_rule,
+    purpose_statuses,
+)
 from ..signals import purposes_changed
 from ..status import consent_status_refresh
 
@@ -79,19 +84,30 @@ def consent_decide(
         raise ConsentError("bad_decision", "The decision must be grant, withdraw or object.")
     if purpose.school_id != student.school_id:
         raise ConsentError("unknown_purpose", PURPOSE_UNKNOWN)
-    link = Guardianship.objects.filter(guardian=guardian, student=student).first()
-    if link is None or (not link.parental_responsibility and decision != Decision.OBJECT):
-        raise ConsentError("not_responsible", NOT_YOUR_CHILD)
     at = at or timezone.now()
-    if is_adult(student, at):
-        raise ConsentError("adult_student", ADULT_STUDENT)
-    notice = _current_notice(purpose, decision, notice_version)
-    record = _on_notice(student, purpose, guardian, decision, notice, method, at, ip, user_agent)
-    return _decision_append(record, actor=actor or Actor.guardian(guardian))
+    with transaction.atomic():
+        # What the rule reads, loaded once: the checks, the decision and its reactions use it.
+        loaded = load_for_rule([student.pk], one_by_one=True)[student.pk]
+        link = next((g for g in loaded.guardianships.all() if g.guardian_id == guardian.pk), None)
+        if link is None or (not link.parental_responsibility and decision != Decision.OBJECT):
+            raise ConsentError("not_responsible", NOT_YOUR_CHILD)
+        if is_adult(loaded, at):
+            raise ConsentError("adult_student", ADULT_STUDENT)
+        notice = _current_notice(purpose, decision, notice_version, loaded=loaded)
+        record = _on_notice(loaded, purpose, guardian, decision, notice, method, at, ip, user_agent)
+        return _decision_append(record, actor=actor or Actor.guardian(guardian), loaded=loaded)
 
 
-def _current_notice(purpose: Purpose, decision: str, notice_version: int | None):
-    notice = purpose.notices.order_by("-version").first()
+def _current_notice(
+    purpose: Purpose, decision: str, notice_version: int | None, loaded: Student | None = None
+):
+    """The purpose's newest notice (from `loaded`'s school when given); a grant must name it."""
+    if loaded is not None:
+        mine = next((p for p in loaded.school.purposes.all() if p.pk == purpose.pk), None)
+        notices = list(mine.notices.all()) if mine is not None else []
+        notice = max(notices, key=lambda n: n.version, default=None)
+    else:
+        notice = purpose.notices.order_by("-version").first()
     if notice is None:
         raise ConsentError("no_notice", "This purpose has no notice yet.")
     if decision == Decision.GRANT and notice_version != notice.version:
@@ -259,25 +275,30 @@ def _on_notice(
     )
 
 
-def _decision_append(record: ConsentDecision, *, actor: Actor) -> DecisionOutcome:
+def _decision_append(
+    record: ConsentDecision, *, actor: Actor, loaded: Student | None = None
+) -> DecisionOutcome:
     """Append a decision with its receipt and audit event; announce purposes that ended.
 
-    1. Load what the rule reads once; work out which purposes were active just before.
-    2. Save the decision with its receipt; the rule over the same data plus this decision says
-       what is active after (the outcome returned).
-    3. Write the audit event, and send `purposes_changed` (in the same transaction) with what
-       ended and what is left.
+    1. Load what the rule reads once (or take `loaded`, the caller's, loaded in its
+       transaction); work out which purposes were active just before.
+    2. Save the decision with its receipt and add it to the loaded rows; the rule over them
+       says what is active after (the outcome returned).
+    3. Send `purposes_changed` (in the same transaction, with the loaded student: what reacts
+       reads the same rows) with what ended and what is left; store the statuses from the same
+       rows; write the audit events of the whole call (this decision's and those of what
+       reacted) in one append to the chain, last, so the chain head is held only to the commit.
     """
     from ..receipts import receipt_for  # noqa: PLC0415 - receipts import urls, loaded late
 
-    with transaction.atomic():
-        student = load_for_rule([record.student_id])[record.student_id]
-        known = list(student.decisions.all())
-        before = active_purpose_codes(student, at=record.at, decisions=known)
+    with transaction.atomic(), audit_batch():
+        student = loaded or load_for_rule([record.student_id], one_by_one=True)[record.student_id]
+        before = active_purpose_codes(student, at=record.at)
         record.student = student
         record.receipt = receipt_for(record)
         record.save()
-        statuses = purpose_statuses(student, at=record.at, decisions=[*known, record])
+        decision_loaded(student, record)
+        statuses = purpose_statuses(student, at=record.at)
         after = {s.code for s in statuses if s.active}
         audit_record(
             f"consent.{record.decision}",
@@ -301,8 +322,9 @@ def _decision_append(record: ConsentDecision, *, actor: Actor) -> DecisionOutcom
                 ended=before - after,
                 still_active=after,
                 at=record.at,
+                loaded=True,
             )
-        consent_status_refresh([student.pk])
+        consent_status_refresh([student.pk], loaded={student.pk: student})
     return DecisionOutcome(record=record, statuses=statuses, ended=frozenset(before - after))
 
 
