@@ -100,7 +100,8 @@ def _decrypted(templates) -> tuple[list, list, np.ndarray]:
     pairs = list(templates.values_list("id", "student_id"))
     keys = child_keys_for_reading([student_id for _, student_id in pairs])
     matrix = np.empty((len(pairs), 128), dtype=np.float32)
-    template_ids, student_ids = [], []
+    template_ids: list[uuid.UUID] = []
+    student_ids: list[uuid.UUID] = []
     for template in templates.only("id", "student_id", "ciphertext").iterator(chunk_size=2000):
         key = keys.get(template.student_id)
         if key is None:
