@@ -76,6 +76,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--scenarios", default="morning,news,evening,together")
     p.add_argument("--web-workers", type=int, default=2)
     p.add_argument("--web-threads", type=int, default=4)
+    p.add_argument(
+        "--gate-web-workers",
+        type=int,
+        default=0,
+        help="serve the gates from a gunicorn of their own with this many processes (the "
+        "match index then lives only there); 0: the gates use the one web pool",
+    )
     p.add_argument("--concurrency", type=int, default=2, help="default,erasure worker pool")
     p.add_argument("--erasure-timeout", type=float, default=900)
     p.add_argument("--quick", action="store_true", help="everything scaled down")
@@ -183,7 +190,7 @@ class Run:
         self.logs = var_dir / "logs"
         self.data_file = var_dir / "load-data.json"
         self.procs = []
-        self.web = self.sampler = None
+        self.web = self.gates = self.sampler = None
         self.cohorts: dict[str, list] = {}
 
 
@@ -362,6 +369,14 @@ def setup(run) -> None:
     beat = start_beat(run.logs, **env)
     run.web = start_web(run.logs, workers=args.web_workers, threads=args.web_threads, **env)
     run.procs += [faces, beat, run.web]
+    run.gates = run.web
+    if args.gate_web_workers:
+        run.gates = start_web(
+            run.logs, workers=args.gate_web_workers, threads=args.web_threads, name="gates", **env
+        )
+        run.procs.append(run.gates)
+    data = json.loads(run.data_file.read_text())
+    run.data_file.write_text(json.dumps({**data, "gate_url": run.gates.info["url"]}))
     roots = {p.name: p.popen.pid for p in run.procs}
     if run.redis is not None:
         roots["redis-server (the run's)"] = run.redis.pid
@@ -390,7 +405,7 @@ def warm_up(run, probes, seeder) -> None:
             {"purpose": data["purpose"], "device": "warm-up", "embedding": probes[0][1]}
         ).encode()
         request = urllib.request.Request(  # noqa: S310 - loopback
-            f"{run.web.info['url']}/api/v1/identify/",
+            f"{run.gates.info['url']}/api/v1/identify/",
             data=body,
             headers={
                 "Content-Type": "application/json",
@@ -413,7 +428,7 @@ def warm_up(run, probes, seeder) -> None:
     with run.sampler._lock:
         seen = list(run.sampler.seen.values())
     for s in seen:
-        if s.label.startswith("web") and "cold" in s.rss_marks:
+        if s.label.startswith(("web", "gates")) and "cold" in s.rss_marks:
             print(
                 f"  {s.label}: RSS {s.rss_marks['cold'] / 2**20:.0f} MB cold → "
                 f"{s.rss_marks['warm'] / 2**20:.0f} MB with the index"
@@ -452,7 +467,8 @@ def main(argv=None) -> int:
         )
         web_errors = Counter(
             line.strip()[:100]
-            for line in run.web.log().splitlines()
+            for proc in ([run.web] if run.gates is run.web else [run.web, run.gates])
+            for line in proc.log().splitlines()
             if "Error" in line or "Traceback" in line
         )
         print(

@@ -55,7 +55,7 @@ class Gate(FastHttpUser):
         child_id, vector = self.rng.choice(DATA["probes"])
         probe = [x + self.rng.gauss(0, DATA["noise"]) for x in vector]
         with self.client.post(
-            "/api/v1/identify/",
+            f"{DATA.get('gate_url', '')}/api/v1/identify/",
             json={"purpose": DATA["purpose"], "device": self.device, "embedding": probe},
             headers={"Authorization": f"Api-Key {DATA['api_key']}"},
             name="identify",

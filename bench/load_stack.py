@@ -57,7 +57,7 @@ def start_redis(log_dir: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("redis-server did not start")
 
 
-def start_web(log_dir: Path, *, workers: int, threads: int, **env: str) -> Proc:
+def start_web(log_dir: Path, *, workers: int, threads: int, name: str = "web", **env: str) -> Proc:
     """gunicorn portal.wsgi on a free loopback port (the Procfile's line)."""
     from tests.processes import _spawn, free_port, process_env, wait_for
 
@@ -74,7 +74,7 @@ def start_web(log_dir: Path, *, workers: int, threads: int, **env: str) -> Proc:
         "--timeout",
         "120",
     ]
-    proc = _spawn("web", args, log_dir, process_env(LOG_LEVEL="WARNING", **env))
+    proc = _spawn(name, args, log_dir, process_env(LOG_LEVEL="WARNING", **env))
     proc.info = {"url": f"http://127.0.0.1:{port}"}
 
     def up() -> bool:
@@ -267,7 +267,11 @@ class Sampler:
         lines = []
         grouped: dict[str, list[Seen]] = {}
         for _, s in sorted(seen, key=lambda kv: kv[1].label):
-            key = s.label if s.label not in ("postgres backend",) else "postgres backends (sum)"
+            key = (
+                s.label
+                if s.label != "postgres backend"
+                else "postgres backends (sum; RSS counts shared buffers in each)"
+            )
             grouped.setdefault(key, []).append(s)
         for label, items in grouped.items():
             cpu = sum(s.cpu_last - s.cpu_first for s in items)
@@ -278,7 +282,7 @@ class Sampler:
                 if warm in s.rss_marks and end in s.rss_marks:
                     delta = (s.rss_marks[end] - s.rss_marks[warm]) / 2**20
                     growth = f"  {delta:+7.1f} MB after warm-up"
-            lines.append(f"  {label:<32} {cpu:8.1f} CPU-s  peak RSS {peak / 2**20:7.1f} MB{growth}")
+            lines.append(f"  {label:<34} {cpu:8.1f} CPU-s  peak RSS {peak / 2**20:7.1f} MB{growth}")
         return lines
 
 
