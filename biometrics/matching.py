@@ -2,8 +2,8 @@
 the rule"; docs/architecture.md, "Face engine and identification").
 
 Each process keeps a match index per school: every template the school holds, as float32
-columns with their norms, reloaded when the school's MatchIndexVersion moves (a template added
-or erased). A busy gate costs one matrix-vector product, not a face detection, when cameras
+columns with their norms, brought up to date when the school's MatchIndexVersion moves (a
+template added or erased): the erased are dropped, the added decrypted, nothing rebuilt. A busy gate costs one matrix-vector product, not a face detection, when cameras
 send embeddings.
 
 Among all the school's templates — consenting children's or not — the nearest one within the
@@ -151,13 +151,26 @@ def match_index_for(school_id: int) -> MatchIndex:
     return index
 
 
-def match_cache_forget(school_id: int | None = None) -> None:
-    """Drop this process's cached index (all schools, or one)."""
+def match_index_now(school_id: int) -> MatchIndex:
+    """The school's index with exactly the template rows there are now, whatever the version
+    says (the erasure's proof probes it): this process's index brought up to date by what
+    changed, or built."""
+    version = match_index_version(school_id)
     with _lock:
-        if school_id is None:
-            _indexes.clear()
+        index = _indexes.get(school_id)
+        if index is None:
+            index = _indexes[school_id] = _build(school_id, version)
         else:
-            _indexes.pop(school_id, None)
+            index = _indexes[school_id] = _refreshed(index, school_id, version)
+    return index
+
+
+def match_index_drop_erased(school_id: int) -> None:
+    """Bring this process's index of the school, if it has one, up to date now: the numbers of
+    templates erased since leave its memory at once (other processes do so before their next
+    match, when they see the version moved)."""
+    if school_id in _indexes:
+        match_index_now(school_id)
 
 
 def _within(
