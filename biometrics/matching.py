@@ -3,8 +3,8 @@ the rule"; docs/architecture.md, "Face engine and identification").
 
 Each process keeps a match index per school: every template the school holds, as float32
 columns with their norms, brought up to date when the school's MatchIndexVersion moves (a
-template added or erased): the erased are dropped, the added decrypted, nothing rebuilt. A busy gate costs one matrix-vector product, not a face detection, when cameras
-send embeddings.
+template added or erased): the erased are dropped, the added decrypted, nothing rebuilt. A
+busy gate costs one matrix-vector product, not a face detection, when cameras send embeddings.
 
 Among all the school's templates — consenting children's or not — the nearest one within the
 school's tolerance names the only candidate. If another child's template is within the
