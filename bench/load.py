@@ -202,6 +202,14 @@ def erasures_wait(run, child_ids: list[str], last_withdrawal: float) -> list[str
     from biometrics.models import ErasureRequest, ErasureStatus
     from consent.models import Student
 
+    # The children whose parent withdrew (a bounded run may stop before the whole cohort).
+    child_ids = [
+        str(pk)
+        for pk in ErasureRequest.objects.filter(student_id__in=child_ids).values_list(
+            "student_id", flat=True
+        )
+    ]
+
     def verified() -> int:
         return ErasureRequest.objects.filter(
             student_id__in=child_ids, status=ErasureStatus.VERIFIED
