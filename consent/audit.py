@@ -72,18 +72,21 @@ _batch = threading.local()  # .events: the events gathered by the open audit_bat
 @contextmanager
 def audit_batch() -> Iterator[None]:
     """Gather the events recorded inside and append them to the chain together when the block
-    ends (inside it, so they commit with what they record): one lock of the chain head per
-    service call, taken just before the commit, instead of one per event taken early and held
-    by every later statement. Nested batches join the outer one. Code that catches an error
-    raised after it recorded events, and carries on, wraps that part in `audit_undo_on_error`."""
+    ends (inside it, so they commit with what they record): one append per service call
+    instead of one per event. Call it inside the service's transaction. The chain head is
+    locked when the batch begins, as a first append would lock it, so locks are taken in the
+    order every other writer takes them (the head, then the rows it writes). Nested batches join
+    the outer one. Code that catches an error raised after it recorded events, and carries on,
+    wraps that part in `audit_undo_on_error`."""
     if getattr(_batch, "events", None) is not None:
         yield
         return
+    head = _head_locked()
     _batch.events = []
     try:
         yield
         events, _batch.events = _batch.events, None
-        _append(events)
+        _append(events, head)
     finally:
         _batch.events = None
 
@@ -137,12 +140,18 @@ def audit_record_many(entries: list[AuditEntry]) -> list[AuditEvent]:
     return events
 
 
-def _append(events: list[AuditEvent]) -> None:
-    """Lock the chain head, link each event to the one before, insert them, move the head."""
+def _head_locked() -> AuditChainHead:
+    head, _created = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+    return head
+
+
+def _append(events: list[AuditEvent], head: AuditChainHead | None = None) -> None:
+    """Lock the chain head (unless the caller holds it), link each event to the one before,
+    insert them, move the head."""
     if not events:
         return
     with transaction.atomic(savepoint=False):  # joins the caller's; no savepoint to pay for
-        head, _created = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+        head = head or _head_locked()
         prev = head.last_hash
         for event in events:
             event.prev_hash = prev

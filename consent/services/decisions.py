@@ -285,45 +285,47 @@ def _decision_append(
     2. Save the decision with its receipt and add it to the loaded rows; the rule over them
        says what is active after (the outcome returned).
     3. Send `purposes_changed` (in the same transaction, with the loaded student: what reacts
-       reads the same rows) with what ended and what is left; store the statuses from the same
-       rows; write the audit events of the whole call (this decision's and those of what
-       reacted) in one append to the chain, last, so the chain head is held only to the commit.
+       reads the same rows) with what ended and what is left; write the audit events of the
+       whole call (this decision's and those of what reacted) in one append to the chain; store
+       the statuses from the same rows.
     """
     from ..receipts import receipt_for  # noqa: PLC0415 - receipts import urls, loaded late
 
-    with transaction.atomic(), audit_batch():
-        student = loaded or load_for_rule([record.student_id], one_by_one=True)[record.student_id]
-        before = active_purpose_codes(student, at=record.at)
-        record.student = student
-        record.receipt = receipt_for(record)
-        record.save()
-        decision_loaded(student, record)
-        statuses = purpose_statuses(student, at=record.at)
-        after = {s.code for s in statuses if s.active}
-        audit_record(
-            f"consent.{record.decision}",
-            actor=actor,
-            school_id=student.school_id,
-            subject=student.subject_id,
-            data={
-                "purpose": record.purpose.code if record.purpose is not None else "all",
-                "notice_version": record.notice_version,
-                "method": record.method,
-                "receipt": str(record.receipt_id),
-            },
-            at=record.at,
-        )
-        if after != before:
-            # Inside the transaction: what reacts (an erasure request) commits with the
-            # decision or not at all, so a crash in between can never lose it.
-            purposes_changed.send(
-                sender=ConsentDecision,
-                student=student,
-                ended=before - after,
-                still_active=after,
+    with transaction.atomic():
+        with audit_batch():
+            pk = record.student_id
+            student = loaded or load_for_rule([pk], one_by_one=True)[pk]
+            before = active_purpose_codes(student, at=record.at)
+            record.student = student
+            record.receipt = receipt_for(record)
+            record.save()
+            decision_loaded(student, record)
+            statuses = purpose_statuses(student, at=record.at)
+            after = {s.code for s in statuses if s.active}
+            audit_record(
+                f"consent.{record.decision}",
+                actor=actor,
+                school_id=student.school_id,
+                subject=student.subject_id,
+                data={
+                    "purpose": record.purpose.code if record.purpose is not None else "all",
+                    "notice_version": record.notice_version,
+                    "method": record.method,
+                    "receipt": str(record.receipt_id),
+                },
                 at=record.at,
-                loaded=True,
             )
+            if after != before:
+                # Inside the transaction: what reacts (an erasure request) commits with the
+                # decision or not at all, so a crash in between can never lose it.
+                purposes_changed.send(
+                    sender=ConsentDecision,
+                    student=student,
+                    ended=before - after,
+                    still_active=after,
+                    at=record.at,
+                    loaded=True,
+                )
         consent_status_refresh([student.pk], loaded={student.pk: student})
     return DecisionOutcome(record=record, statuses=statuses, ended=frozenset(before - after))
 
