@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.db import transaction
@@ -128,6 +128,17 @@ def _refreshed(index: MatchIndex, school_id: int, version: str) -> MatchIndex:
     added = [t for t in held if t not in known]
     if len(added) > REFRESH_LIMIT:  # a school enrolled at once: build it afresh
         return _build(school_id, version)
+    if not added:  # only erasures since: the same index less their columns
+        if keep.all():
+            return replace(index, version=version)
+        return MatchIndex(
+            version=version,
+            template_ids=index.template_ids[keep],
+            student_ids=index.student_ids[keep],
+            student_codes=index.student_codes[keep],
+            columns=np.ascontiguousarray(index.columns[:, keep]),
+            norms=index.norms[keep],
+        )
     new_ids, student_ids, matrix = _decrypted(FaceTemplate.objects.filter(pk__in=added))
     return index_of(
         version=version,
@@ -165,11 +176,13 @@ def match_index_now(school_id: int) -> MatchIndex:
     return index
 
 
-def match_index_drop_erased(school_id: int) -> None:
-    """Bring this process's index of the school, if it has one, up to date now: the numbers of
-    templates erased since leave its memory at once (other processes do so before their next
-    match, when they see the version moved)."""
-    if school_id in _indexes:
+def match_index_drop_erased(school_id: int, student_ids) -> None:
+    """If this process's index of the school still holds any of these children's templates,
+    bring it up to date now: their numbers leave its memory at once (other processes do so
+    before their next match, when they see the version moved)."""
+    index = _indexes.get(school_id)
+    gone = set(student_ids)
+    if index is not None and any(s in gone for s in index.student_ids):
         match_index_now(school_id)
 
 

@@ -113,9 +113,7 @@ def signed_receipt(request: ErasureRequest) -> dict[str, Any]:
     return {**(request.receipt or {}), "signature": request.receipt_signature}
 
 
-def erasure_receipt_verify(
-    document: dict, public_key: str | None = None
-) -> signing.Verification:
+def erasure_receipt_verify(document: dict, public_key: str | None = None) -> signing.Verification:
     """Check a signed deletion receipt against the key history (or against `public_key`). A
     receipt of the first version carried its public key instead of a key id: that key must be
     in the history (trusting the key a document brings would prove nothing)."""

@@ -113,7 +113,9 @@ def erase_cache_batch(steps: list[ErasureStep]) -> Outcome:
         for school_id in schools:
             match_index_bump(school_id)  # every process reloads before its next match
     for school_id in schools:
-        match_index_drop_erased(school_id)  # this process's, at once; no rebuild
+        match_index_drop_erased(  # this process's index, at once; no rebuild
+            school_id, [s.request.student_id for s in steps if s.request.school_id == school_id]
+        )
     unchanged = {
         school_id for school_id in schools if match_index_version(school_id) == before[school_id]
     }
