@@ -2,9 +2,9 @@
 the rule"; docs/architecture.md, "Face engine and identification").
 
 Each process keeps a match index per school: every template the school holds, as float32
-columns with their norms, reloaded when the school's MatchIndexVersion moves (a template added
-or erased). A busy gate costs one matrix-vector product, not a face detection, when cameras
-send embeddings.
+columns with their norms, brought up to date when the school's MatchIndexVersion moves (a
+template added or erased): the erased are dropped, the added decrypted, nothing rebuilt. A
+busy gate costs one matrix-vector product, not a face detection, when cameras send embeddings.
 
 Among all the school's templates — consenting children's or not — the nearest one within the
 school's tolerance names the only candidate. If another child's template is within the
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.db import transaction
@@ -38,6 +38,8 @@ from .selectors import template_embedding
 
 # float32 distances are exact to about 1e-6 here; candidates are re-measured in float64.
 PREFILTER_SLACK = 0.01
+# More templates added than this since the index was built: rebuild it rather than add them.
+REFRESH_LIMIT = 5000
 
 
 @dataclass
@@ -83,23 +85,66 @@ def match_index_version(school_id: int) -> str:
 
 
 def _build(school_id: int, version: str) -> MatchIndex:
-    templates = list(
-        FaceTemplate.objects.filter(student__school_id=school_id).only(
-            "id", "student_id", "ciphertext"
-        )
+    template_ids, student_ids, matrix = _decrypted(
+        FaceTemplate.objects.filter(student__school_id=school_id)
     )
-    keys = child_keys_for_reading([t.student_id for t in templates])
-    rows, template_ids, student_ids = [], [], []
-    for template in templates:
+    return index_of(
+        version=version, template_ids=template_ids, student_ids=student_ids, matrix=matrix
+    )
+
+
+def _decrypted(templates) -> tuple[list, list, np.ndarray]:
+    """The templates' ids, their children's and their numbers (n × 128 float32); templates
+    of crypto-shredded children are left out. Read in chunks into one float32 array, so
+    building an index never holds every row as a model and a float64 copy at once."""
+    pairs = list(templates.values_list("id", "student_id"))
+    keys = child_keys_for_reading([student_id for _, student_id in pairs])
+    matrix = np.empty((len(pairs), 128), dtype=np.float32)
+    template_ids: list[uuid.UUID] = []
+    student_ids: list[uuid.UUID] = []
+    for template in templates.only("id", "student_id", "ciphertext").iterator(chunk_size=2000):
         key = keys.get(template.student_id)
         if key is None:
             continue  # crypto-shredded
-        rows.append(template_embedding(template, key=key))
+        matrix[len(template_ids)] = template_embedding(template, key=key)
         template_ids.append(template.pk)
         student_ids.append(template.student_id)
-    matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), 128)
+    return template_ids, student_ids, matrix[: len(template_ids)]
+
+
+def _refreshed(index: MatchIndex, school_id: int, version: str) -> MatchIndex:
+    """The index brought to `version` by what changed, not rebuilt: templates erased since are
+    dropped (their numbers leave this process's memory), templates added since are decrypted
+    and added; the rest are kept as they are (a template never changes). One query of the
+    school's template ids, plus the new templates: a busy gate keeps working while erasures
+    and enrolments move the version, where a rebuild decrypted every template each time."""
+    held = set(
+        FaceTemplate.objects.filter(student__school_id=school_id).values_list("id", flat=True)
+    )
+    keep = np.fromiter(
+        (t in held for t in index.template_ids), dtype=bool, count=len(index.template_ids)
+    )
+    known = set(index.template_ids[keep])
+    added = [t for t in held if t not in known]
+    if len(added) > REFRESH_LIMIT:  # a school enrolled at once: build it afresh
+        return _build(school_id, version)
+    if not added:  # only erasures since: the same index less their columns
+        if keep.all():
+            return replace(index, version=version)
+        return MatchIndex(
+            version=version,
+            template_ids=index.template_ids[keep],
+            student_ids=index.student_ids[keep],
+            student_codes=index.student_codes[keep],
+            columns=np.ascontiguousarray(index.columns[:, keep]),
+            norms=index.norms[keep],
+        )
+    new_ids, student_ids, matrix = _decrypted(FaceTemplate.objects.filter(pk__in=added))
     return index_of(
-        version=version, template_ids=template_ids, student_ids=student_ids, matrix=matrix
+        version=version,
+        template_ids=[*index.template_ids[keep], *new_ids],
+        student_ids=[*index.student_ids[keep], *student_ids],
+        matrix=np.concatenate([index.columns[:, keep].T, matrix]),
     )
 
 
@@ -110,19 +155,35 @@ def match_index_for(school_id: int) -> MatchIndex:
         return index
     with _lock:
         index = _indexes.get(school_id)
-        if index is None or index.version != version:
-            index = _build(school_id, version)
-            _indexes[school_id] = index
+        if index is None:
+            index = _indexes[school_id] = _build(school_id, version)
+        elif index.version != version:
+            index = _indexes[school_id] = _refreshed(index, school_id, version)
     return index
 
 
-def match_cache_forget(school_id: int | None = None) -> None:
-    """Drop this process's cached index (all schools, or one)."""
+def match_index_now(school_id: int) -> MatchIndex:
+    """The school's index with exactly the template rows there are now, whatever the version
+    says (the erasure's proof probes it): this process's index brought up to date by what
+    changed, or built."""
+    version = match_index_version(school_id)
     with _lock:
-        if school_id is None:
-            _indexes.clear()
+        index = _indexes.get(school_id)
+        if index is None:
+            index = _indexes[school_id] = _build(school_id, version)
         else:
-            _indexes.pop(school_id, None)
+            index = _indexes[school_id] = _refreshed(index, school_id, version)
+    return index
+
+
+def match_index_drop_erased(school_id: int, student_ids) -> None:
+    """If this process's index of the school still holds any of these children's templates,
+    bring it up to date now: their numbers leave its memory at once (other processes do so
+    before their next match, when they see the version moved)."""
+    index = _indexes.get(school_id)
+    gone = set(student_ids)
+    if index is not None and any(s in gone for s in index.student_ids):
+        match_index_now(school_id)
 
 
 def _within(

@@ -8,7 +8,7 @@ from django.utils import timezone
 from consent.actors import Actor
 from consent.signals import purposes_changed, storage_locations_asked
 
-from .due import CLOCKS, dues_for, held_in_portal
+from .due import CLOCKS, dues_for
 from .models import Holder
 from .retention import dues_enforce
 from .systems import STORAGE_LOCATIONS
@@ -22,14 +22,15 @@ def on_purposes_changed(sender, *, ended: set, at=None, **kwargs) -> None:
     (a decision, a leaver, a purpose disabled): everything → an erasure; events of purposes
     that ended → deleted. What is due later (a leaver's window, a new notice's) is left to the
     retention jobs, which ask the same function. Runs inside the announcing transaction, so
-    what it starts commits with the change or not at all."""
+    what it starts commits with the change or not at all. `loaded`: the students carry the
+    rule's inputs as they are now (a decision service loaded them), so they are not read again.
+    A child the portal holds nothing of gets nothing (`dues_enforce` acts on what is held)."""
     if not ended:
         return
     at = at or timezone.now()
     students = kwargs.get("students") or [kwargs["student"]]
-    held = held_in_portal([s.pk for s in students])  # nothing to do for a child with no data
     dues_enforce(
-        dues_for([s for s in students if s.pk in held], at=at),
+        dues_for(students, at=at, loaded=kwargs.get("loaded", False)),
         at=at,
         reasons=lambda reason: reason not in CLOCKS,
         dry_run=False,

@@ -68,10 +68,12 @@ def _open_erasures(
         )
         return [s for s in batch if s.pk not in already]
 
-    new = without_open(students)
+    # Checked first without a lock, so a batch of children mostly open already locks none;
+    # one child (a decision's) is checked only under the lock.
+    new = without_open(students) if dry_run or len(students) > 1 else list(students)
     if not new or dry_run:
         return len(new)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # joins the caller's; no savepoint to pay for
         # FOR NO KEY UPDATE: two runs wait for each other, but rows that merely reference the
         # child (an event, a parent's erasure or decision) are not held up.
         locked = set(

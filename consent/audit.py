@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,29 +66,62 @@ def audit_record(
     return audit_record_many([AuditEntry(action, actor, school_id, subject, data, at)])[0]
 
 
+_batch = threading.local()  # .events: the events gathered by the open audit_batch, or None
+
+
+@contextmanager
+def audit_batch() -> Iterator[None]:
+    """Gather the events recorded inside and append them to the chain together when the block
+    ends (inside it, so they commit with what they record): one append per service call
+    instead of one per event. Call it inside the service's transaction. The chain head is
+    locked when the batch begins, as a first append would lock it, so locks are taken in the
+    order every other writer takes them (the head, then the rows it writes). Nested batches join
+    the outer one. Code that catches an error raised after it recorded events, and carries on,
+    wraps that part in `audit_undo_on_error`."""
+    if getattr(_batch, "events", None) is not None:
+        yield
+        return
+    head = _head_locked()
+    _batch.events = []
+    try:
+        yield
+        events, _batch.events = _batch.events, None
+        _append(events, head)
+    finally:
+        _batch.events = None
+
+
+@contextmanager
+def audit_undo_on_error() -> Iterator[None]:
+    """Forget the events gathered inside when it raises (a savepoint rolled back); outside a
+    batch, the transaction's rollback takes them with it anyway."""
+    events = getattr(_batch, "events", None)
+    mark = len(events) if events is not None else 0
+    try:
+        yield
+    except BaseException:
+        if events is not None:
+            del events[mark:]
+        raise
+
+
 def audit_record_many(entries: list[AuditEntry]) -> list[AuditEvent]:
-    """Append events to the chain in order, holding the chain head once for all of them.
+    """Append events to the chain in order, holding the chain head once for all of them (or,
+    inside `audit_batch`, when the batch ends).
 
     1. Normalise each `data` through JSON so the hash computed now equals the one recomputed
        later; refuse keys that could carry biometric or identifying data.
     2. Lock the chain head, link each new event to the one before, move the head.
     """
-    payloads = []
+    now = timezone.now()
+    events = []
     for entry in entries:
         payload = json.loads(json.dumps(entry.data or {}, default=str))
         leaked = FORBIDDEN_KEYS.intersection(payload)
         if leaked:
             raise ValueError(f"Audit events never carry {sorted(leaked)}")
-        payloads.append(payload)
-    if not entries:
-        return []
-    now = timezone.now()
-    with transaction.atomic():
-        head, _created = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
-        prev = head.last_hash
-        events = []
-        for entry, payload in zip(entries, payloads, strict=True):
-            event = AuditEvent(
+        events.append(
+            AuditEvent(
                 at=entry.at or now,
                 action=entry.action,
                 school_id=entry.school_id,
@@ -94,10 +130,32 @@ def audit_record_many(entries: list[AuditEntry]) -> list[AuditEvent]:
                 actor_id=entry.actor.id,
                 actor_label=actor_label(entry.actor),
                 data=payload,
-                prev_hash=prev,
             )
+        )
+    gathering = getattr(_batch, "events", None)
+    if gathering is not None:
+        gathering.extend(events)
+    else:
+        _append(events)
+    return events
+
+
+def _head_locked() -> AuditChainHead:
+    head, _created = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+    return head
+
+
+def _append(events: list[AuditEvent], head: AuditChainHead | None = None) -> None:
+    """Lock the chain head (unless the caller holds it), link each event to the one before,
+    insert them, move the head."""
+    if not events:
+        return
+    with transaction.atomic(savepoint=False):  # joins the caller's; no savepoint to pay for
+        head = head or _head_locked()
+        prev = head.last_hash
+        for event in events:
+            event.prev_hash = prev
             event.hash = prev = event.compute_hash()
-            events.append(event)
         if len(events) == 1:
             events[0].save()
         else:
@@ -105,7 +163,6 @@ def audit_record_many(entries: list[AuditEntry]) -> list[AuditEvent]:
         head.last_hash = prev
         head.last_event_id = events[-1].pk
         head.save(update_fields=["last_hash", "last_event_id"])
-    return events
 
 
 @dataclass

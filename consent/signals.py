@@ -5,7 +5,8 @@ from django.dispatch import Signal
 # kwargs: ended (set of purpose codes that stopped being active), at (the instant of the
 # change), and either student (one child, with still_active: the set left) — a decision or a
 # leaver — or students (a list of children, each of whom lost every code in `ended`) — a
-# purpose disabled for a whole school, sent once per chunk of its children.
+# purpose disabled for a whole school, sent once per chunk of its children. `loaded` (optional,
+# True): the students come from `load_for_rule` with every input written since (a decision).
 purposes_changed = Signal()
 
 # Sent while a consent receipt is built, to learn where the child's data is stored. Consent

@@ -55,10 +55,17 @@ def _recheck_at(student: Student, now: datetime) -> datetime | None:
     return min(later) if later else None
 
 
-def _computed(student_ids: Iterable, now: datetime) -> Iterator[ConsentStatus]:
-    """The rule's answer for each (student, purpose), `CHUNK` students at a time."""
+def _computed(
+    student_ids: Iterable, now: datetime, loaded: dict | None = None
+) -> Iterator[ConsentStatus]:
+    """The rule's answer for each (student, purpose), `CHUNK` students at a time (those in
+    `loaded` as they are: students from `load_for_rule` carrying every input written since)."""
     for chunk in _chunks(student_ids, CHUNK):
-        for student in load_for_rule(chunk).values():
+        ready = {pk: loaded[pk] for pk in chunk if pk in loaded} if loaded else {}
+        missing = [pk for pk in chunk if pk not in ready]
+        if missing:
+            ready.update(load_for_rule(missing))
+        for student in ready.values():
             recheck = _recheck_at(student, now)
             for s in purpose_statuses(student, at=now):
                 yield ConsentStatus(
@@ -72,17 +79,21 @@ def _computed(student_ids: Iterable, now: datetime) -> Iterator[ConsentStatus]:
                 )
 
 
-def consent_status_refresh(student_ids: Iterable, *, at: datetime | None = None) -> int:
+def consent_status_refresh(
+    student_ids: Iterable, *, at: datetime | None = None, loaded: dict | None = None
+) -> int:
     """Run the rule for these students now (or "as of" `at`, for jobs and tests that move the
-    clock) and store its answers. Returns rows written.
+    clock) and store its answers. Returns rows written. `loaded` ({pk: student}): students the
+    caller loaded with `load_for_rule` and kept up to date with what it wrote (a decision
+    service), used as they are instead of loading them again.
 
     Call it inside the transaction that wrote the rule input (it joins it).
     """
     now = at or timezone.now()
     written = 0
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # joins the caller's; no savepoint to pay for
         batch: list[ConsentStatus] = []
-        for row in _computed(student_ids, now):
+        for row in _computed(student_ids, now, loaded):
             batch.append(row)
             if len(batch) >= CHUNK:
                 written += _upsert(batch)

@@ -274,3 +274,46 @@ def test_people_are_pseudonymous_in_the_trail(child_a, parent_a, purposes, admin
         "",
     )
     assert AuditEvent.objects.filter(actor_kind="system").exclude(actor_label="").exists()
+
+
+def test_a_withdrawal_and_the_erasure_it_opens_are_one_unbroken_stretch_of_the_chain(
+    enrolled_child_a, parent_a, purposes
+):
+    """The decision's event and the erasure's are appended together at the end of the call."""
+    from consent.services import consent_decide
+
+    before = AuditEvent.objects.count()
+    outcome = consent_decide(
+        student=enrolled_child_a,
+        purpose=purposes["gate_access"],
+        guardian=parent_a,
+        decision="withdraw",
+        notice_version=None,
+    )
+    assert outcome.ended == {"gate_access"}
+    added = list(AuditEvent.objects.order_by("pk")[before:])
+    assert [e.action for e in added] == ["consent.withdraw", "erasure.requested"]
+    assert added[1].prev_hash == added[0].hash
+    assert audit_verify().ok
+
+
+def test_events_of_a_step_that_failed_and_was_retried_are_not_kept(db):
+    """Inside a batch, what a caught error undid leaves no event behind."""
+    from consent.audit import audit_batch, audit_undo_on_error
+
+    before = AuditEvent.objects.count()
+    with audit_batch():
+        audit_record("test.kept", actor=Actor.system("t"))
+
+        def undone():
+            with audit_undo_on_error():
+                audit_record("test.undone", actor=Actor.system("t"))
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            undone()
+        audit_record("test.kept_too", actor=Actor.system("t"))
+        assert AuditEvent.objects.count() == before  # appended when the batch ends
+    actions = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))[before:]
+    assert actions == ["test.kept", "test.kept_too"]
+    assert audit_verify().ok

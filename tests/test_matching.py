@@ -234,3 +234,28 @@ def test_the_transparency_page_publishes_tolerance_margin_and_the_caution(client
     assert "never told about the next-nearest child" in page
     zh = client.get(f"/schools/{school.slug}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "容差：0.5。" in zh and "歧义余量：0.08。" in zh
+
+
+def test_the_index_takes_in_enrolments_and_erasures_made_since_it_was_built(school, purposes, gate):
+    """A process's index, once built, takes in what changed: a child enrolled since is
+    recognised, a template erased since is gone from it (its numbers with it)."""
+    from biometrics import matching
+    from biometrics.models import FaceTemplate
+
+    first, second = (consenting_child(school, purposes, f"p{i}@example.com") for i in (1, 2))
+    face_1, face_2 = a_face(), a_face()
+    template_1 = template_create(student=first, photo=None, embedding=face_1)
+    assert ask(gate, face_1).json()["match"]["student_id"] == str(first.pk)  # built here
+    built = matching.match_index_for(school.pk)
+
+    template_create(student=second, photo=None, embedding=face_2)
+    assert ask(gate, face_2).json()["match"]["student_id"] == str(second.pk)
+    FaceTemplate.objects.filter(pk=template_1.pk).delete()
+    matching.match_index_bump(school.pk)
+    assert ask(gate, face_1).json()["match"] is None
+
+    refreshed = matching.match_index_for(school.pk)
+    assert refreshed is not built
+    assert template_1.pk not in set(refreshed.template_ids)
+    assert list(refreshed.student_ids) == [second.pk]
+    assert refreshed.columns.shape == (128, 1)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from ..crypto import ShredFailed, child_keys_destroy, child_keys_for_reading
 from ..holders.protocol import HolderError, HolderRejected, HolderUnavailable
-from ..matching import match_cache_forget, match_index_bump, match_index_version
+from ..matching import match_index_bump, match_index_drop_erased, match_index_version
 from ..models import ChildKey, ErasureStep, FaceTemplate, Photo, RecognitionEvent
 from ..storage import subject_files, subject_files_delete
 from .plan import StepFailed
@@ -113,7 +113,9 @@ def erase_cache_batch(steps: list[ErasureStep]) -> Outcome:
         for school_id in schools:
             match_index_bump(school_id)  # every process reloads before its next match
     for school_id in schools:
-        match_cache_forget(school_id)
+        match_index_drop_erased(  # this process's index, at once; no rebuild
+            school_id, [s.request.student_id for s in steps if s.request.school_id == school_id]
+        )
     unchanged = {
         school_id for school_id in schools if match_index_version(school_id) == before[school_id]
     }

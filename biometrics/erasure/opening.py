@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from consent.actors import Actor
-from consent.audit import AuditEntry, audit_record_many
+from consent.audit import AuditEntry, audit_record_many, audit_undo_on_error
 from consent.jobs import job_enqueue
 from consent.models import Student
 
@@ -44,7 +44,8 @@ def erasure_open_many(
     new = [s for s in unique if s.pk not in found]
     if new:
         try:
-            found.update(_requests_create(new, trigger, actor))
+            with audit_undo_on_error():
+                found.update(_requests_create(new, trigger, actor))
         except IntegrityError:
             # Another trigger opened one for some child at the same moment: join it, one by one.
             return [_request_open_one(s, trigger, actor) for s in unique]
@@ -56,7 +57,8 @@ def _request_open_one(student: Student, trigger: str, actor: Actor) -> ErasureRe
     if existing:
         return existing
     try:
-        return _requests_create([student], trigger, actor)[student.pk]
+        with audit_undo_on_error():
+            return _requests_create([student], trigger, actor)[student.pk]
     except IntegrityError:
         return ErasureRequest.objects.get(student=student, status__in=OPEN)
 

@@ -6,31 +6,23 @@ the school's match index as any process builds it now — every template row lef
 with identification's own distance function (`biometrics.matching.children_within`). The child must
 match nowhere; look-alikes (other children within tolerance) are reported, not failed.
 
-Rebuilding a school's index decrypts all of its templates. A worker keeps the faces it has
-decrypted for the last few schools it probed (float32, like the match index), so a probe
-decrypts only the templates added since and drops those deleted: the index it probes has
-exactly the rows the live one is built from.
+The index probed is the worker's own match index brought up to date with the rows there are
+now (`biometrics.matching.match_index_now`): only templates added since are decrypted, those
+deleted are dropped; rebuilding a school's index would decrypt all of its templates.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 
 import numpy as np
 from django.utils import timezone
 
 from ..crypto import child_keys_for_reading
-from ..matching import MatchIndex, children_within, index_of, match_index_version
+from ..matching import MatchIndex, children_within, match_index_now
 from ..models import ErasureStep, FaceTemplate
 from ..selectors import template_embedding
-
-#: Schools whose decrypted faces a worker keeps between probes (least recently used go).
-CACHED_SCHOOLS = 4
-
-_faces: OrderedDict[int, dict[uuid.UUID, tuple[uuid.UUID, np.ndarray]]] = OrderedDict()
-_lock = threading.Lock()
 
 
 def former_faces(student_ids: list) -> dict[uuid.UUID, list[np.ndarray]]:
@@ -49,37 +41,8 @@ def former_faces(student_ids: list) -> dict[uuid.UUID, list[np.ndarray]]:
 
 
 def live_index(school_id: int) -> MatchIndex:
-    """The school's match index from the template rows there are now (decrypting only those
-    this worker has not seen)."""
-    rows = dict(
-        FaceTemplate.objects.filter(student__school_id=school_id).values_list("id", "student_id")
-    )
-    version = match_index_version(school_id)
-    with _lock:
-        known = _faces.pop(school_id, {})
-        known = {tid: face for tid, face in known.items() if tid in rows}
-        missing = [tid for tid in rows if tid not in known]
-        if missing:
-            templates = list(
-                FaceTemplate.objects.filter(pk__in=missing).only("id", "student_id", "ciphertext")
-            )
-            keys = child_keys_for_reading([t.student_id for t in templates])
-            for template in templates:
-                key = keys.get(template.student_id)
-                if key is not None:  # crypto-shredded: in no index
-                    vector = template_embedding(template, key=key).astype(np.float32)
-                    known[template.pk] = (template.student_id, vector)
-        _faces[school_id] = known
-        while len(_faces) > CACHED_SCHOOLS:
-            _faces.popitem(last=False)
-    ids = [tid for tid in rows if tid in known]
-    matrix = np.asarray([known[tid][1] for tid in ids], dtype=np.float32).reshape(len(ids), 128)
-    return index_of(
-        version=version,
-        template_ids=ids,
-        student_ids=[known[tid][0] for tid in ids],
-        matrix=matrix,
-    )
+    """The school's match index from the template rows there are now."""
+    return match_index_now(school_id)
 
 
 def probe_former_faces(steps: list[ErasureStep], faces: dict[uuid.UUID, list[np.ndarray]]) -> dict:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from ..actors import Actor
 from ..ages import is_adult, is_competent
-from ..audit import audit_record
+from ..audit import audit_batch, audit_record
 from ..errors import (
     ADULT_STUDENT,
     BELOW_COMPETENCE_AGE,
@@ -27,13 +27,18 @@ from ..models import (
     ConsentDecision,
     Decision,
     Guardian,
-    Guardianship,
     Method,
     Purpose,
     Student,
     StudentStatus,
 )
-from ..rules import PurposeStatus, active_purpose_codes, load_for_rule, purpose_statuses
+from ..rules import (
+    PurposeStatus,
+    active_purpose_codes,
+    decision_loaded,
+    load_for_rule,
+    purpose_statuses,
+)
 from ..signals import purposes_changed
 from ..status import consent_status_refresh
 from ..texts import NoticeShown, notice_shown
@@ -82,29 +87,31 @@ def consent_decide(
         raise ConsentError("bad_decision", "The decision must be grant, withdraw or object.")
     if purpose.school_id != student.school_id:
         raise ConsentError("unknown_purpose", PURPOSE_UNKNOWN)
-    link = Guardianship.objects.filter(guardian=guardian, student=student).first()
-    if link is None or (not link.parental_responsibility and decision != Decision.OBJECT):
-        raise ConsentError("not_responsible", NOT_YOUR_CHILD)
     at = at or timezone.now()
-    if is_adult(student, at):
-        raise ConsentError("adult_student", ADULT_STUDENT)
-    notice = _current_notice(purpose, decision, notice_version)
-    record = _on_notice(
-        student,
-        purpose,
-        guardian,
-        decision,
-        notice_shown(notice, language),
-        method,
-        at,
-        ip,
-        user_agent,
-    )
-    return _decision_append(record, actor=actor or Actor.guardian(guardian))
+    with transaction.atomic():
+        # What the rule reads, loaded once: the checks, the decision and its reactions use it.
+        loaded = load_for_rule([student.pk], one_by_one=True)[student.pk]
+        link = next((g for g in loaded.guardianships.all() if g.guardian_id == guardian.pk), None)
+        if link is None or (not link.parental_responsibility and decision != Decision.OBJECT):
+            raise ConsentError("not_responsible", NOT_YOUR_CHILD)
+        if is_adult(loaded, at):
+            raise ConsentError("adult_student", ADULT_STUDENT)
+        notice = _current_notice(purpose, decision, notice_version, loaded=loaded)
+        shown = notice_shown(notice, language)
+        record = _on_notice(loaded, purpose, guardian, decision, shown, method, at, ip, user_agent)
+        return _decision_append(record, actor=actor or Actor.guardian(guardian), loaded=loaded)
 
 
-def _current_notice(purpose: Purpose, decision: str, notice_version: int | None):
-    notice = purpose.notices.order_by("-version").first()
+def _current_notice(
+    purpose: Purpose, decision: str, notice_version: int | None, loaded: Student | None = None
+):
+    """The purpose's newest notice (from `loaded`'s school when given); a grant must name it."""
+    if loaded is not None:
+        mine = next((p for p in loaded.school.purposes.all() if p.pk == purpose.pk), None)
+        notices = list(mine.notices.all()) if mine is not None else []
+        notice = max(notices, key=lambda n: n.version, default=None)
+    else:
+        notice = purpose.notices.order_by("-version").first()
     if notice is None:
         raise ConsentError("no_notice", "This purpose has no notice yet.")
     if decision == Decision.GRANT and notice_version != notice.version:
@@ -277,50 +284,58 @@ def _on_notice(
     )
 
 
-def _decision_append(record: ConsentDecision, *, actor: Actor) -> DecisionOutcome:
+def _decision_append(
+    record: ConsentDecision, *, actor: Actor, loaded: Student | None = None
+) -> DecisionOutcome:
     """Append a decision with its receipt and audit event; announce purposes that ended.
 
-    1. Load what the rule reads once; work out which purposes were active just before.
-    2. Save the decision with its receipt; the rule over the same data plus this decision says
-       what is active after (the outcome returned).
-    3. Write the audit event, and send `purposes_changed` (in the same transaction) with what
-       ended and what is left.
+    1. Load what the rule reads once (or take `loaded`, the caller's, loaded in its
+       transaction); work out which purposes were active just before.
+    2. Save the decision with its receipt and add it to the loaded rows; the rule over them
+       says what is active after (the outcome returned).
+    3. Send `purposes_changed` (in the same transaction, with the loaded student: what reacts
+       reads the same rows) with what ended and what is left; write the audit events of the
+       whole call (this decision's and those of what reacted) in one append to the chain; store
+       the statuses from the same rows.
     """
     from ..receipts import receipt_for  # noqa: PLC0415 - receipts import urls, loaded late
 
     with transaction.atomic():
-        student = load_for_rule([record.student_id])[record.student_id]
-        known = list(student.decisions.all())
-        before = active_purpose_codes(student, at=record.at, decisions=known)
-        record.student = student
-        record.receipt = receipt_for(record)
-        record.save()
-        statuses = purpose_statuses(student, at=record.at, decisions=[*known, record])
-        after = {s.code for s in statuses if s.active}
-        audit_record(
-            f"consent.{record.decision}",
-            actor=actor,
-            school_id=student.school_id,
-            subject=student.subject_id,
-            data={
-                "purpose": record.purpose.code if record.purpose is not None else "all",
-                "notice_version": record.notice_version,
-                "method": record.method,
-                "receipt": str(record.receipt_id),
-            },
-            at=record.at,
-        )
-        if after != before:
-            # Inside the transaction: what reacts (an erasure request) commits with the
-            # decision or not at all, so a crash in between can never lose it.
-            purposes_changed.send(
-                sender=ConsentDecision,
-                student=student,
-                ended=before - after,
-                still_active=after,
+        with audit_batch():
+            pk = record.student_id
+            student = loaded or load_for_rule([pk], one_by_one=True)[pk]
+            before = active_purpose_codes(student, at=record.at)
+            record.student = student
+            record.receipt = receipt_for(record)
+            record.save()
+            decision_loaded(student, record)
+            statuses = purpose_statuses(student, at=record.at)
+            after = {s.code for s in statuses if s.active}
+            audit_record(
+                f"consent.{record.decision}",
+                actor=actor,
+                school_id=student.school_id,
+                subject=student.subject_id,
+                data={
+                    "purpose": record.purpose.code if record.purpose is not None else "all",
+                    "notice_version": record.notice_version,
+                    "method": record.method,
+                    "receipt": str(record.receipt_id),
+                },
                 at=record.at,
             )
-        consent_status_refresh([student.pk])
+            if after != before:
+                # Inside the transaction: what reacts (an erasure request) commits with the
+                # decision or not at all, so a crash in between can never lose it.
+                purposes_changed.send(
+                    sender=ConsentDecision,
+                    student=student,
+                    ended=before - after,
+                    still_active=after,
+                    at=record.at,
+                    loaded=True,
+                )
+        consent_status_refresh([student.pk], loaded={student.pk: student})
     return DecisionOutcome(record=record, statuses=statuses, ended=frozenset(before - after))
 
 
