@@ -93,36 +93,10 @@ def start_web(log_dir: Path, *, workers: int, threads: int, name: str = "web", *
 
 
 def start_celery(log_dir: Path, name: str, queues: str, concurrency: int, **env: str) -> Proc:
-    """A Celery worker as the README starts it (-Q queues --concurrency N)."""
-    from tests.processes import _spawn, process_env, wait_for
+    """A Celery worker as the README starts it (-Q queues --concurrency N): the tests' own."""
+    from tests.processes import start_worker
 
-    args = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "portal",
-        "worker",
-        "-Q",
-        queues,
-        "--concurrency",
-        str(concurrency),
-        "--loglevel",
-        "INFO",
-        "-n",
-        f"{name}@%h",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    proc = _spawn(name, args, log_dir, process_env(**env))
-    wait_for(
-        lambda: "ready." in proc.log() or proc.popen.poll() is not None,
-        timeout=120,
-        what=f"the Celery worker {name} to start",
-    )
-    if proc.popen.poll() is not None:
-        raise RuntimeError(f"{name} exited:\n{proc.log()[-3000:]}")
-    return proc
+    return start_worker(log_dir, queues=queues, concurrency=concurrency, name=name, **env)
 
 
 def start_beat(log_dir: Path, **env: str) -> Proc:
