@@ -13,12 +13,11 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from consent.languages import language_read
+from consent.languages import active, language_read
 from consent.models import Method
 from consent.services import ConsentError
 
@@ -191,8 +190,7 @@ def me_receipt(request: HttpRequest, receipt_id) -> HttpResponse:
 @child_required
 @require_POST
 def me_export(request: HttpRequest) -> HttpResponse:
-    language = translation.get_language() or "en"
-    export = child_export_ask(child=request.child, language=language)
+    export = child_export_ask(child=request.child, language=active())
     return redirect("portal:me-export", export.pk)
 
 

@@ -299,12 +299,8 @@ def erasure_receipt(request: HttpRequest, erasure_id) -> HttpResponse:
 @require_POST
 def child_export(request: HttpRequest, child_id) -> HttpResponse:
     child = child_get(guardian=request.guardian, child_id=child_id)
-    export = export_ask(guardian=request.guardian, child=child, language=_language(request))
+    export = export_ask(guardian=request.guardian, child=child, language=active())
     return redirect("portal:export", export.pk)
-
-
-def _language(request) -> str:
-    return active()
 
 
 @guardian_required

@@ -34,16 +34,8 @@ from portal.exports.schema import EXPORT_SCHEMA
 from portal.parent import photo_shown
 
 from .factories import TEST_ACTOR
-from .processes import start_holder
 
 ZH = "zh-hans"
-
-
-@pytest.fixture(scope="module")
-def holder_proc(tmp_path_factory):
-    proc = start_holder(tmp_path_factory.mktemp("holder"))
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from biometrics.crypto import child_key_for_reading, child_key_renew
 from biometrics.erasure import erasure_open, erasure_step_run
 from biometrics.faces import embedding_from_photo
 from biometrics.identity import child_identity_renew
-from biometrics.models import ChildKey, ErasureRequest, FaceTemplate, Holder, Photo, TemplateCopy
+from biometrics.models import ChildKey, ErasureRequest, FaceTemplate, Photo, TemplateCopy
 from biometrics.receipts import receipt_verify, signed_receipt
 from biometrics.selectors import held_data, template_embedding
 from biometrics.services import photo_enrol, photo_process, template_copy_push
@@ -26,24 +26,6 @@ from consent.models import AuditEvent, RetiredSubject, Student
 from portal.auth import api_key_create
 
 from .factories import TEST_ACTOR, grant
-from .processes import start_holder
-
-
-@pytest.fixture(scope="module")
-def holder_proc(tmp_path_factory):
-    proc = start_holder(tmp_path_factory.mktemp("holder"))
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def holder(school, holder_proc):
-    return Holder.objects.create(
-        school=school,
-        name="Gate controller",
-        base_url=holder_proc.info["url"],
-        secret=holder_proc.info["secret"],
-    )
 
 
 @pytest.fixture
