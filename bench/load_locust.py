@@ -3,12 +3,16 @@
 Environment: LOAD_DATA (the JSON the seeding wrote: API key, probes, withdrawers, sessions),
 LOAD_RESULTS (where every request is written at the end: name, end time, ms, ok),
 LOAD_GATES / LOAD_WITHDRAWERS / LOAD_PARENTS (users of each kind), LOAD_COHORT (which parents
-withdraw), LOAD_EVENING_WAIT ("min,max" seconds a parent waits between two openings),
+withdraw), LOAD_GATE_RATE (identifications per second each gate sends; 0: as fast as it is
+answered), LOAD_WITHDRAW_WAIT ("min,max" seconds a withdrawing client waits before its next
+parent; "0": none), LOAD_EVENING_WAIT ("min,max" seconds a parent waits between two openings),
 LOAD_QUIT_AFTER_WITHDRAWALS (1: stop the run when every parent has withdrawn).
 
-Gates identify as fast as they are answered (a closed loop per gate, no think time); each
-withdrawing parent sends one withdrawal and takes the next parent from the cohort; evening
-parents open their child's page, wait, and open it again.
+Gates send at their rate (Locust's constant throughput: a gate whose answer is late sends the
+next one at once, so a slow stack shows as a rate below the target, never as a hidden queue) or,
+at rate 0, as fast as they are answered (the stack's capacity). Each withdrawing client takes the
+next parent of the cohort, waits as that parent reads the page, and withdraws; evening parents
+open their child's page, wait, and open it again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import random
 import time
 from collections import deque
 
-from locust import FastHttpUser, between, constant, events, task
+import gevent
+from locust import FastHttpUser, between, constant, constant_throughput, events, task
 from locust.exception import StopUser
 
 DATA = json.loads(open(os.environ["LOAD_DATA"]).read())
@@ -27,6 +32,16 @@ RESULTS: list[tuple[str, float, float, bool]] = []
 PENDING = deque(DATA["withdrawers"].get(os.environ.get("LOAD_COHORT", ""), []))
 STATE = {"withdrawing": 0, "sessions": 0}
 WAIT = [float(x) for x in os.environ.get("LOAD_EVENING_WAIT", "2,8").split(",")]
+GATE_RATE = float(os.environ.get("LOAD_GATE_RATE", "0"))
+WITHDRAW_WAIT = [float(x) for x in os.environ.get("LOAD_WITHDRAW_WAIT", "0").split(",")]
+
+
+def _steady(wait: list[float]) -> None:
+    """Start at a random point of the user's cycle, as in a steady state: people who wait
+    between requests do not all send their first at the instant the run starts (that burst
+    would be the run's slowest seconds, and no school's)."""
+    if len(wait) == 2 and wait[1] > 0:
+        gevent.sleep(random.uniform(0, wait[1]))
 
 
 @events.request.add_listener
@@ -44,11 +59,13 @@ class Gate(FastHttpUser):
     """A gate camera that computes the embedding and asks who it is."""
 
     fixed_count = int(os.environ.get("LOAD_GATES", "0"))
-    wait_time = constant(0)
+    wait_time = constant_throughput(GATE_RATE) if GATE_RATE else constant(0)
 
     def on_start(self) -> None:
         self.device = f"Gate {random.randrange(1000)}"
         self.rng = random.Random()
+        if GATE_RATE:
+            _steady([0, 1 / GATE_RATE])
 
     @task
     def identify(self) -> None:
@@ -71,10 +88,11 @@ class Withdrawer(FastHttpUser):
     """Parents on their phones: each takes the next parent of the cohort and withdraws."""
 
     fixed_count = int(os.environ.get("LOAD_WITHDRAWERS", "0"))
-    wait_time = constant(0)
+    wait_time = between(*WITHDRAW_WAIT) if len(WITHDRAW_WAIT) == 2 else constant(WITHDRAW_WAIT[0])
 
     def on_start(self) -> None:
         STATE["withdrawing"] += 1
+        _steady(WITHDRAW_WAIT)
 
     @task
     def withdraw(self) -> None:
@@ -107,6 +125,7 @@ class Parent(FastHttpUser):
         sessions = DATA["sessions"]
         self.child_id, self.session = sessions[STATE["sessions"] % len(sessions)]
         STATE["sessions"] += 1
+        _steady(WAIT)
 
     @task
     def child_page(self) -> None:

@@ -17,8 +17,21 @@ import harness
 # --- running Locust and reading what it recorded ---------------------------------------------
 
 
-def locust(run, scenario: str, seconds: float, *, gates=0, clients=0, parents=0, cohort=""):
-    """One headless Locust run in its own process; returns its recorded requests."""
+def locust(
+    run,
+    scenario: str,
+    seconds: float,
+    *,
+    gates=0,
+    clients=0,
+    parents=0,
+    cohort="",
+    paced=True,
+):
+    """One headless Locust run in its own process; returns its recorded requests. Paced: gates
+    at `--gate-rate` between them, withdrawing clients waiting `--withdraw-wait`; otherwise
+    both as fast as they are answered (the stack's capacity)."""
+    gate_rate = run.args.gate_rate / gates if paced and gates else 0
     results = run.var_dir / f"results-{scenario}.json"
     env = dict(
         os.environ,
@@ -29,7 +42,9 @@ def locust(run, scenario: str, seconds: float, *, gates=0, clients=0, parents=0,
         LOAD_PARENTS=str(parents),
         LOAD_COHORT=cohort,
         LOAD_EVENING_WAIT=run.args.evening_wait,
-        LOAD_QUIT_AFTER_WITHDRAWALS="1" if scenario == "news" else "0",
+        LOAD_GATE_RATE=str(gate_rate),
+        LOAD_WITHDRAW_WAIT=run.args.withdraw_wait if paced else "0",
+        LOAD_QUIT_AFTER_WITHDRAWALS="1" if scenario.startswith("news") else "0",
     )
     users = gates + clients + parents
     classes = [c for c, n in (("Gate", gates), ("Withdrawer", clients), ("Parent", parents)) if n]

@@ -57,7 +57,9 @@ def start_redis(log_dir: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("redis-server did not start")
 
 
-def start_web(log_dir: Path, *, workers: int, threads: int, name: str = "web", **env: str) -> Proc:
+def start_web(
+    log_dir: Path, *, workers: int, threads: int, keepalive: int, name: str = "web", **env: str
+) -> Proc:
     """gunicorn portal.wsgi on a free loopback port (the Procfile's line)."""
     from tests.processes import _spawn, free_port, process_env, wait_for
 
@@ -73,6 +75,8 @@ def start_web(log_dir: Path, *, workers: int, threads: int, name: str = "web", *
         str(threads),
         "--timeout",
         "120",
+        "--keep-alive",
+        str(keepalive),
     ]
     proc = _spawn(name, args, log_dir, process_env(LOG_LEVEL="WARNING", **env))
     proc.info = {"url": f"http://127.0.0.1:{port}"}

@@ -163,15 +163,21 @@ def child_get(*, guardian: Guardian, child_id: uuid.UUID | str) -> Student:
 
 
 def is_responsible(guardian: Guardian, child: Student) -> bool:
-    """Linked to the child with parental responsibility, now."""
-    return Guardianship.objects.filter(
-        guardian=guardian, student=child, parental_responsibility=True
-    ).exists()
+    """Linked to the child with parental responsibility, now (asked once per request: the
+    answer is kept on this instance of the child, which lives for the request)."""
+    known = child.__dict__.setdefault("_responsible", {})
+    if guardian.pk not in known:
+        known[guardian.pk] = Guardianship.objects.filter(
+            guardian=guardian, student=child, parental_responsibility=True
+        ).exists()
+    return known[guardian.pk]
 
 
 def responsible_check(guardian: Guardian, child: Student | None) -> None:
     """Http404 unless linked to the child now; NotResponsible if linked without
     responsibility."""
+    if child is not None and child.__dict__.get("_responsible", {}).get(guardian.pk):
+        return  # is_responsible said so in this request
     link = (
         Guardianship.objects.filter(guardian=guardian, student=child)
         .values_list("parental_responsibility", flat=True)
