@@ -21,7 +21,7 @@ from consent.audit import ACCESS_ACTIONS, ACCESS_WORDS
 from consent.languages import label_in
 from consent.models import AuditEvent, Guardian, Student
 from consent.rules import load_for_rule, purpose_statuses
-from consent.selectors import children_for_guardian, consent_decisions, purpose_rows
+from consent.selectors import child_voice, children_for_guardian, consent_decisions, purpose_rows
 from consent.texts import purpose_words
 
 from .crypto import decrypt_for_child
@@ -45,7 +45,11 @@ HELD_PHOTOS = [PhotoStatus.PENDING, PhotoStatus.ENROLLED]
 
 
 def held_data(
-    student: Student, *, viewer_guardian_id: int | None = None, viewer_child: bool = False
+    student: Student,
+    *,
+    viewer_guardian_id: int | None = None,
+    viewer_child: bool = False,
+    voice: bool = False,
 ) -> dict:
     """The held-data document for one child (the caller has already checked ownership).
 
@@ -53,7 +57,8 @@ def held_data(
     consent decision, oldest first; photos and templates, newest first; recognition events
     (the count and the newest 20); systems; retention; the access log (the newest 50);
     erasures, newest first. `viewer_guardian_id` turns that guardian's own decisions and looks
-    into "you"; `viewer_child` (the child on their own page) the child's own.
+    into "you"; `viewer_child` (the child on their own page) the child's own. `voice`: also
+    what the child said for themselves (`child_voice`, for the pages), from the same rows.
 
     Language: words meant to be read are in the active language (the request's, or the
     export's): purpose names and reasons, the retention rule, who looked and what they did, and
@@ -72,7 +77,9 @@ def held_data(
         FaceTemplate.objects.filter(student=student).defer("ciphertext").order_by("-created_at")
     )
     events = _events(student)
+    said = {"voice": child_voice(student, at=now)} if voice else {}
     return {
+        **said,
         "child": _child(student),
         "purposes": purpose_rows(
             student, statuses, viewer_id=viewer_guardian_id, viewer_child=viewer_child

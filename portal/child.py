@@ -65,10 +65,9 @@ class StudentDecisionRecorded:
 def me_document(*, child: Student) -> dict:
     """Everything held about the child, seen by the child, with what they said themselves
     (`voice`) and `refusal`; the look is logged."""
-    document = held_data(child, viewer_child=True)
-    voice = child_voice(child)
+    document = held_data(child, viewer_child=True, voice=True)
     _looked(child)
-    return {**document, "voice": voice, "refusal": voice["refusal"]}
+    return {**document, "refusal": document["voice"]["refusal"]}
 
 
 def _looked(child: Student) -> None:

@@ -194,7 +194,7 @@ def responsible_check(guardian: Guardian, child: Student | None) -> None:
 def child_document(*, guardian: Guardian, child: Student) -> dict:
     """The held-data document (photos, templates, events, access log…): responsible only."""
     responsible_check(guardian, child)
-    return {**held_data(child, viewer_guardian_id=guardian.pk), "voice": child_voice(child)}
+    return held_data(child, viewer_guardian_id=guardian.pk, voice=True)
 
 
 def child_summary(*, guardian: Guardian, child: Student) -> dict:
