@@ -2,12 +2,15 @@
 """The whole stack under load (issue 17): a morning rush, a news day, an evening, and all three.
 
 Runs the stack as the README's deployment section does, each part its own process: gunicorn
-(``--web-workers`` × ``--web-threads``), a Celery worker on ``default,erasure``, a faces worker
-(models loaded), beat, two reference holders; PostgreSQL and Redis. Locust drives it headless
+for parents (``--web-workers`` × ``--web-threads``) and one for the gates
+(``--gate-web-workers``), both without keep-alive as behind the proxy, a Celery worker on
+``default,erasure``, a faces worker (models loaded), beat, two reference holders; PostgreSQL
+and Redis. Locust drives it headless
 from another process, over loopback, bounded in time (bench/load_locust.py).
 
 Setup (not timed): one school, one purpose; ``--templates`` enrolled templates (the bulk through
-bulk inserts, no face detection); two cohorts of ``--parents`` parents each with one child whose
+bulk inserts, no face detection); a cohort of ``--parents`` parents for each withdrawing
+scenario, each parent with one child whose
 only purpose is granted, a template with copies in both holders, and a bearer token; ``--evening
 -parents`` parents signed in, whose children share ``--events`` recognition events and are the
 ones the gates recognise.
@@ -102,9 +105,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--gate-web-workers",
         type=int,
-        default=0,
-        help="serve the gates from a gunicorn of their own with this many processes (the "
-        "match index then lives only there); 0: the gates use the one web pool",
+        default=2,
+        help="serve the gates from a gunicorn of their own with this many processes, as the "
+        "README's deployment section advises (the match index then lives only there, and "
+        "gates never queue behind parents' pages); 0: the gates use the one web pool",
     )
     p.add_argument("--concurrency", type=int, default=2, help="default,erasure worker pool")
     p.add_argument("--erasure-timeout", type=float, default=900)

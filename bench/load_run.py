@@ -167,7 +167,7 @@ def warm_up(run, probes, seeder) -> None:
             response.read()
         return time.perf_counter() - t
 
-    n = run.args.web_workers * run.args.web_threads * 2
+    n = (run.args.gate_web_workers or run.args.web_workers) * run.args.web_threads * 2
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         times = sorted(pool.map(identify, range(n)))
     run.sampler.mark("warm")
