@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from consent.audit import ACCESS_ACTIONS, ACCESS_WORDS
 from consent.languages import label_in
-from consent.models import AuditEvent, Guardian, Student
+from consent.models import AuditEvent, Guardian, Purpose, Student
 from consent.rules import load_for_rule, purpose_statuses
 from consent.selectors import child_voice, children_for_guardian, consent_decisions, purpose_rows
 from consent.texts import purpose_words
@@ -142,19 +142,24 @@ def _templates(templates: list[FaceTemplate]) -> list[dict]:
 
 
 def _events(student: Student) -> dict:
+    """The count and the newest events; their purposes (with their texts) are the school's,
+    which the student loaded for the rule already carries."""
     events = RecognitionEvent.objects.filter(student=student)
-    recent = events.select_related("purpose").prefetch_related("purpose__texts")
-    recent = recent.order_by("-at")[:RECENT_EVENTS]
+    recent = list(events.order_by("-at")[:RECENT_EVENTS])
+    purposes = {p.pk: p for p in student.school.purposes.all()}
+    missing = {e.purpose_id for e in recent} - set(purposes)
+    if missing:  # not the school's: never written so, but shown all the same
+        purposes.update(Purpose.objects.prefetch_related("texts").in_bulk(missing))
     return {
         "count": events.count(),
         "recent": [
             {
                 "at": e.at,
                 "device": e.device,
-                "purpose": e.purpose.code,
+                "purpose": purposes[e.purpose_id].code,
                 # For the page: the purpose's name in the reader's language (the API and the
                 # export publish the code).
-                "purpose_name": purpose_words(e.purpose).name,
+                "purpose_name": purpose_words(purposes[e.purpose_id]).name,
                 "distance": round(e.distance, 4),
             }
             for e in recent
