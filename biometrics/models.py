@@ -275,6 +275,26 @@ class MatchIndexVersion(models.Model):
     version = models.CharField(max_length=32)
 
 
+class MatchIndexChange(models.Model):
+    """Which children's templates changed, in the order the changes committed (each is written
+    while its transaction holds the school's MatchIndexVersion row, so a later id never commits
+    before an earlier one). A process brings its index up to date by the changes after the last
+    it applied: those children's columns dropped and their templates as they are now read,
+    instead of reading every template id of the school. `student_id` empty: a change the
+    writer did not itemise; readers then compare every template id. Rows are pruned after
+    `matching.CHANGES_KEPT` (an index older than that compares every id). No numbers here:
+    ids only, as on the templates themselves."""
+
+    id = models.BigAutoField(primary_key=True)
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="+")
+    student_id = models.UUIDField(null=True, blank=True)
+    version = models.CharField(max_length=32)  # the school's MatchIndexVersion it wrote
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["school", "id"]), models.Index(fields=["at"])]
+
+
 class RetentionRun(models.Model):
     """One run of one retention job: what it did, for the audit trail and admin."""
 

@@ -91,9 +91,7 @@ def test_the_page_and_the_package_show_the_same_items_and_systems(web_a, child, 
     shown = [(when(r.attrs["data-at"]), r.cells()[1:3]) for r in page.find("tr", "data-at")]
     # The page names each event's purpose in the reader's language; data.json by its code.
     names = {p["code"]: p["name"] for p in data["purposes"]}
-    assert shown == [
-        (when(e["at"]), [e["device"], names[e["purpose"]]]) for e in events["items"]
-    ]
+    assert shown == [(when(e["at"]), [e["device"], names[e["purpose"]]]) for e in events["items"]]
 
     rows = [(r.attrs["data-system"], *r.cells()) for r in page.find("tr", "data-system")]
     assert [s[0] for s in rows] == [

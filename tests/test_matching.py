@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from biometrics import demo_photos
 from biometrics.faces import embedding_from_photo
-from biometrics.matching import identify
+from biometrics.matching import identify, match_index_bump
 from biometrics.models import RecognitionEvent
 from biometrics.services import photo_enrol, template_create
 from consent.models import AuditEvent, School
@@ -139,6 +139,7 @@ def test_two_childrens_templates_close_together_are_no_match(school, purposes, g
     # The same child's other templates never make a match ambiguous.
     school_policy_update(school=school, face_match_margin=0.05, actor=TEST_ACTOR)
     b.templates.all().delete()
+    match_index_bump(school.pk, [b.pk])  # as the erasure's database step does
     template_create(student=a, photo=None, embedding=probe + 0.31 * w)
     assert ask(gate, probe).json()["match"]["student_id"] == str(a.pk)
 
@@ -259,3 +260,89 @@ def test_the_index_takes_in_enrolments_and_erasures_made_since_it_was_built(scho
     assert template_1.pk not in set(refreshed.template_ids)
     assert list(refreshed.student_ids) == [second.pk]
     assert refreshed.columns.shape == (128, 1)
+
+
+def _same_as_built(index, school_id: int) -> None:
+    from biometrics.matching import _build
+
+    built = _build(school_id, index.version)
+    order = np.argsort([str(t) for t in index.template_ids])
+    again = np.argsort([str(t) for t in built.template_ids])
+    assert [index.template_ids[i] for i in order] == [built.template_ids[i] for i in again]
+    assert np.array_equal(index.columns[:, order], built.columns[:, again])
+    assert set(index.codes) == set(built.codes)
+
+
+def test_after_an_erasure_each_process_reads_the_change_log_not_every_template(
+    school, purposes, gate, monkeypatch
+):
+    """A news day: each erasure moves the school's index. A process takes in the children
+    named in the change log (their templates as they are now), never comparing all of the
+    school's template ids; the result is what a fresh build gives."""
+    from biometrics import matching
+    from biometrics.models import FaceTemplate, MatchIndexChange
+
+    children = [consenting_child(school, purposes, f"p{i}@example.com") for i in range(4)]
+    faces = [a_face() for _ in children]
+    for child, face in zip(children, faces, strict=True):
+        template_create(student=child, photo=None, embedding=face)
+    assert ask(gate, faces[0]).json()["match"]["student_id"] == str(children[0].pk)
+
+    def every_id(*args, **kwargs):
+        raise AssertionError("compared every template id")
+
+    monkeypatch.setattr(matching, "_compared", every_id)
+    FaceTemplate.objects.filter(student=children[1]).delete()
+    matching.match_index_bump(school.pk, [children[1].pk])  # as the erasure's database step
+    second = template_create(student=children[2], photo=None, embedding=a_face())  # re-enrolled
+    assert ask(gate, faces[1]).json()["match"] is None
+    assert ask(gate, faces[3]).json()["match"]["student_id"] == str(children[3].pk)
+    index = matching.match_index_for(school.pk)
+    assert children[1].pk not in index.codes and second.pk in set(index.template_ids)
+    assert MatchIndexChange.objects.filter(school=school, student_id=children[1].pk).exists()
+    monkeypatch.undo()
+    _same_as_built(index, school.pk)
+
+
+def test_a_log_it_cannot_trust_makes_the_index_compare_every_template(school, purposes, gate):
+    """A change not itemised, a log pruned past the index or rewritten (a database restored
+    behind it): the process compares every template id, and the index is right again."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from biometrics import matching
+    from biometrics.models import FaceTemplate, MatchIndexChange, MatchIndexVersion
+
+    kids = [consenting_child(school, purposes, f"p{i}@example.com") for i in range(3)]
+    faces = [a_face() for _ in kids]
+    for child, face in zip(kids, faces, strict=True):
+        template_create(student=child, photo=None, embedding=face)
+    index = matching.match_index_for(school.pk)
+    assert len(index.template_ids) == 3
+
+    # Rewritten: the row the index last read now carries another version; a template went
+    # without a logged change (only the version moved).
+    MatchIndexChange.objects.filter(pk=index.seq).update(version="restored")
+    FaceTemplate.objects.filter(student=kids[0]).delete()
+    MatchIndexVersion.objects.filter(school=school).update(version="moved")
+    assert ask(gate, faces[0]).json()["match"] is None
+    index = matching.match_index_for(school.pk)
+    assert kids[0].pk not in index.codes
+    _same_as_built(index, school.pk)
+
+    # Not itemised.
+    FaceTemplate.objects.filter(student=kids[1]).delete()
+    matching.match_index_bump(school.pk)
+    assert kids[1].pk not in matching.match_index_for(school.pk).codes
+
+    # Pruned: a bump deletes the rows older than CHANGES_KEPT; an index that has not read the
+    # log for that long compares every id.
+    MatchIndexChange.objects.update(at=timezone.now() - matching.CHANGES_KEPT - timedelta(1))
+    matching.match_index_bump(school.pk, [kids[2].pk])
+    assert list(MatchIndexChange.objects.values_list("student_id", flat=True)) == [kids[2].pk]
+    index = matching.match_index_for(school.pk)
+    stale = matching.replace(index, checked_at=timezone.now() - matching.CHANGES_KEPT)
+    FaceTemplate.objects.filter(student=kids[2]).delete()
+    MatchIndexVersion.objects.filter(school=school).update(version="moved again")
+    assert kids[2].pk not in matching._refreshed(stale, school.pk, "moved again").codes

@@ -68,7 +68,10 @@ def erase_database_batch(steps: list[ErasureStep]) -> Outcome:
         FaceTemplate.objects.filter(student_id__in=student_ids).delete()  # copies go too
         Photo.objects.filter(student_id__in=student_ids).delete()
         for school_id in sorted({s.request.school_id for s in steps}):
-            match_index_bump(school_id)
+            match_index_bump(
+                school_id,
+                [s.request.student_id for s in steps if s.request.school_id == school_id],
+            )
     left: Counter = Counter()
     for model in (RecognitionEvent, FaceTemplate, Photo):
         left.update(_grouped_counts(model, student_ids))
@@ -111,7 +114,10 @@ def erase_cache_batch(steps: list[ErasureStep]) -> Outcome:
     before = {school_id: match_index_version(school_id) for school_id in schools}
     with transaction.atomic():
         for school_id in schools:
-            match_index_bump(school_id)  # every process reloads before its next match
+            match_index_bump(  # every process takes the change in before its next match
+                school_id,
+                [s.request.student_id for s in steps if s.request.school_id == school_id],
+            )
     for school_id in schools:
         match_index_drop_erased(  # this process's index, at once; no rebuild
             school_id, [s.request.student_id for s in steps if s.request.school_id == school_id]

@@ -53,7 +53,7 @@ def probe_former_faces(steps: list[ErasureStep], faces: dict[uuid.UUID, list[np.
         tolerance = next(
             s for s in steps if s.request.school_id == school_id
         ).request.school.face_tolerance
-        in_index = set(index.student_ids.tolist())
+        in_index = index.codes  # the children it holds templates of
         for step in (s for s in steps if s.request.school_id == school_id):
             student_id = step.request.student_id
             if student_id is None:

@@ -207,7 +207,7 @@ def template_create(
         student, vector.tobytes(), context=template_context(template.id)
     )
     template.save()
-    match_index_bump(student.school_id)
+    match_index_bump(student.school_id, [student.pk])
     holders = Holder.objects.filter(
         school_id=student.school_id, enabled=True, receives_templates=True
     )
