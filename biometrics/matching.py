@@ -167,13 +167,13 @@ def _refreshed(
     this process's memory) and their templates as they are now decrypted and added; the rest
     are kept as they are (a template never changes). A few rows of the log instead of every
     template id of the school: at 100,000 templates that took each process holding the index
-    ≈ 0.8 s of CPU per erasure (bench/index_refresh.py). Every template id is compared instead
-    when a change is not itemised, when the log is not the one the index read (pruned past
-    it, or a database restored behind it), and with `count` (the erasure's proof: the rows
-    there are now, whatever was logged) when the school's template rows, counted in the same
-    statement as the log is read, are not as many as the index now stands for. Templates are
-    deleted only by the erasure's database step, which logs them; a gate's index is not
-    counted on every refresh (a count of 100,000 rows per erasure per process)."""
+    ≈ 0.5–0.9 s of CPU per erasure batch, the log ≈ 45 ms (bench/index_refresh.py). Every
+    template id is compared instead when a change is not itemised, when the log is not the one
+    the index read (pruned past it, or a database restored behind it), and with `count` (the
+    erasure's proof: the rows there are now, whatever was logged) when the school's template
+    rows, counted in the same statement as the log is read, are not as many as the index now
+    stands for. Templates are deleted only by the erasure's database step, which logs them; a
+    gate's index is not counted on every refresh (100,000 rows per erasure per process)."""
     checked_at = timezone.now()
     if index.checked_at is None or checked_at - index.checked_at > CHANGES_TRUSTED:
         return _compared(index, school_id, version, checked_at)
@@ -286,7 +286,7 @@ def _with(index: MatchIndex, keep: np.ndarray, new: tuple, **fields) -> MatchInd
             version=fields.pop("version"),
             template_ids=[*index.template_ids[keep], *new_ids],
             student_ids=[*index.student_ids[keep], *student_ids],
-            matrix=np.concatenate([index.columns[:, keep].T, matrix]),
+            matrix=np.concatenate([_columns_kept(index.columns, keep).T, matrix]),
         ),
         **fields,
     )
@@ -352,7 +352,7 @@ def _within(
     distances (float64), in index order."""
     probe = embedding.astype(np.float32)
     # |a-b|² = |a|² + |b|² - 2a·b : one matrix-vector product over all templates, by BLAS on
-    # one thread (portal/__init__.py): 2.1 ms at 100,000 templates against 2.4–5.5 ms for
+    # one thread (portal/__init__.py): 2–4 ms at 100,000 templates against 2.4–6.5 ms for
     # numpy's own loop (einsum), and against 8 ms for OpenBLAS's threads on a busy 2-core machine.
     squared = index.norms + float(probe @ probe) - 2.0 * (probe @ index.columns)
     near = np.flatnonzero(squared <= (radius + PREFILTER_SLACK) ** 2)
