@@ -104,6 +104,13 @@ def match_index_bump(school_id: int, student_ids: Iterable | None = None) -> Non
     MatchIndexChange.objects.filter(school_id=school_id, at__lt=now - CHANGES_KEPT).delete()
 
 
+def match_index_changes_prune(*, as_of: datetime, dry_run: bool = False) -> int:
+    """The change log's rows older than CHANGES_KEPT, deleted (or counted): the events
+    job calls this hourly, so a school whose templates stop changing keeps none for longer."""
+    old = MatchIndexChange.objects.filter(at__lt=as_of - CHANGES_KEPT)
+    return old.count() if dry_run else old.delete()[0]
+
+
 def match_index_version(school_id: int) -> str:
     row = MatchIndexVersion.objects.filter(school_id=school_id).values_list("version", flat=True)
     return next(iter(row), "")

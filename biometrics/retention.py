@@ -34,6 +34,7 @@ from consent.texts import guardian_language, purpose_words
 from .due import CLOCKS, EVENT_WINDOW, EVERYTHING, LEAVER, TEMPLATE_AGE, ChildDue, Due, dues_for
 from .erasure import OPEN, erasure_open_many, erasure_watchdog
 from .erasure.watchdog import expired_leases, stuck_steps
+from .matching import match_index_changes_prune
 from .models import (
     ConsentReminder,
     ErasureRequest,
@@ -257,7 +258,8 @@ def job_template_age(*, as_of: datetime, dry_run: bool) -> dict:
 
 
 def job_recognition_events(*, as_of: datetime, dry_run: bool) -> dict:
-    """Delete recognition events older than the school's event window, in short batches."""
+    """Delete recognition events older than the school's event window, in short batches; and
+    the match index's change log older than a day (it names children whose templates changed)."""
     deleted = 0
     longest = 0.0
     for school in School.objects.all():
@@ -271,7 +273,12 @@ def job_recognition_events(*, as_of: datetime, dry_run: bool) -> dict:
         )
         deleted += done.events_deleted
         longest = max(longest, done.longest_transaction_ms)
-    return {"events_deleted": deleted, "longest_transaction_ms": longest}
+    changes = match_index_changes_prune(as_of=as_of, dry_run=dry_run)
+    return {
+        "events_deleted": deleted,
+        "longest_transaction_ms": longest,
+        "match_index_changes_deleted": changes,
+    }
 
 
 def _consent_reason(reason: str) -> bool:

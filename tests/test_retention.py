@@ -84,6 +84,28 @@ def test_events_past_the_window_are_purged_and_newer_kept(child_a, purposes):
     assert AuditEvent.objects.filter(action="retention.recognition_events").count() == 2
 
 
+def test_the_match_index_change_log_is_kept_a_day(child_a):
+    """The log names children whose templates changed (an erasure's among them): the hourly
+    events job deletes rows older than a day, even for a school whose templates stopped
+    changing."""
+    from biometrics.matching import CHANGES_KEPT, match_index_bump
+    from biometrics.models import MatchIndexChange
+
+    now = timezone.now()
+    match_index_bump(child_a.school_id, [child_a.pk])
+    MatchIndexChange.objects.update(at=now - CHANGES_KEPT - timedelta(minutes=1))
+    match_index_bump(child_a.school_id, [child_a.pk])  # prunes the old row itself
+    assert MatchIndexChange.objects.count() == 1
+    enforce("recognition_events", now + timedelta(hours=23))
+    assert MatchIndexChange.objects.count() == 1
+    enforce("recognition_events", now + CHANGES_KEPT + timedelta(minutes=1), "--dry-run")
+    assert MatchIndexChange.objects.count() == 1
+    enforce("recognition_events", now + CHANGES_KEPT + timedelta(minutes=1))
+    assert not MatchIndexChange.objects.exists()
+    run = RetentionRun.objects.filter(job="recognition_events", dry_run=False).latest("id")
+    assert run.counts["match_index_changes_deleted"] == 1
+
+
 def test_expiring_consent_is_reminded_then_erased(enrolled_child_a, parent_a):
     granted = enrolled_child_a.decisions.get().at
     validity = timedelta(days=enrolled_child_a.school.consent_validity_days)
