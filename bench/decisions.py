@@ -163,9 +163,6 @@ def main(argv=None) -> int:
             print(out.getvalue())
         return 0
     finally:
-        from django.db import connections
-
-        connections.close_all()
         harness.finish(var_dir, keep=False, databases=created or None)
 
 

@@ -104,7 +104,14 @@ def migrate() -> None:
 
 def finish(var_dir: Path, *, keep: bool, databases: list[str] | None = None) -> None:
     """End of a run: keep the var dir (and the databases) when asked, else drop the databases
-    this run created and delete the var dir."""
+    this run created and delete the var dir. Django's connections are closed first."""
+    if "django.db" in sys.modules:
+        from django.conf import settings
+
+        if settings.configured:
+            from django.db import connections
+
+            connections.close_all()
     if keep:
         kept = f" and databases {', '.join(databases)}" if databases else ""
         print(f"\nkept {var_dir}{kept}")

@@ -113,9 +113,6 @@ def main(argv=None) -> int:
         print(f"load average after: {harness.load_average()}")
         return 0
     finally:
-        from django.db import connections
-
-        connections.close_all()
         harness.finish(var_dir, keep=False, databases=created or None)
 
 

@@ -400,9 +400,6 @@ def main(argv=None) -> int:
             run.sampler.stop()
         for proc in run.procs:
             proc.stop()
-        from django.db import connections
-
-        connections.close_all()
         if redis is not None:
             redis.terminate()
             redis.wait(10)
