@@ -7,25 +7,25 @@ export and the retention jobs all call `purpose_statuses` / `active_purpose_code
 
 from __future__ import annotations
 
-import threading
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connections, router
 from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .ages import adult_since
+from .compiled import CompiledQuery, run_together
 from .models import (
     ConsentDecision,
     Decision,
     Guardianship,
     Notice,
+    NoticeText,
     Notification,
     NotificationException,
     Purpose,
+    PurposeText,
     School,
     Student,
     StudentStatus,
@@ -88,14 +88,16 @@ def _latest(decisions, at: datetime) -> dict:
 def load_for_rule(student_ids, *, rule_only: bool = False, one_by_one: bool = False) -> dict:
     """Everything the rule reads for a set of students, in a fixed number of queries.
 
-    `rule_only=True` (identification, once per candidate) loads exactly the same rows, but only
-    the columns the rule reads, through SQL compiled once per process: most of a single
-    student's loading time went into Django building the seven queries, not into running
-    them. Callers that show the loaded rows (notice texts, decision details) use the default.
-    `one_by_one=True` (a decision: one student) loads the same rows with every column, as the
-    default does, through SQL compiled once per process too; seven queries per student.
+    One student (a page, a decision; or `one_by_one`, a student at a time) is loaded through
+    SQL compiled once per process (consent.compiled), its ten statements in one round trip on
+    PostgreSQL: the same rows, every column and the texts, as the prefetching loader below
+    reads for many. `rule_only=True` (identification, once per candidate) loads the rows the
+    rule reads, only the columns it reads (eight statements). Building the queries, not
+    running them, was most of a single student's loading time.
     """
-    if rule_only or one_by_one:
+    one = isinstance(student_ids, list | tuple | set) and len(student_ids) == 1
+    if rule_only or one_by_one or one:
+        # One student (a page, a decision): the same rows as below, in one round trip.
         return _load_compiled(list(student_ids), every_column=not rule_only)
     students = (
         Student.objects.filter(pk__in=student_ids)
@@ -157,63 +159,33 @@ _RULE_ONLY = {
         ("at", "id"),
     ),
 }
-_compiled: dict = {}
-_compile_lock = threading.Lock()
-_SENTINEL = uuid.UUID(int=0)
 
 
-class _Compiled:
-    """One query of _RULE_ONLY as SQL text, with the converters Django applies to its rows."""
-
-    def __init__(self, alias: str, model, columns, lookup, order) -> None:
-        # Model.from_db takes a subset of the fields in the model's own field order.
-        position = {f.attname: i for i, f in enumerate(model._meta.concrete_fields)}
-        columns = sorted(columns, key=lambda c: position[model._meta.get_field(c).attname])
-        qs = (
-            model._base_manager.using(alias)
-            .filter(**{lookup: _SENTINEL})
-            .order_by(*order)
-            .values_list(*columns)
-        )
-        compiler = qs.query.get_compiler(alias)
-        self.sql, params = compiler.as_sql()
-        if len(params) != 1:
-            raise RuntimeError(f"expected one parameter in {self.sql}")
-        self.converters = compiler.get_converters(
-            compiler.select[i][0] for i in range(len(columns))
-        )
-        self.compiler = compiler
-        self.model = model
-        self.attnames = [model._meta.get_field(c).attname for c in columns]
-
-    def fetch(self, cursor, param) -> list:
-        cursor.execute(self.sql, [param])
-        rows = cursor.fetchall()
-        if self.converters:
-            rows = list(self.compiler.apply_converters(rows, self.converters))
-        return [self.model.from_db(self.compiler.using, self.attnames, row) for row in rows]
+# With every column, also the texts the default loader prefetches (pages show them).
+_TEXTS = {
+    "purpose_texts": (PurposeText, (), "purpose__school__students__pk", ()),
+    "notice_texts": (NoticeText, (), "notice__purpose__school__students__pk", ()),
+}
 
 
-def _compiled_for(alias: str, every_column: bool) -> dict:
-    compiled = _compiled.get((alias, every_column))
-    if compiled is None:
-        with _compile_lock:
-            compiled = _compiled.get((alias, every_column))
-            if compiled is None:
-                compiled = {
-                    name: _Compiled(
-                        alias,
-                        model,
-                        [f.attname for f in model._meta.concrete_fields]
-                        if every_column
-                        else columns,
-                        lookup,
-                        order,
-                    )
-                    for name, (model, columns, lookup, order) in _RULE_ONLY.items()
-                }
-                _compiled[(alias, every_column)] = compiled
-    return compiled
+def _rule_query(model, columns, lookup: str, order, every_column: bool) -> CompiledQuery:
+    def build(student):
+        qs = model._base_manager.filter(**{lookup: student})
+        if not every_column:
+            return qs.order_by(*order).only(*columns)
+        # Every column: in the default loader's order (the model's own where it sets none).
+        return qs.order_by(*order) if order else qs.order_by(*model._meta.ordering)
+
+    return CompiledQuery(build, student=Student._meta.pk)
+
+
+_COMPILED = {
+    False: {name: _rule_query(*spec, every_column=False) for name, spec in _RULE_ONLY.items()},
+    True: {
+        name: _rule_query(*spec, every_column=True)
+        for name, spec in {**_RULE_ONLY, **_TEXTS}.items()
+    },
+}
 
 
 def _prefetched(instance, name: str, objects: list) -> None:
@@ -226,6 +198,14 @@ def _prefetched(instance, name: str, objects: list) -> None:
     instance._prefetched_objects_cache[name] = qs
 
 
+def _texts_prefetched(owners: list, texts: list, owner_id: str) -> None:
+    by_owner: dict = {}
+    for text in texts:
+        by_owner.setdefault(getattr(text, owner_id), []).append(text)
+    for owner in owners:
+        _prefetched(owner, "texts", by_owner.get(owner.pk, []))
+
+
 def decision_loaded(student: Student, record: ConsentDecision) -> None:
     """A decision just saved, added to a student from `load_for_rule` as if loaded with it: the
     status refresh and the erasure's dues read the same rows without loading them again."""
@@ -234,36 +214,35 @@ def decision_loaded(student: Student, record: ConsentDecision) -> None:
 
 
 def _load_compiled(student_ids: list, *, every_column: bool) -> dict:
-    alias = router.db_for_read(Student)
-    compiled = _compiled_for(alias, every_column)
-    connection = connections[alias]
-    pk_field = Student._meta.pk
+    compiled = _COMPILED[every_column]
     result = {}
-    with connection.cursor() as cursor:
-        for student_id in student_ids:
-            param = pk_field.get_db_prep_value(pk_field.to_python(student_id), connection)
-            rows = {name: q.fetch(cursor, param) for name, q in compiled.items()}
-            if not rows["student"]:
-                continue
-            (student,) = rows["student"]
-            (school,) = rows["school"]
-            student.school = school
-            notices: dict = {}
-            for notice in rows["notices"]:
-                notices.setdefault(notice.purpose_id, []).append(notice)
-            for purpose in rows["purposes"]:
-                _prefetched(purpose, "notices", notices.get(purpose.pk, []))
-            _prefetched(school, "purposes", rows["purposes"])
-            by_guardianship: dict = {"notifications": {}, "notification_exceptions": {}}
+    for student_id in student_ids:
+        found = run_together(*((query, {"student": student_id}) for query in compiled.values()))
+        rows = dict(zip(compiled, found, strict=True))
+        if not rows["student"]:
+            continue
+        (student,) = rows["student"]
+        (school,) = rows["school"]
+        student.school = school
+        notices: dict = {}
+        for notice in rows["notices"]:
+            notices.setdefault(notice.purpose_id, []).append(notice)
+        if every_column:
+            _texts_prefetched(rows["notices"], rows["notice_texts"], "notice_id")
+            _texts_prefetched(rows["purposes"], rows["purpose_texts"], "purpose_id")
+        for purpose in rows["purposes"]:
+            _prefetched(purpose, "notices", notices.get(purpose.pk, []))
+        _prefetched(school, "purposes", rows["purposes"])
+        by_guardianship: dict = {"notifications": {}, "notification_exceptions": {}}
+        for name, found in by_guardianship.items():
+            for row in rows[name]:
+                found.setdefault(row.guardianship_id, []).append(row)
+        for guardianship in rows["guardianships"]:
             for name, found in by_guardianship.items():
-                for row in rows[name]:
-                    found.setdefault(row.guardianship_id, []).append(row)
-            for guardianship in rows["guardianships"]:
-                for name, found in by_guardianship.items():
-                    _prefetched(guardianship, name, found.get(guardianship.pk, []))
-            _prefetched(student, "guardianships", rows["guardianships"])
-            _prefetched(student, "decisions", rows["decisions"])
-            result[student.pk] = student
+                _prefetched(guardianship, name, found.get(guardianship.pk, []))
+        _prefetched(student, "guardianships", rows["guardianships"])
+        _prefetched(student, "decisions", rows["decisions"])
+        result[student.pk] = student
     return result
 
 

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from .ages import adult_since, is_adult, is_competent
+from .compiled import CompiledQuery
 from .errors import PURPOSE_UNKNOWN, ConsentError
 from .models import ConsentDecision, Decision, Guardian, Method, Purpose, School, Student
 from .rules import PurposeStatus, load_for_rule, purpose_statuses
@@ -33,12 +34,20 @@ def child_for_guardian(guardian: Guardian, child_id) -> Student:
 CODE_MAX = Purpose._meta.get_field("code").max_length or 50
 
 
+# Asked by every identification: the SQL is built once (consent.compiled).
+_purpose_by_code = CompiledQuery(
+    lambda school, code: Purpose.objects.filter(school_id=school, code=code),
+    school=Purpose._meta.get_field("school"),
+    code=Purpose._meta.get_field("code"),
+)
+
+
 def purpose_get(*, school: School, code: str) -> Purpose:
     """The school's purpose with this code; ConsentError("unknown_purpose") if it has none (or
     the code could be none: too long, or with a NUL, which PostgreSQL cannot even compare)."""
     if len(code) > CODE_MAX or "\x00" in code:
         raise ConsentError("unknown_purpose", PURPOSE_UNKNOWN)
-    purpose = Purpose.objects.filter(school=school, code=code).first()
+    purpose = next(iter(_purpose_by_code(school=school.pk, code=code)), None)
     if purpose is None:
         raise ConsentError("unknown_purpose", PURPOSE_UNKNOWN)
     return purpose

@@ -28,6 +28,7 @@ from knox.models import AuthToken
 
 from consent.actors import SYSTEM, Actor
 from consent.audit import audit_record
+from consent.compiled import CompiledQuery
 from consent.identifiers import hash_identifier
 from consent.jobs import job_enqueue
 from consent.languages import supported
@@ -333,15 +334,21 @@ def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
     return key
 
 
+# Every gate request looks its key up: the SQL is built once (consent.compiled).
+_key_by_hash = CompiledQuery(
+    lambda key_hash: ApiKey.objects.select_related("school").filter(key_hash=key_hash),
+    key_hash=ApiKey._meta.get_field("key_hash"),
+)
+
+
 def api_key_lookup(secret: str) -> ApiKey | None:
     """The live key with this secret (not revoked, not expired), its last use noted."""
     now = timezone.now()
-    key = (
-        ApiKey.objects.select_related("school")
-        .filter(key_hash=_sha256(secret), revoked_at__isnull=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .first()
-    )
+    key = next(iter(_key_by_hash(key_hash=_sha256(secret))), None)
+    if key is not None and (
+        key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now)
+    ):
+        key = None
     if key is not None and (key.last_used_at is None or key.last_used_at <= now - LAST_USED_EVERY):
         # Conditional: of many requests in the same minute, one writes.
         ApiKey.objects.filter(pk=key.pk).filter(
