@@ -40,6 +40,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from consent.ages import adult_since
+from consent.compiled import CompiledQuery
 from consent.models import School, Student
 from consent.rules import PurposeStatus, load_for_rule, purpose_statuses
 
@@ -155,12 +156,19 @@ class ChildDue:
         return [d for d in self.dues if d.is_due(at) and (reasons is None or reasons(d.reason))]
 
 
-def erasure_due(student: Student, *, at: datetime | None = None, loaded: bool = False) -> list[Due]:
+def erasure_due(
+    student: Student,
+    *,
+    at: datetime | None = None,
+    loaded: bool = False,
+    held: dict[object, Held] | None = None,
+) -> list[Due]:
     """For one child at `at` (default now): what must be erased by when and why, soonest
     first. There is always one EVERYTHING due; EVENTS dues only for events the portal holds.
-    `loaded`: the student comes from `load_for_rule` and nothing it reads changed since."""
+    `loaded`: the student comes from `load_for_rule` and nothing it reads changed since;
+    `held`: what the portal holds of it, read already (`held_of`)."""
     at = at or timezone.now()
-    return dues_for([student], at=at, loaded=loaded)[0].dues
+    return dues_for([student], at=at, loaded=loaded, held=held)[0].dues
 
 
 def erasure_due_many(students: Iterable[Student], *, at: datetime) -> dict[object, list[Due]]:
@@ -169,7 +177,12 @@ def erasure_due_many(students: Iterable[Student], *, at: datetime) -> dict[objec
 
 
 def dues_for(
-    students: Iterable[Student], *, at: datetime, loaded: bool = False, clocks_only: bool = False
+    students: Iterable[Student],
+    *,
+    at: datetime,
+    loaded: bool = False,
+    clocks_only: bool = False,
+    held: dict[object, Held] | None = None,
 ) -> list[ChildDue]:
     """Each child (in the order given, those that exist) with what it holds and its dues.
     The rule's inputs are read afresh unless `loaded` says the students carry them.
@@ -182,7 +195,8 @@ def dues_for(
         ready = {s.pk: s for s in students}
     else:
         ready = load_for_rule([s.pk for s in students])
-    held = held_in_portal(list(ready))
+    if held is None:
+        held = held_in_portal(list(ready))
     dues = _clock_dues if clocks_only else _dues
     return [
         ChildDue(ready[s.pk], held.get(s.pk, Held()), dues(ready[s.pk], held.get(s.pk), at))
@@ -193,26 +207,67 @@ def dues_for(
 
 def held_in_portal(student_ids: list) -> dict[object, Held]:
     """What the portal holds of each child, in three queries."""
-    events: dict = {}
-    newest: dict = {}
-    for row in (
+    return _held(
         RecognitionEvent.objects.filter(student_id__in=student_ids)
         .values("student_id", "purpose__code")
         .annotate(oldest=Min("at"), newest=Max("at"))
-    ):
-        events.setdefault(row["student_id"], {})[row["purpose__code"]] = row["oldest"]
-        newest[row["student_id"]] = max(row["newest"], newest.get(row["student_id"], row["newest"]))
-    templates = dict(
+        .values_list("student_id", "purpose__code", "oldest", "newest"),
         FaceTemplate.objects.filter(student_id__in=student_ids)
         .values("student_id")
         .annotate(newest=Max("created_at"))
-        .values_list("student_id", "newest")
-    )
-    photos = set(
+        .values_list("student_id", "newest"),
         Photo.objects.filter(student_id__in=student_ids)
-        .values_list("student_id", flat=True)
-        .distinct()
+        .order_by()
+        .values_list("student_id")
+        .distinct(),
     )
+
+
+# The same three queries for one child, compiled once (the child's page asks them with the
+# rest of its rows in one round trip: `held_calls`, then `held_of`).
+_HELD_ONE = [
+    CompiledQuery(
+        lambda student: RecognitionEvent.objects.filter(student_id=student)
+        .values("student_id", "purpose__code")
+        .annotate(oldest=Min("at"), newest=Max("at"))
+        .values_list("student_id", "purpose__code", "oldest", "newest"),
+        student=RecognitionEvent._meta.get_field("student"),
+    ),
+    CompiledQuery(
+        lambda student: FaceTemplate.objects.filter(student_id=student)
+        .values("student_id")
+        .annotate(newest=Max("created_at"))
+        .values_list("student_id", "newest"),
+        student=FaceTemplate._meta.get_field("student"),
+    ),
+    CompiledQuery(
+        lambda student: Photo.objects.filter(student_id=student)
+        .order_by()
+        .values_list("student_id")
+        .distinct(),
+        student=Photo._meta.get_field("student"),
+    ),
+]
+
+
+def held_calls(student_id) -> list[tuple[CompiledQuery, dict]]:
+    """`held_in_portal`'s queries for one child, to run with others (`run_together`)."""
+    return [(query, {"student": student_id}) for query in _HELD_ONE]
+
+
+def held_of(found: list[list]) -> dict[object, Held]:
+    """`held_in_portal`'s answer from the results of `held_calls`."""
+    return _held(*found)
+
+
+def _held(event_rows, template_rows, photo_rows) -> dict[object, Held]:
+    events: dict = {}
+    newest: dict = {}
+    for student_id, code, oldest, last in event_rows:
+        events.setdefault(student_id, {})[code] = oldest
+        newest[student_id] = max(last, newest.get(student_id, last))
+    templates = dict(template_rows)
+    photos = {student_id for (student_id,) in photo_rows}
     held = {}
     for pk in set(events) | set(templates) | photos:
         last = [d for d in (newest.get(pk), templates.get(pk)) if d is not None]

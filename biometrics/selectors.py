@@ -18,14 +18,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from consent.audit import ACCESS_ACTIONS, ACCESS_WORDS
+from consent.compiled import CompiledQuery, run_together
 from consent.languages import label_in
-from consent.models import AuditEvent, Guardian, Purpose, Student
-from consent.rules import load_for_rule, purpose_statuses
+from consent.models import AuditEvent, Guardian, Purpose, RetiredSubject, Student
+from consent.rules import purpose_statuses, rule_calls, rule_loaded
 from consent.selectors import child_voice, children_for_guardian, consent_decisions, purpose_rows
 from consent.texts import purpose_words
 
 from .crypto import decrypt_for_child
-from .due import destroy_by, erasure_due
+from .due import destroy_by, erasure_due, held_calls, held_of
 from .models import (
     OPEN,
     ErasureRequest,
@@ -68,15 +69,20 @@ def held_data(
     "label": "照片存储", "holds": ["照片"], …}`; in English `label` equals `name`.
     """
     now = timezone.now()
-    student = load_for_rule([student.pk])[student.pk]
+    # Every row the document reads but the access log, in one round trip (consent.compiled):
+    # the rule's, then this module's, then what the retention dues read.
+    calls = rule_calls(student.pk)
+    ours = [(query, {"student": student.pk}) for query in _DOCUMENT.values()]
+    found = run_together(*calls, *ours, *held_calls(student.pk))
+    loaded = rule_loaded(found[: len(calls)])
+    if loaded is None:
+        raise Student.DoesNotExist
+    student = loaded
+    rows = dict(zip(_DOCUMENT, found[len(calls) : len(calls) + len(ours)], strict=True))
+    held = held_of(found[len(calls) + len(ours) :])
     statuses = purpose_statuses(student, at=now)
-    photos = list(
-        Photo.objects.filter(student=student, status__in=HELD_PHOTOS).order_by("-captured_at")
-    )
-    templates = list(
-        FaceTemplate.objects.filter(student=student).defer("ciphertext").order_by("-created_at")
-    )
-    events = _events(student)
+    photos, templates = rows["photos"], rows["templates"]
+    events = _events(student, rows["recent_events"], rows["event_count"])
     said = {"voice": child_voice(student, at=now)} if voice else {}
     return {
         **said,
@@ -90,11 +96,66 @@ def held_data(
         "photos": _photos(photos),
         "templates": _templates(templates),
         "recognition_events": events,
-        "systems": _systems(student, photos, templates, events["count"]),
-        "retention": _retention(student, now=now),
-        "access_log": _access_log(student, viewer_guardian_id, viewer_child),
-        "erasures": _erasures(student),
+        "systems": _systems(photos, templates, events["count"], rows["holders"]),
+        "retention": _retention(student, now=now, held=held),
+        "access_log": _access_log(
+            [str(student.subject_id), *(str(s) for (s,) in rows["retired_subjects"])],
+            viewer_guardian_id,
+            viewer_child,
+        ),
+        "erasures": _erasures(rows["erasures"]),
     }
+
+
+def _copies(status: str, student) -> Count:
+    return Count("copies", filter=Q(copies__template__student=student, copies__status=status))
+
+
+def _one_child(build) -> CompiledQuery:
+    return CompiledQuery(build, student=Student._meta.pk)
+
+
+# What the document reads of one child besides the rule's rows, by section.
+_DOCUMENT = {
+    "photos": _one_child(
+        lambda student: Photo.objects.filter(student_id=student, status__in=HELD_PHOTOS).order_by(
+            "-captured_at"
+        )
+    ),
+    "templates": _one_child(
+        lambda student: FaceTemplate.objects.filter(student_id=student)
+        .defer("ciphertext")
+        .order_by("-created_at")
+    ),
+    "recent_events": _one_child(
+        lambda student: RecognitionEvent.objects.filter(student_id=student).order_by("-at")[
+            :RECENT_EVENTS
+        ]
+    ),
+    "event_count": _one_child(
+        lambda student: RecognitionEvent.objects.filter(student_id=student)
+        .order_by()
+        .values("student_id")
+        .annotate(n=Count("id"))
+        .values_list("n")
+    ),
+    # Each holder of the child's school, with its copies of the child's templates.
+    "holders": _one_child(
+        lambda student: Holder.objects.filter(school__students__pk=student)
+        .annotate(stored=_copies("stored", student), pending=_copies("pending", student))
+        .order_by("name")
+        .values_list("name", "labels", "stored", "pending")
+    ),
+    # The access log is read under every pseudonym the child had (see `_access_log`).
+    "retired_subjects": _one_child(
+        lambda student: RetiredSubject.objects.filter(student_id=student)
+        .order_by("-retired_at", "-pk")
+        .values_list("subject_id")
+    ),
+    "erasures": _one_child(
+        lambda student: ErasureRequest.objects.filter(student_id=student).order_by("-requested_at")
+    ),
+}
 
 
 def _child(student: Student) -> dict:
@@ -141,17 +202,15 @@ def _templates(templates: list[FaceTemplate]) -> list[dict]:
     ]
 
 
-def _events(student: Student) -> dict:
+def _events(student: Student, recent: list[RecognitionEvent], count: list) -> dict:
     """The count and the newest events; their purposes (with their texts) are the school's,
     which the student loaded for the rule already carries."""
-    events = RecognitionEvent.objects.filter(student=student)
-    recent = list(events.order_by("-at")[:RECENT_EVENTS])
     purposes = {p.pk: p for p in student.school.purposes.all()}
     missing = {e.purpose_id for e in recent} - set(purposes)
     if missing:  # not the school's: never written so, but shown all the same
         purposes.update(Purpose.objects.prefetch_related("texts").in_bulk(missing))
     return {
-        "count": events.count(),
+        "count": count[0][0] if count else 0,
         "recent": [
             {
                 "at": e.at,
@@ -168,7 +227,7 @@ def _events(student: Student) -> dict:
 
 
 def _systems(
-    student: Student, photos: list[Photo], templates: list[FaceTemplate], event_count: int
+    photos: list[Photo], templates: list[FaceTemplate], event_count: int, holders: list[tuple]
 ) -> list[dict]:
     """Where the child's data is: the built-in systems, then each holder (by name) that holds
     a copy or is about to be sent one. The match cache holds templates only while there are."""
@@ -178,12 +237,6 @@ def _systems(
     ]
     if templates:
         rows.append(MATCH_CACHE.row(len(templates)))
-    holders = (
-        Holder.objects.filter(school_id=student.school_id)
-        .annotate(stored=_copies(student, "stored"), pending=_copies(student, "pending"))
-        .order_by("name")
-        .values_list("name", "labels", "stored", "pending")
-    )
     rows += [
         holder_system(name, label_in(name, labels)).row(stored, pending=pending)
         for name, labels, stored, pending in holders
@@ -192,14 +245,10 @@ def _systems(
     return rows
 
 
-def _copies(student: Student, status: str) -> Count:
-    return Count("copies", filter=Q(copies__template__student=student, copies__status=status))
-
-
-def _retention(student: Student, *, now: datetime) -> dict:
+def _retention(student: Student, *, now: datetime, held: dict) -> dict:
     """The latest date everything biometric about the child will be destroyed, and why: the
     first EVERYTHING due of `erasure_due`, the one answer the retention jobs act on."""
-    first = destroy_by(erasure_due(student, at=now, loaded=True))
+    first = destroy_by(erasure_due(student, at=now, loaded=True, held=held))
     return {
         "destroy_by": first.by,
         "rule": first.rule,
@@ -208,12 +257,13 @@ def _retention(student: Student, *, now: datetime) -> dict:
 
 
 def _access_log(
-    student: Student, viewer_guardian_id: int | None, viewer_child: bool = False
+    pseudonyms: list[str], viewer_guardian_id: int | None, viewer_child: bool = False
 ) -> list[dict]:
-    # Under every pseudonym the child had: a look before an erasure stays the parent's to see.
-    access = AuditEvent.objects.filter(
-        subject__in=student.pseudonyms(), action__in=ACCESS_ACTIONS
-    ).order_by("-at", "-id")[:ACCESS_LOG_LIMIT]
+    # Under every pseudonym the child had (as `Student.pseudonyms`): a look before an erasure
+    # stays the parent's to see.
+    access = AuditEvent.objects.filter(subject__in=pseudonyms, action__in=ACCESS_ACTIONS).order_by(
+        "-at", "-id"
+    )[:ACCESS_LOG_LIMIT]
     return [
         {
             "at": a.at,
@@ -245,7 +295,7 @@ def _actor_words(
     return f"{event.actor_label} ({label})" if event.actor_label else label
 
 
-def _erasures(student: Student) -> list[dict]:
+def _erasures(erasures: list[ErasureRequest]) -> list[dict]:
     return [
         {
             "id": e.pk,
@@ -253,7 +303,7 @@ def _erasures(student: Student) -> list[dict]:
             "requested_at": e.requested_at,
             "completed_at": e.completed_at,
         }
-        for e in ErasureRequest.objects.filter(student=student).order_by("-requested_at")
+        for e in erasures
     ]
 
 

@@ -214,36 +214,50 @@ def decision_loaded(student: Student, record: ConsentDecision) -> None:
 
 
 def _load_compiled(student_ids: list, *, every_column: bool) -> dict:
-    compiled = _COMPILED[every_column]
     result = {}
     for student_id in student_ids:
-        found = run_together(*((query, {"student": student_id}) for query in compiled.values()))
-        rows = dict(zip(compiled, found, strict=True))
-        if not rows["student"]:
-            continue
-        (student,) = rows["student"]
-        (school,) = rows["school"]
-        student.school = school
-        notices: dict = {}
-        for notice in rows["notices"]:
-            notices.setdefault(notice.purpose_id, []).append(notice)
-        if every_column:
-            _texts_prefetched(rows["notices"], rows["notice_texts"], "notice_id")
-            _texts_prefetched(rows["purposes"], rows["purpose_texts"], "purpose_id")
-        for purpose in rows["purposes"]:
-            _prefetched(purpose, "notices", notices.get(purpose.pk, []))
-        _prefetched(school, "purposes", rows["purposes"])
-        by_guardianship: dict = {"notifications": {}, "notification_exceptions": {}}
-        for name, found in by_guardianship.items():
-            for row in rows[name]:
-                found.setdefault(row.guardianship_id, []).append(row)
-        for guardianship in rows["guardianships"]:
-            for name, found in by_guardianship.items():
-                _prefetched(guardianship, name, found.get(guardianship.pk, []))
-        _prefetched(student, "guardianships", rows["guardianships"])
-        _prefetched(student, "decisions", rows["decisions"])
-        result[student.pk] = student
+        found = run_together(*rule_calls(student_id, every_column=every_column))
+        student = rule_loaded(found, every_column=every_column)
+        if student is not None:
+            result[student.pk] = student
     return result
+
+
+def rule_calls(student_id, *, every_column: bool = True) -> list[tuple[CompiledQuery, dict]]:
+    """The compiled queries that load one student for the rule (see `load_for_rule`), for a
+    caller that runs them with its own in one round trip (`run_together`); `rule_loaded`
+    makes the student of their results."""
+    return [(query, {"student": student_id}) for query in _COMPILED[every_column].values()]
+
+
+def rule_loaded(found: list[list], *, every_column: bool = True) -> Student | None:
+    """The student of `rule_calls`' results (None if there is no such student), as
+    `load_for_rule` returns it."""
+    rows = dict(zip(_COMPILED[every_column], found, strict=True))
+    if not rows["student"]:
+        return None
+    (student,) = rows["student"]
+    (school,) = rows["school"]
+    student.school = school
+    notices: dict = {}
+    for notice in rows["notices"]:
+        notices.setdefault(notice.purpose_id, []).append(notice)
+    if every_column:
+        _texts_prefetched(rows["notices"], rows["notice_texts"], "notice_id")
+        _texts_prefetched(rows["purposes"], rows["purpose_texts"], "purpose_id")
+    for purpose in rows["purposes"]:
+        _prefetched(purpose, "notices", notices.get(purpose.pk, []))
+    _prefetched(school, "purposes", rows["purposes"])
+    by_guardianship: dict = {"notifications": {}, "notification_exceptions": {}}
+    for name, by_link in by_guardianship.items():
+        for row in rows[name]:
+            by_link.setdefault(row.guardianship_id, []).append(row)
+    for guardianship in rows["guardianships"]:
+        for name, by_link in by_guardianship.items():
+            _prefetched(guardianship, name, by_link.get(guardianship.pk, []))
+    _prefetched(student, "guardianships", rows["guardianships"])
+    _prefetched(student, "decisions", rows["decisions"])
+    return student
 
 
 def purpose_statuses(
