@@ -32,9 +32,9 @@ from django.db.models import Count, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from consent.compiled import CompiledQuery
+from consent.compiled import CompiledQuery, run_together
 from consent.models import Purpose, School
-from consent.rules import is_purpose_active, load_for_rule
+from consent.rules import is_purpose_active, rule_calls, rule_loaded
 
 from .crypto import child_keys_for_reading
 from .models import FaceTemplate, MatchIndexChange, MatchIndexVersion, RecognitionEvent
@@ -461,10 +461,13 @@ def identify(
     if found is None or found.ambiguous:
         return None
     now = timezone.now()
-    student = load_for_rule([found.student_id], rule_only=True).get(found.student_id)
+    # The rule's rows and the template check in one round trip (consent.compiled).
+    calls = rule_calls(found.student_id, every_column=False)
+    *rule_rows, template = run_together(*calls, (_template_of, {"student": found.student_id}))
+    student = rule_loaded(rule_rows, every_column=False)
     if student is None or not is_purpose_active(student, purpose.code, at=now):
         return None
-    if not _template_of(student=found.student_id):
+    if not template:
         return None
     # One INSERT, atomic on its own: no BEGIN and COMMIT round trips for a busy gate.
     event = RecognitionEvent.objects.create(
