@@ -175,9 +175,11 @@ def start_holder(
     fail_first: int = 0,
     delay_ms: int = 0,
     tenants: dict[str, str] | None = None,
+    wait: bool = True,
 ) -> Proc:
     """A reference holder process. `tenants` ({name: secret}) adds schools of its own to the
-    default tenant (`secret`); `info["clients"]` has a client per tenant."""
+    default tenant (`secret`); `info["clients"]` has a client per tenant. `wait=False` returns
+    as soon as it is spawned: call `holder_wait` before using it (so several start at once)."""
     from biometrics.holders.client import HolderClient
 
     port = port or free_port()
@@ -208,7 +210,6 @@ def start_holder(
     proc = _spawn(name, args, log_dir, {**os.environ, "HOLDER_SECRET": secret})
     url = f"http://127.0.0.1:{port}"
     client = HolderClient(url, secret, timeout=max(2, 3 * delay_ms / 1000))
-    wait_for(client.health, timeout=20, what=f"the reference holder on {url}")
     proc.info = {
         "url": url,
         "secret": secret,
@@ -218,4 +219,25 @@ def start_holder(
         "tenants": dict(tenants or {}),
         "clients": {t: HolderClient(url, s, timeout=2) for t, s in (tenants or {}).items()},
     }
+    return holder_wait(proc) if wait else proc
+
+
+def holder_wait(proc: Proc) -> Proc:
+    """Wait until a holder started with `wait=False` answers its health check."""
+    wait_for(
+        lambda: proc.info["client"].health() or proc.popen.poll() is not None,
+        timeout=20,
+        what=f"the reference holder on {proc.info['url']}",
+    )
+    if proc.popen.poll() is not None:
+        raise RuntimeError(f"reference holder exited:\n{proc.log()[-3000:]}")
     return proc
+
+
+def start_holders(log_dirs: dict[str, Path], **kwargs) -> dict[str, Proc]:
+    """Several reference holders ({name: log folder}), started side by side, all answering."""
+    procs = {
+        name: start_holder(folder, name=name, wait=False, **kwargs)
+        for name, folder in log_dirs.items()
+    }
+    return {name: holder_wait(proc) for name, proc in procs.items()}

@@ -353,6 +353,9 @@ def test_a_step_is_claimed_while_another_worker_holds_its_request_row(
         assert locked.wait(10)
         claimed = _claim(Q(kind="http", request__status__in=["pending", "running"]), limit=5)
         assert [s.pk for s in claimed] == [step.pk]
+        # ...and it did not wait for the other worker either: that one still holds the row
+        # (it lets go when told, or after 10 s).
+        assert other.is_alive()
     finally:
         release.set()
         other.join()

@@ -38,7 +38,7 @@ from consent.services import (
 )
 
 from .factories import TEST_ACTOR, StudentFactory, grant, guardian, link, purpose_with_notice
-from .processes import start_holder
+from .processes import start_holders
 
 T0 = datetime(2031, 3, 3, 9, 0, tzinfo=UTC)
 DAYS = 27
@@ -350,11 +350,7 @@ def mismatch(w: World, day: int, when: str) -> str | None:
 @pytest.fixture(scope="module")
 def holder_procs(tmp_path_factory):
     """One reference holder per case that has one (a holder reconciles one school)."""
-    procs = {
-        c.name: start_holder(tmp_path_factory.mktemp(c.name), name=c.name)
-        for c in CASES
-        if c.holder
-    }
+    procs = start_holders({c.name: tmp_path_factory.mktemp(c.name) for c in CASES if c.holder})
     yield procs
     for proc in procs.values():
         proc.stop()

@@ -95,9 +95,16 @@ def _claim(where: Q, *, limit: int, first: int | None = None) -> list[ErasureSte
     )
     starting = {s.request_id for s in steps if s.request.status == ErasureStatus.PENDING}
     if starting:
-        ErasureRequest.objects.filter(pk__in=starting, status=ErasureStatus.PENDING).update(
-            status=ErasureStatus.RUNNING
-        )
+        with transaction.atomic():
+            # Never waits on a request row another worker holds (sealing it, or starting it
+            # too): that one is left pending for now, and the next claim or the seal moves it.
+            free = list(
+                ErasureRequest.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(pk__in=starting, status=ErasureStatus.PENDING)
+                .values_list("pk", flat=True)
+            )
+            if free:
+                ErasureRequest.objects.filter(pk__in=free).update(status=ErasureStatus.RUNNING)
     return steps
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from biometrics.models import Holder
 
-from ..processes import purge_filesystem_broker, start_holder, start_worker
+from ..processes import holder_wait, purge_filesystem_broker, start_holder, start_worker
 
 WORKER_ENV = {
     "ERASURE_RETRY_BACKOFF": "1",
@@ -63,9 +63,11 @@ def stack(request, tmp_path_factory, django_db_setup, django_db_blocker):
     stack = Stack(logs, media, getattr(request.module, "WORKER_ENV", None))
     with django_db_blocker.unblock():
         purge_filesystem_broker()
-        stack.holder("holder-a")
-        stack.holder("holder-b")
+        # The holders start while the worker does (each is waited for before the tests run).
+        spawned = [stack.holder(name, wait=False) for name in ("holder-a", "holder-b")]
         stack.start_worker()
+        for proc in spawned:
+            holder_wait(proc)
     yield stack
     stack.stop()
 
