@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from django.db import connections, models
-from django.db.models.query import ModelIterable, get_related_populators
+from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
 from psycopg import ClientCursor
 
 
@@ -74,8 +74,12 @@ class _Plan:
         fields_selected = [s[0] for s in compiler.select[0 : compiler.col_count]]
         self.converters = compiler.get_converters(fields_selected)
         self.compiler = compiler
+        if qs._iterable_class not in (ModelIterable, ValuesListIterable):
+            raise TypeError("CompiledQuery returns model instances or values_list tuples only")
         self.models = qs._iterable_class is ModelIterable
         if self.models:
+            if compiler.annotation_col_map:
+                raise TypeError("CompiledQuery: annotate model rows through values_list instead")
             info = compiler.klass_info
             self.model = info["model"]
             start, end = info["select_fields"][0], info["select_fields"][-1] + 1

@@ -82,3 +82,9 @@ def test_misuse_is_refused_loudly(school):
     )
     with pytest.raises(RuntimeError, match="not found"):
         unused(student=None)
+    flat = CompiledQuery(
+        lambda student: Student.objects.filter(pk=student).values_list("pk", flat=True),
+        student=Student._meta.pk,
+    )
+    with pytest.raises(TypeError, match="values_list tuples only"):
+        flat(student=None)
