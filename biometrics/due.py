@@ -205,48 +205,35 @@ def dues_for(
     ]
 
 
-def held_in_portal(student_ids: list) -> dict[object, Held]:
-    """What the portal holds of each child, in three queries."""
-    return _held(
-        RecognitionEvent.objects.filter(student_id__in=student_ids)
+def _held_queries(**which) -> list:
+    """What `held_in_portal` reads, for the children `which` selects (a filter on student_id):
+    each child's events (oldest and newest per purpose), newest template, and whether it has
+    a photo."""
+    return [
+        RecognitionEvent.objects.filter(**which)
         .values("student_id", "purpose__code")
         .annotate(oldest=Min("at"), newest=Max("at"))
         .values_list("student_id", "purpose__code", "oldest", "newest"),
-        FaceTemplate.objects.filter(student_id__in=student_ids)
+        FaceTemplate.objects.filter(**which)
         .values("student_id")
         .annotate(newest=Max("created_at"))
         .values_list("student_id", "newest"),
-        Photo.objects.filter(student_id__in=student_ids)
-        .order_by()
-        .values_list("student_id")
-        .distinct(),
-    )
+        Photo.objects.filter(**which).order_by().values_list("student_id").distinct(),
+    ]
+
+
+def held_in_portal(student_ids: list) -> dict[object, Held]:
+    """What the portal holds of each child, in three queries."""
+    return _held(*_held_queries(student_id__in=student_ids))
 
 
 # The same three queries for one child, compiled once (the child's page asks them with the
 # rest of its rows in one round trip: `held_calls`, then `held_of`).
 _HELD_ONE = [
     CompiledQuery(
-        lambda student: RecognitionEvent.objects.filter(student_id=student)
-        .values("student_id", "purpose__code")
-        .annotate(oldest=Min("at"), newest=Max("at"))
-        .values_list("student_id", "purpose__code", "oldest", "newest"),
-        student=RecognitionEvent._meta.get_field("student"),
-    ),
-    CompiledQuery(
-        lambda student: FaceTemplate.objects.filter(student_id=student)
-        .values("student_id")
-        .annotate(newest=Max("created_at"))
-        .values_list("student_id", "newest"),
-        student=FaceTemplate._meta.get_field("student"),
-    ),
-    CompiledQuery(
-        lambda student: Photo.objects.filter(student_id=student)
-        .order_by()
-        .values_list("student_id")
-        .distinct(),
-        student=Photo._meta.get_field("student"),
-    ),
+        lambda student, n=n: _held_queries(student_id=student)[n], student=Student._meta.pk
+    )
+    for n in range(3)
 ]
 
 

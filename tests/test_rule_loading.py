@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from consent.models import Decision, NotificationException
+from consent.models import Decision, NotificationException, Student
 from consent.rules import load_for_rule, purpose_statuses
 from consent.services import (
     child_refusal_record,
@@ -29,8 +29,56 @@ def statements(queries) -> int:
     return sum(len(q["sql"].split("; SELECT ")) for q in queries)
 
 
+def prefetched(student):
+    """The student as the prefetching loader loads many (a queryset of ids takes that path;
+    a list of one id takes the compiled one)."""
+    return load_for_rule(Student.objects.filter(pk=student.pk).values("pk"))[student.pk]
+
+
+def rows(student) -> dict:
+    """Every row a loader attached, with every column, in the order it attached them."""
+
+    def row(obj):
+        return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+    school = student.school
+    return {
+        "student": row(student),
+        "school": row(school),
+        "purposes": [
+            (
+                row(p),
+                [row(t) for t in p.texts.all()],
+                [(row(n), [row(t) for t in n.texts.all()]) for n in p.notices.all()],
+            )
+            for p in school.purposes.all()
+        ],
+        "guardianships": [
+            (
+                row(g),
+                [row(n) for n in g.notifications.all()],
+                [row(e) for e in g.notification_exceptions.all()],
+            )
+            for g in student.guardianships.all()
+        ],
+        "decisions": [row(d) for d in student.decisions.all()],
+    }
+
+
 def decisions_both_ways(student, at=None):
-    full = purpose_statuses(load_for_rule([student.pk])[student.pk], at=at)
+    full = purpose_statuses(prefetched(student), at=at)
+    # One student's loader (pages, decisions) loads every row and column the prefetching
+    # loader does, texts included, in the same order, and reads nothing more afterwards.
+    expected = rows(prefetched(student))
+    one = load_for_rule([student.pk])[student.pk]
+    with CaptureQueriesContext(connection) as later:
+        got = rows(one)
+        one_statuses = purpose_statuses(one, at=at)
+    assert got == expected
+    assert [(s.code, s.active, s.reason, s.expires_at) for s in one_statuses] == [
+        (s.code, s.active, s.reason, s.expires_at) for s in full
+    ]
+    assert not later.captured_queries
     with CaptureQueriesContext(connection) as queries:
         lean = load_for_rule([student.pk], rule_only=True)[student.pk]
         lean_statuses = purpose_statuses(lean, at=at)

@@ -5,8 +5,11 @@ together). The watchdog, which beat runs every minute in production, is called b
 wait loops, with a short "stuck" threshold.
 """
 
+import time
+
 import pytest
 
+from biometrics.erasure import erasure_watchdog
 from biometrics.models import Holder
 
 from ..processes import holder_wait, purge_filesystem_broker, start_holder, start_worker
@@ -19,6 +22,22 @@ WORKER_ENV = {
 }
 
 pytestmark = pytest.mark.integration
+
+
+def watchdog_until(predicate, timeout, what):
+    """Wait as a parent would; the watchdog runs as beat would (here, every second). The
+    predicate is looked at more often than that, so the test ends when the wait does."""
+    deadline = time.monotonic() + timeout
+    next_watchdog = time.monotonic()
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= next_watchdog:
+            erasure_watchdog()
+            next_watchdog = time.monotonic() + 1
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class Stack:

@@ -9,7 +9,6 @@ import time
 import pytest
 
 from biometrics import demo_photos
-from biometrics.erasure import erasure_watchdog
 from biometrics.faces import embedding_from_photo
 from biometrics.matching import identify
 from biometrics.models import (
@@ -26,7 +25,7 @@ from biometrics.tasks import erasure_step_task
 
 from ..factories import TEST_ACTOR
 from ..processes import wait_for
-from .conftest import register_holder
+from .conftest import register_holder, watchdog_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -53,20 +52,17 @@ def withdraw(api, child):
 
 
 def wait_verified(erasure_id, stack, timeout=120):
-    """Wait as a parent would; the watchdog runs as beat would (here, every second). The
-    status is looked at more often than that, so the test ends when the erasure does."""
-    deadline = time.monotonic() + timeout
-    next_watchdog = time.monotonic()
-    while time.monotonic() < deadline:
+    """Wait as a parent would, the watchdog running as beat would (`watchdog_until`)."""
+
+    def verified():
         erasure = ErasureRequest.objects.get(pk=erasure_id)
-        if erasure.status == "verified":
-            return erasure
-        if time.monotonic() >= next_watchdog:
-            erasure_watchdog()
-            next_watchdog = time.monotonic() + 1
-        time.sleep(0.1)
-    steps = list(ErasureStep.objects.filter(request_id=erasure_id).values())
-    pytest.fail(f"erasure not verified in {timeout}s: {steps}\n{stack.worker.log()[-3000:]}")
+        return erasure if erasure.status == "verified" else None
+
+    try:
+        return watchdog_until(verified, timeout, "the erasure verified")
+    except AssertionError:
+        steps = list(ErasureStep.objects.filter(request_id=erasure_id).values())
+        pytest.fail(f"erasure not verified in {timeout}s: {steps}\n{stack.worker.log()[-3000:]}")
 
 
 def assert_nothing_left(child, stack, holders, erasure):

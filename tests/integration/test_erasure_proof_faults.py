@@ -40,7 +40,7 @@ from portal.models import Export
 from ..factories import TEST_ACTOR, SchoolFactory, StudentFactory, grant, guardian, link
 from ..factories import purpose_with_notice as make_purpose
 from ..processes import ROOT, process_env, wait_for
-from .conftest import register_holder
+from .conftest import register_holder, watchdog_until
 from .test_erasure_faults import enrol_everywhere, withdraw
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -62,22 +62,6 @@ def worker_mail(stack):
     """The DPO emails the worker sent (its console backend writes them to its log)."""
     start = len(stack.worker.log())
     return lambda: stack.worker.log()[start:].count("erasure step(s) need attention")
-
-
-def watchdog_until(predicate, timeout, what):
-    """Wait as a parent would; the watchdog runs as beat would (here, every second). The
-    predicate is looked at more often than that, so the test ends when the wait does."""
-    deadline = time.monotonic() + timeout
-    next_watchdog = time.monotonic()
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= next_watchdog:
-            erasure_watchdog()
-            next_watchdog = time.monotonic() + 1
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def verified(*erasure_ids):
