@@ -160,7 +160,7 @@ def _postgres_targets(url: str | None) -> list[tuple[dict | str, str]]:
     return [
         (db, db["NAME"])
         for db in (settings.DATABASES["default"], settings.DATABASES["keys"])
-        if db["ENGINE"] == "django.db.backends.postgresql"
+        if db["ENGINE"].endswith("postgresql")
     ]
 
 

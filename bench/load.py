@@ -110,6 +110,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "README's deployment section advises (the match index then lives only there, and "
         "gates never queue behind parents' pages); 0: the gates use the one web pool",
     )
+    p.add_argument(
+        "--gate-threads",
+        type=int,
+        default=1,
+        help="threads per gate process (default 1: gunicorn's sync worker, the README's gate "
+        "line; more make it the threaded worker)",
+    )
     p.add_argument("--concurrency", type=int, default=2, help="default,erasure worker pool")
     p.add_argument("--erasure-timeout", type=float, default=900)
     p.add_argument("--quick", action="store_true", help="everything scaled down")
@@ -330,7 +337,7 @@ def setup(run) -> None:
         run.gates = start_web(
             run.logs,
             workers=args.gate_web_workers,
-            threads=args.web_threads,
+            threads=args.gate_threads,
             keepalive=args.web_keepalive,
             name="gates",
             **env,

@@ -167,7 +167,13 @@ def warm_up(run, probes, seeder) -> None:
             response.read()
         return time.perf_counter() - t
 
-    n = (run.args.gate_web_workers or run.args.web_workers) * run.args.web_threads * 2
+    args = run.args
+    if args.gate_web_workers:
+        processes, threads = args.gate_web_workers, args.gate_threads
+    else:
+        processes, threads = args.web_workers, args.web_threads
+    # Enough at once that every process is asked while the others build theirs.
+    n = max(8, processes * threads * 2)
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         times = sorted(pool.map(identify, range(n)))
     run.sampler.mark("warm")

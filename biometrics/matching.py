@@ -451,19 +451,41 @@ def identify(
     3. The candidate's purpose must be active at this instant, and a template of theirs still
        held (not erased since the index was built); otherwise None — never the next child.
     4. A match is recorded as a recognition event; None records nothing about anyone.
+
+    The index must be the school's current one (its version, read from the database). This
+    process's copy is searched first and its version read in the same round trip as the
+    candidate's rule rows and template check; if the version has moved meanwhile, the index is
+    brought up to date and searched again, so the answer always comes from a current index.
     """
-    found = nearest(
-        match_index_for(school.pk),
-        embedding,
-        tolerance=school.face_tolerance,
-        margin=school.face_match_margin,
-    )
-    if found is None or found.ambiguous:
+    kept = _indexes.get(school.pk)
+    while True:
+        current = kept is None
+        # match_index_for reads the version, then builds or brings the index up to date.
+        index = match_index_for(school.pk) if kept is None else kept
+        found = nearest(
+            index, embedding, tolerance=school.face_tolerance, margin=school.face_match_margin
+        )
+        candidate = None if found is None or found.ambiguous else found.student_id
+        calls: list[tuple[CompiledQuery, dict]] = (
+            [] if current else [(_version_of, {"school": school.pk})]
+        )
+        if candidate is not None:
+            # The rule's rows and the template check (consent.compiled): one round trip.
+            calls += [
+                *rule_calls(candidate, every_column=False),
+                (_template_of, {"student": candidate}),
+            ]
+        rows = run_together(*calls) if calls else []
+        if not current:
+            version, *rows = rows
+            if (version[0][0] if version else "") != index.version:
+                kept = None  # moved since this process's copy: bring it up to date, ask again
+                continue
+        break
+    if found is None or candidate is None:
         return None
     now = timezone.now()
-    # The rule's rows and the template check in one round trip (consent.compiled).
-    calls = rule_calls(found.student_id, every_column=False)
-    *rule_rows, template = run_together(*calls, (_template_of, {"student": found.student_id}))
+    *rule_rows, template = rows
     student = rule_loaded(rule_rows, every_column=False)
     if student is None or not is_purpose_active(student, purpose.code, at=now):
         return None

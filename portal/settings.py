@@ -195,6 +195,10 @@ for _alias, _db in DATABASES.items():
     else:
         _db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
         _db["CONN_HEALTH_CHECKS"] = True
+        if _db["ENGINE"] == "django.db.backends.postgresql":
+            # Django's, with a health check that asks the socket, not the server
+            # (portal/postgresql/base.py).
+            _db["ENGINE"] = "portal.postgresql"
 DATABASE_ROUTERS = ["portal.dbrouter.KeyStoreRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -262,6 +262,38 @@ def test_the_index_takes_in_enrolments_and_erasures_made_since_it_was_built(scho
     assert refreshed.columns.shape == (128, 1)
 
 
+def test_a_child_enrolled_since_the_index_was_read_is_answered_not_the_next_nearest(
+    school, purposes, gate
+):
+    """This process's index is searched before its version is read (in the same round trip
+    as the candidate's rule rows): when it has moved, the candidate found may not be the
+    nearest any more. A child enrolled since, nearer to the camera, is the answer; the child
+    the old index would have named is not recorded."""
+    from biometrics import matching
+
+    probe = a_face()
+    (away,) = directions(1)
+    behind = consenting_child(school, purposes, "behind@example.com")
+    template_create(
+        student=behind, photo=None, embedding=probe + 0.6 * school.face_tolerance * away
+    )
+    assert ask(gate, probe).json()["match"]["student_id"] == str(behind.pk)  # index built
+    built = matching.match_index_for(school.pk)
+
+    at_gate = consenting_child(school, purposes, "at-gate@example.com")
+    template_create(student=at_gate, photo=None, embedding=probe)
+
+    assert matching._indexes[school.pk] is built  # this process's copy is behind
+    answer = ask(gate, probe).json()["match"]
+    assert answer["student_id"] == str(at_gate.pk)
+    assert answer["distance"] == 0
+    assert list(RecognitionEvent.objects.order_by("at").values_list("student", flat=True)) == [
+        behind.pk,
+        at_gate.pk,
+    ]
+    assert matching._indexes[school.pk] is not built
+
+
 def _same_as_built(index, school_id: int) -> None:
     from biometrics.matching import _build
 

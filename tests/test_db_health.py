@@ -1,0 +1,82 @@
+"""A kept PostgreSQL connection is checked at the start of each request without a round trip
+(portal/postgresql/base.py), and one the server has ended is replaced, not used."""
+
+from __future__ import annotations
+
+import select
+
+import psycopg
+import pytest
+from django.db import close_old_connections, connection
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's connections"),
+]
+
+
+def _other():
+    return psycopg.connect(**connection.get_connection_params(), autocommit=True)
+
+
+def _last_statement(pid: int) -> str:
+    with _other() as other:
+        return other.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[
+            0
+        ]
+
+
+def _request_begins() -> None:
+    """What Django does when a request starts (request_started → close_old_connections); the
+    check itself runs when the request first uses the connection."""
+    close_old_connections()
+    connection.close_if_health_check_failed()
+
+
+def test_a_healthy_kept_connection_is_checked_without_asking_the_server():
+    assert connection.settings_dict["CONN_HEALTH_CHECKS"]
+    assert connection.settings_dict["CONN_MAX_AGE"] > 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'the last request'")
+    kept = connection.connection
+    pid = kept.info.backend_pid
+
+    _request_begins()
+
+    assert connection.connection is kept  # kept, not reopened
+    assert connection.health_check_done
+    # Django's own check would have sent SELECT 1: the server saw nothing since.
+    assert _last_statement(pid) == "SELECT 'the last request'"
+
+
+def test_a_connection_the_server_ended_is_replaced_before_the_request_uses_it():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    pid = connection.connection.info.backend_pid
+    with _other() as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    # The server's goodbye (a FATAL message, then the end of the stream) reaches the socket.
+    readable, _, _ = select.select([connection.connection.fileno()], [], [], 10)
+    assert readable
+
+    _request_begins()
+
+    with connection.cursor() as cursor:  # no OperationalError: a new connection
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
+
+
+def test_a_broken_connection_is_not_kept():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    pid = connection.connection.info.backend_pid
+    with _other() as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    select.select([connection.connection.fileno()], [], [], 10)
+    with pytest.raises(Exception), connection.cursor() as cursor:  # noqa: B017, PT011
+        cursor.execute("SELECT 1")  # this request learns it the hard way
+    assert connection.is_usable() is False
+    _request_begins()  # the next request does not
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
