@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import translation
 
 from consent.languages import codes, supported
-from portal.api.limits import BodyRejected, json_object, too_large
+from portal.api.limits import PARSED_BODY, BodyRejected, json_object, too_large
 
 UNSUPPORTED = "This endpoint takes a JSON object (Content-Type: application/json)."
 UNSUPPORTED_UPLOAD = "This endpoint takes JSON or a multipart/form-data upload."
@@ -87,7 +87,7 @@ class ApiBodyMiddleware:
         if length > settings.API_JSON_MAX_BYTES:
             return _error(too_large())
         try:
-            json_object(request.body)
+            setattr(request, PARSED_BODY, json_object(request.body))  # the parser takes it
         except BodyRejected as exc:
             return _error(exc)
         return None

@@ -116,9 +116,18 @@ def _encodable(text: str) -> bool:
     return True
 
 
+# Where portal.middleware.ApiBodyMiddleware leaves the body it has already parsed and checked.
+PARSED_BODY = "_guardian_json_body"
+
+
 class BoundedJSONParser(JSONParser):
-    """DRF's JSON parser with the bounds above; errors are the API's JSON errors."""
+    """DRF's JSON parser with the bounds above; errors are the API's JSON errors. A body the
+    middleware has already parsed and checked is taken from the request, not parsed again."""
 
     def parse(self, stream, media_type=None, parser_context=None) -> dict[str, Any]:
+        request = getattr((parser_context or {}).get("request"), "_request", None)
+        parsed = getattr(request, PARSED_BODY, None)
+        if parsed is not None:
+            return parsed
         raw = stream.read(settings.API_JSON_MAX_BYTES + 1) if stream is not None else b""
         return json_object(raw)
