@@ -458,7 +458,7 @@ def identify(
     brought up to date and searched again, so the answer always comes from a current index.
     """
     kept = _indexes.get(school.pk)
-    while True:
+    while True:  # twice at most: an index match_index_for just read is current
         current = kept is None
         # match_index_for reads the version, then builds or brings the index up to date.
         index = match_index_for(school.pk) if kept is None else kept

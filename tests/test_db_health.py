@@ -7,7 +7,7 @@ import select
 
 import psycopg
 import pytest
-from django.db import close_old_connections, connection
+from django.db import OperationalError, close_old_connections, connection
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -73,7 +73,7 @@ def test_a_broken_connection_is_not_kept():
     with _other() as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
     select.select([connection.connection.fileno()], [], [], 10)
-    with pytest.raises(Exception), connection.cursor() as cursor:  # noqa: B017, PT011
+    with pytest.raises(OperationalError), connection.cursor() as cursor:
         cursor.execute("SELECT 1")  # this request learns it the hard way
     assert connection.is_usable() is False
     _request_begins()  # the next request does not
