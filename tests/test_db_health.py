@@ -21,9 +21,8 @@ def _other():
 
 def _last_statement(pid: int) -> str:
     with _other() as other:
-        return other.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[
-            0
-        ]
+        row = other.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+    return row[0]
 
 
 def _request_begins() -> None:
