@@ -48,34 +48,39 @@ def test_a_healthy_kept_connection_is_checked_without_asking_the_server():
     assert _last_statement(pid) == "SELECT 'the last request'"
 
 
-def test_a_connection_the_server_ended_is_replaced_before_the_request_uses_it():
+def _server_ends_the_session() -> int:
+    """PostgreSQL ends this connection's session (as a restart or an administrator would); its
+    goodbye (a FATAL message, then the end of the stream) reaches the socket. Its pid."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     pid = connection.connection.info.backend_pid
     with _other() as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
-    # The server's goodbye (a FATAL message, then the end of the stream) reaches the socket.
     readable, _, _ = select.select([connection.connection.fileno()], [], [], 10)
     assert readable
+    return pid
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def test_a_connection_the_server_ended_is_replaced_before_the_request_uses_it():
+    pid = _server_ends_the_session()
 
     _request_begins()
 
-    with connection.cursor() as cursor:  # no OperationalError: a new connection
-        cursor.execute("SELECT pg_backend_pid()")
-        assert cursor.fetchone()[0] != pid
+    assert _backend_pid() != pid  # no OperationalError: a new connection
 
 
 def test_a_broken_connection_is_not_kept():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    pid = connection.connection.info.backend_pid
-    with _other() as other:
-        other.execute("SELECT pg_terminate_backend(%s)", [pid])
-    select.select([connection.connection.fileno()], [], [], 10)
+    pid = _server_ends_the_session()
     with pytest.raises(OperationalError), connection.cursor() as cursor:
         cursor.execute("SELECT 1")  # this request learns it the hard way
     assert connection.is_usable() is False
+
     _request_begins()  # the next request does not
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        assert cursor.fetchone()[0] != pid
+
+    assert _backend_pid() != pid
